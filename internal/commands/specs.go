@@ -1,0 +1,81 @@
+// Package commands parses the slash commands people write in issue and pull-request comments.
+//
+// There is one parser (Parse) and one list of commands (Specs); the /help reply is generated from that list,
+// so usage and help are never written twice. A command starts a line (leading spaces allowed), several may
+// appear in one comment, and lines in fenced code blocks, block quotes and HTML comments are ignored, so
+// quoting an earlier command or a PR template's example never runs it. Parsing is purely syntactic: whether
+// a channel or rule exists, and whether the commenter may run the command, is for the caller to decide.
+package commands
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Name is a command's name as written after the slash. Names are case-sensitive.
+type Name string
+
+// The commands storagebot understands.
+const (
+	Promote Name = "promote"
+	Allow   Name = "allow"
+	Recheck Name = "recheck"
+	Rebuild Name = "rebuild"
+	Help    Name = "help"
+)
+
+// Spec describes one command: its name, how to write it and what it does.
+type Spec struct {
+	Name Name
+	// Usage is the command's syntax, e.g. "/rebuild [<channel>]".
+	Usage string
+	// Help says in one or two sentences what the command does.
+	Help string
+}
+
+// Specs returns every command in the order /help lists them. It is the one list of commands: the parser
+// recognises exactly these names and HelpText is generated from it.
+func Specs() []Spec {
+	return []Spec{
+		{
+			Name:  Promote,
+			Usage: "/promote [<name>@<version> …] [to <channel>]",
+			Help: "Open a pull request copying the versions to the next channel (or to `<channel>`). " +
+				"`<name>-<version>` works too. With no versions, on a merged pull request, promotes what it added.",
+		},
+		{
+			Name:  Allow,
+			Usage: "/allow <rule> <name>@<version>|<name>@*|* <reason>",
+			Help: "Grant an exception to `<rule>` for a version (`<name>@*`: every version of the package this " +
+				"pull request touches; `*`: every version it touches). Bound to the version's current content: " +
+				"it lapses when the content changes. The reason is required and shown in the check.",
+		},
+		{
+			Name:  Recheck,
+			Usage: "/recheck",
+			Help:  "Run the `storage-policy` check again on the pull request's head.",
+		},
+		{
+			Name:  Rebuild,
+			Usage: "/rebuild [<channel>]",
+			Help:  "Rebuild and roll out the distribution of `<channel>` (default: the pull request's channel), then its dependents.",
+		},
+		{
+			Name:  Help,
+			Usage: "/help",
+			Help:  "Show this list.",
+		},
+	}
+}
+
+// HelpText returns the markdown reply to /help (and to malformed commands), generated from Specs.
+func HelpText() string {
+	var b strings.Builder
+	b.WriteString("**storagebot commands** — write each at the start of its own line; several may share a comment. ")
+	b.WriteString("Lines in code blocks and quotes are ignored.\n\n")
+	for _, s := range Specs() {
+		fmt.Fprintf(&b, "- `%s` — %s\n", s.Usage, s.Help)
+	}
+	fmt.Fprintf(&b, "\nVersions are strict semver (`1.2.3`, `8.1.0-beta.1`); at most %d commands per comment.\n", MaxCommands)
+	return b.String()
+}
