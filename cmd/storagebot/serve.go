@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/storagebot/storagebot/handlers"
+	"github.com/storagebot/storagebot/internal/ghclient"
+	"github.com/storagebot/storagebot/internal/server"
+)
+
+// loadServeConfig resolves the server configuration: defaults < config file < environment < flags.
+func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (string, bool)) (server.Config, error) {
+	cfg := server.Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (see deploy/config.example.yml)")
+	addr := fs.String("addr", cfg.Addr, "listen address (env STORAGEBOT_ADDR)")
+	logLevel := fs.String("log-level", cfg.Log.Level, "log level: debug, info, warn, error (env STORAGEBOT_LOG_LEVEL)")
+	logFormat := fs.String("log-format", cfg.Log.Format, "log format: json or text (env STORAGEBOT_LOG_FORMAT)")
+	queueSize := fs.Int("queue-size", cfg.Queue.Size, "events that may wait for a worker; beyond it deliveries get 503")
+	workers := fs.Int("workers", cfg.Queue.Workers, "events handled at once")
+	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for queued events")
+	reconcile := fs.Duration("reconcile-interval", cfg.ReconcileInterval, "how often to look for missed work (0 = only at start)")
+	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *configPath != "" {
+		if err := server.LoadFile(*configPath, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.ApplyEnv(lookup); err != nil {
+		return cfg, err
+	}
+	// Only flags given on the command line override; their defaults must not undo the file or environment.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "addr":
+			cfg.Addr = *addr
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		case "log-format":
+			cfg.Log.Format = *logFormat
+		case "queue-size":
+			cfg.Queue.Size = *queueSize
+		case "workers":
+			cfg.Queue.Workers = *workers
+		case "shutdown-timeout":
+			cfg.ShutdownTimeout = *shutdown
+		case "reconcile-interval":
+			cfg.ReconcileInterval = *reconcile
+		case "insecure-skip-signature":
+			cfg.InsecureSkipSignature = *insecure
+		}
+	})
+	return cfg, cfg.Validate()
+}
+
+// newLogger builds the process logger from the log configuration.
+func newLogger(cfg server.LogConfig, out io.Writer) zerolog.Logger {
+	if cfg.Format == "text" {
+		out = zerolog.ConsoleWriter{Out: out, NoColor: true, TimeFormat: time.RFC3339}
+	}
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+}
+
+func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) int {
+	cfg, err := loadServeConfig(args, stderr, os.LookupEnv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg.Log, stderr)
+	if cfg.InsecureSkipSignature {
+		logger.Warn().Msg("webhook signatures are NOT verified (--insecure-skip-signature): anyone who can reach this server can drive it")
+	}
+	key, err := cfg.PrivateKey()
+	if err != nil { // Validate already checked; kept for the types.
+		fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
+		return 2
+	}
+	metrics := server.NewMetrics()
+	clients, err := ghclient.NewClientCreator(cfg.GitHub, key, ghclient.Options{
+		UserAgent: "storagebot/" + version,
+		Observer: ghclient.Observer{
+			Request: func(method, status string) { metrics.GitHubRequests.WithLabelValues(method, status).Inc() },
+			Retry:   func(reason string) { metrics.GitHubRetries.WithLabelValues(reason).Inc() },
+			RateLimit: func(resource string, remaining int) {
+				metrics.RateLimitRemaining.WithLabelValues(resource).Set(float64(remaining))
+			},
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "storagebot serve: GitHub client: %v\n", err)
+		return 1
+	}
+	app := handlers.New(handlers.Deps{Clients: clients})
+	srv := server.New(cfg, logger, metrics, app.Handlers())
+	logger.Info().Str("version", version).Str("api", cfg.GitHub.V3APIURL).
+		Int64("app_id", cfg.GitHub.App.IntegrationID).
+		Int("queue_size", cfg.Queue.Size).Int("workers", cfg.Queue.Workers).
+		Str("reconcile_interval", cfg.ReconcileInterval.String()).Msg("starting")
+	if err := srv.ListenAndServe(ctx); err != nil {
+		logger.Error().Err(err).Msg("server stopped with an error")
+		return 1
+	}
+	logger.Info().Msg("stopped")
+	return 0
+}
