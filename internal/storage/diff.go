@@ -1,0 +1,143 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"sort"
+)
+
+// VersionDelta is one package version whose tree entry differs between two states of a storage branch.
+// OldSHA or NewSHA is "" when the version is absent on that side.
+type VersionDelta struct {
+	Package string
+	Version string
+	OldSHA  string
+	NewSHA  string
+	// NewType is the type of the entry on the new side ("" when absent): anything but TypeTree is a file
+	// or submodule where a version directory should be.
+	NewType EntryType
+}
+
+// PackageDelta is an entry directly under packages/ that is not a directory on the new side (a file or a
+// submodule where a package directory should be) and differs from the old side.
+type PackageDelta struct {
+	Package string
+	NewType EntryType
+	NewSHA  string
+}
+
+// Delta is the top-down difference between the packages/ trees of two commits.
+type Delta struct {
+	Versions []VersionDelta
+	// Packages lists changed entries under packages/ that are not directories on the new side.
+	Packages []PackageDelta
+}
+
+// DiffVersions compares the packages/ trees of two root trees top-down (DESIGN §3): the two packages/
+// trees, then the trees of packages whose entry SHA changed, then their version entries. It reads
+// 2 + 2·(touched packages) trees at most, however many files the versions hold. Versions come sorted by
+// package and version name.
+func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta, error) {
+	var d Delta
+	if oldRoot == newRoot {
+		return d, nil
+	}
+	oldPkgs, err := childTree(ctx, r, oldRoot, PackagesDir)
+	if err != nil {
+		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
+	}
+	newPkgs, err := childTree(ctx, r, newRoot, PackagesDir)
+	if err != nil {
+		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
+	}
+	if oldPkgs == newPkgs {
+		return d, nil
+	}
+	oldEntries, err := treeMap(ctx, r, oldPkgs)
+	if err != nil {
+		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
+	}
+	newEntries, err := treeMap(ctx, r, newPkgs)
+	if err != nil {
+		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
+	}
+	for _, name := range unionNames(oldEntries, newEntries) {
+		o, n := oldEntries[name], newEntries[name]
+		if o.SHA == n.SHA && o.Type == n.Type {
+			continue
+		}
+		if n.SHA != "" && n.Type != TypeTree {
+			d.Packages = append(d.Packages, PackageDelta{Package: name, NewType: n.Type, NewSHA: n.SHA})
+		}
+		oldVersions, err := versionEntries(ctx, r, o)
+		if err != nil {
+			return d, fmt.Errorf("diff package %s: %w", name, err)
+		}
+		newVersions, err := versionEntries(ctx, r, n)
+		if err != nil {
+			return d, fmt.Errorf("diff package %s: %w", name, err)
+		}
+		for _, v := range unionNames(oldVersions, newVersions) {
+			ov, nv := oldVersions[v], newVersions[v]
+			if ov.SHA == nv.SHA && ov.Type == nv.Type {
+				continue
+			}
+			d.Versions = append(d.Versions, VersionDelta{Package: name, Version: v, OldSHA: ov.SHA, NewSHA: nv.SHA, NewType: nv.Type})
+		}
+	}
+	return d, nil
+}
+
+// versionEntries lists the entries of a package directory; a package entry that is absent or not a
+// directory has none.
+func versionEntries(ctx context.Context, r Reader, pkg TreeEntry) (map[string]TreeEntry, error) {
+	if pkg.SHA == "" || pkg.Type != TypeTree {
+		return nil, nil
+	}
+	return treeMap(ctx, r, pkg.SHA)
+}
+
+// childTree returns the SHA of the subtree called name directly under the tree root, or "" when there is
+// none (or it is not a directory).
+func childTree(ctx context.Context, r Reader, root, name string) (string, error) {
+	entries, err := r.Tree(ctx, root, false)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.Path == name && e.Type == TypeTree {
+			return e.SHA, nil
+		}
+	}
+	return "", nil
+}
+
+// treeMap lists a tree by entry name; the empty SHA is the empty tree.
+func treeMap(ctx context.Context, r Reader, sha string) (map[string]TreeEntry, error) {
+	if sha == "" {
+		return map[string]TreeEntry{}, nil
+	}
+	entries, err := r.Tree(ctx, sha, false)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]TreeEntry, len(entries))
+	for _, e := range entries {
+		m[e.Path] = e
+	}
+	return m, nil
+}
+
+func unionNames(a, b map[string]TreeEntry) []string {
+	names := make([]string, 0, len(a)+len(b))
+	for n := range a {
+		names = append(names, n)
+	}
+	for n := range b {
+		if _, ok := a[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}

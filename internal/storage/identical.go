@@ -1,0 +1,58 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+)
+
+// Identical reports whether two trees hold the same paths with the same blob contents (DESIGN §3). File
+// modes of regular files do not count: a copy whose files flipped between 100644 and 100755 is identical.
+// A symlink is not identical to a regular file with the same contents, and submodules compare by commit.
+//
+// Equal SHAs answer at once; otherwise both trees are read and compared entry by entry, recursing only into
+// subtrees whose SHAs differ.
+func Identical(ctx context.Context, r Reader, treeA, treeB string) (bool, error) {
+	if treeA == treeB {
+		return true, nil
+	}
+	a, err := r.Tree(ctx, treeA, false)
+	if err != nil {
+		return false, fmt.Errorf("compare trees %s and %s: %w", treeA, treeB, err)
+	}
+	b, err := r.Tree(ctx, treeB, false)
+	if err != nil {
+		return false, fmt.Errorf("compare trees %s and %s: %w", treeA, treeB, err)
+	}
+	if len(a) != len(b) {
+		return false, nil
+	}
+	byName := make(map[string]TreeEntry, len(b))
+	for _, e := range b {
+		byName[e.Path] = e
+	}
+	var subtrees [][2]string
+	for _, ea := range a {
+		eb, ok := byName[ea.Path]
+		if !ok || ea.Type != eb.Type || isSymlink(ea) != isSymlink(eb) {
+			return false, nil
+		}
+		if ea.SHA == eb.SHA {
+			continue
+		}
+		if ea.Type != TypeTree {
+			return false, nil
+		}
+		subtrees = append(subtrees, [2]string{ea.SHA, eb.SHA})
+	}
+	for _, s := range subtrees {
+		same, err := Identical(ctx, r, s[0], s[1])
+		if err != nil || !same {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func isSymlink(e TreeEntry) bool {
+	return e.Mode == ModeSymlink
+}
