@@ -119,12 +119,23 @@ func yamlErrorLine(err error) int {
 	return n
 }
 
+// yamlErrorMessage drops yaml.v3's "yaml: line N:" prefix, since ConfigError prints the position itself.
 func yamlErrorMessage(err error) string {
+	msgs := []string{err.Error()}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
-		return strings.Join(te.Errors, "; ")
+		msgs = te.Errors
 	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	for i, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		if strings.HasPrefix(m, "line ") {
+			if j := strings.Index(m, ": "); j > 0 {
+				m = m[j+2:]
+			}
+		}
+		msgs[i] = m
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // ApplyEnv overrides c with the environment: go-githubapp's variables, then STORAGEBOT_* ones.
