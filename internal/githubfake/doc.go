@@ -1,0 +1,19 @@
+// Package githubfake is a faithful fake of api.github.com for end-to-end tests.
+//
+// It runs an httptest server that serves the REST routes storagebot uses (git data, contents, pulls,
+// issues, check runs, collaborator permission, app installation tokens), holding real git objects in
+// go-git in-memory storage, and it emits signed webhooks shaped like GitHub's own (validated in this
+// package's tests against octokit's webhook schemas). Every route it serves is a real GitHub route
+// (checked against testdata/endpoints.txt), calls are counted per route, and faults (status codes,
+// Retry-After, latency, dropped responses) can be injected on demand.
+//
+// Decisions worth knowing:
+//   - Every request except the app endpoints needs an installation token minted by
+//     POST /app/installations/{installation_id}/access_tokens; app endpoints need an RS256 JWT signed
+//     with PrivateKeyPEM and issued for AppID. Anything else answers 401.
+//   - Webhooks caused by a REST call (opening a PR, commenting, merging) are delivered before that
+//     call's response is written, so a test sees them in Deliveries as soon as the call returns.
+//   - Check runs never emit webhooks; RerequestCheckRun only accepts completed runs, like GitHub.
+//   - Merges are conflict-free three-way tree merges: a path changed differently on both sides is a
+//     conflict (409), never a content-level merge.
+package githubfake

@@ -1,0 +1,465 @@
+package githubfake
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a fake GitHub.
+type Options struct {
+	WebhookURL    string                           // where events are POSTed; may be set later with SetWebhookURL
+	WebhookSecret string                           // HMAC-SHA256 key for X-Hub-Signature-256; "" = a random one
+	Logf          func(format string, args ...any) // optional (t.Logf)
+}
+
+// Fault makes matching requests fail. Route is spelled as in Routes ("GET /repos/{owner}/{repo}");
+// "" matches every route.
+type Fault struct {
+	Route        string
+	Status       int           // answer this status (with Retry-After when set) instead of the real answer
+	RetryAfter   string        // Retry-After header value; with 403 or 429 the body says "secondary rate limit"
+	Latency      time.Duration // wait this long before answering
+	DropResponse bool          // apply the request, then fail: Status when set, else close the connection
+	Times        int           // how many requests to affect; 0 = forever
+}
+
+// Server is a fake api.github.com holding real git objects. All methods are goroutine-safe.
+type Server struct {
+	ts             *httptest.Server
+	key            *rsa.PrivateKey
+	keyPEM         []byte
+	appID          int64
+	installationID int64
+	secret         string
+	logf           func(format string, args ...any)
+	routes         []route
+	hookClient     *http.Client
+	started        time.Time
+
+	mu          sync.Mutex
+	webhookURL  string
+	repos       map[string]*Repo
+	repoOrder   []*Repo
+	tokens      map[string]time.Time
+	nextID      int64
+	calls       map[string]int
+	notModified map[string]int
+	totalCalls  int
+	faults      []*Fault
+	deliveries  []Delivery
+}
+
+// appSlug is the fake app's slug; its bot user is appSlug+"[bot]".
+const appSlug = "storagebot"
+
+// New starts a fake GitHub with a fresh RSA key, app ID and one installation covering all repos.
+func New(opts Options) *Server {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(fmt.Sprintf("githubfake: generate app key: %v", err))
+	}
+	secret := opts.WebhookSecret
+	if secret == "" {
+		secret = randomHex(16)
+	}
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	s := &Server{
+		key:            key,
+		keyPEM:         pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		appID:          100000 + int64(randomUint16()),
+		installationID: 2000000 + int64(randomUint16()),
+		secret:         secret,
+		logf:           logf,
+		hookClient:     &http.Client{Timeout: 30 * time.Second},
+		started:        time.Now().UTC().Truncate(time.Second),
+		webhookURL:     opts.WebhookURL,
+		repos:          map[string]*Repo{},
+		tokens:         map[string]time.Time{},
+		nextID:         1000,
+		calls:          map[string]int{},
+		notModified:    map[string]int{},
+	}
+	s.routes = s.routeTable()
+	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.ts.Close() }
+
+// URL is the REST API base URL, ending in "/". Everything is also served under /api/v3/.
+func (s *Server) URL() string { return s.ts.URL + "/" }
+
+// WebURL is the base of html_url links ("https://github.com/" on the real site).
+func (s *Server) WebURL() string { return s.ts.URL + "/web/" }
+
+// AppID is the GitHub App's ID, the issuer its JWTs must carry.
+func (s *Server) AppID() int64 { return s.appID }
+
+// PrivateKeyPEM is the app's PKCS1 private key, for ghinstallation.
+func (s *Server) PrivateKeyPEM() []byte { return append([]byte(nil), s.keyPEM...) }
+
+// WebhookSecret is the HMAC key of X-Hub-Signature-256.
+func (s *Server) WebhookSecret() string { return s.secret }
+
+// InstallationID is the single installation, covering every repository.
+func (s *Server) InstallationID() int64 { return s.installationID }
+
+// SetWebhookURL sets where events are POSTed; "" records them without sending.
+func (s *Server) SetWebhookURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.webhookURL = u
+}
+
+// Routes lists every "METHOD /path/{param}" the fake serves, sorted.
+func (s *Server) Routes() []string {
+	out := make([]string, 0, len(s.routes))
+	for _, rt := range s.routes {
+		out = append(out, rt.pattern)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Calls is how many requests matched route (spelled as in Routes, or "UNKNOWN <method> <path>"),
+// including those answered 304.
+func (s *Server) Calls(route string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[route]
+}
+
+// CallCounts is a copy of every route's request count.
+func (s *Server) CallCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// NotModified is how many requests to route were answered 304 (they cost no rate limit on GitHub).
+func (s *Server) NotModified(route string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notModified[route]
+}
+
+// ResetCalls zeroes every counter.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = map[string]int{}
+	s.notModified = map[string]int{}
+}
+
+// InjectFault adds a fault; faults are tried in the order they were added.
+func (s *Server) InjectFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// apiError is a GitHub-shaped error answer.
+type apiError struct {
+	status  int
+	message string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s", e.status, e.message) }
+
+func errorf(status int, format string, args ...any) error {
+	return &apiError{status: status, message: fmt.Sprintf(format, args...)}
+}
+
+var (
+	errNotFound = &apiError{status: http.StatusNotFound, message: "Not Found"}
+)
+
+// call is one request being answered.
+type call struct {
+	r      *http.Request
+	params map[string]string
+	body   []byte
+	repo   *Repo
+	header http.Header
+	events []event
+}
+
+// decode reads the JSON request body into v.
+func (c *call) decode(v any) error {
+	if len(c.body) == 0 {
+		return errorf(http.StatusBadRequest, "Problems parsing JSON")
+	}
+	if err := json.Unmarshal(c.body, v); err != nil {
+		return errorf(http.StatusBadRequest, "Problems parsing JSON: %v", err)
+	}
+	return nil
+}
+
+// intParam parses a numeric path parameter.
+func (c *call) intParam(name string) (int64, error) {
+	n, err := strconv.ParseInt(c.params[name], 10, 64)
+	if err != nil {
+		return 0, errNotFound
+	}
+	return n, nil
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	for strings.Contains(path, "//") {
+		path = strings.ReplaceAll(path, "//", "/")
+	}
+	path = strings.TrimPrefix(path, "/api/v3")
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	rt, params := match(s.routes, r.Method, path)
+	name := "UNKNOWN " + r.Method + " " + path
+	if rt != nil {
+		name = rt.pattern
+	}
+
+	s.mu.Lock()
+	s.calls[name]++
+	s.totalCalls++
+	fault := s.takeFault(name)
+	s.mu.Unlock()
+	s.logf("githubfake: %s %s (%s)", r.Method, r.URL.RequestURI(), name)
+
+	if fault != nil && fault.Latency > 0 {
+		t := time.NewTimer(fault.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if fault != nil && fault.Status != 0 && !fault.DropResponse {
+		s.writeFault(w, fault)
+		return
+	}
+	if rt == nil {
+		s.writeError(w, errNotFound)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		s.writeError(w, errorf(http.StatusBadRequest, "read body: %v", err))
+		return
+	}
+	if err := s.authorize(r, rt.auth); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	c := &call{r: r, params: params, body: body, header: w.Header()}
+	status, out, err := s.dispatch(rt, c)
+	s.emit(c.events)
+	if fault != nil && fault.DropResponse {
+		if fault.Status != 0 {
+			s.writeFault(w, fault)
+			return
+		}
+		dropConnection(w)
+		return
+	}
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.writeJSON(w, r, name, status, out)
+}
+
+// dispatch resolves the repository (when the route has one) and runs the handler under the lock.
+func (s *Server) dispatch(rt *route, c *call) (int, any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if owner, ok := c.params["owner"]; ok {
+		repo := s.repos[strings.ToLower(owner+"/"+c.params["repo"])]
+		if repo == nil {
+			return 0, nil, errNotFound
+		}
+		c.repo = repo
+	}
+	return rt.handle(c)
+}
+
+// takeFault returns the first fault matching route and counts it down. Callers hold s.mu.
+func (s *Server) takeFault(route string) *Fault {
+	for i, f := range s.faults {
+		if f.Route != "" && f.Route != route {
+			continue
+		}
+		out := *f
+		if f.Times > 0 {
+			f.Times--
+			if f.Times == 0 {
+				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+			}
+		}
+		return &out
+	}
+	return nil
+}
+
+func (s *Server) writeFault(w http.ResponseWriter, f *Fault) {
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	msg := http.StatusText(f.Status)
+	doc := "https://docs.github.com/rest"
+	if f.RetryAfter != "" && (f.Status == http.StatusForbidden || f.Status == http.StatusTooManyRequests) {
+		msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+		doc = "https://docs.github.com/rest/overview/resources-in-the-rest-api#secondary-rate-limits"
+	}
+	s.writeBody(w, f.Status, map[string]any{"message": msg, "documentation_url": doc})
+}
+
+func dropConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	_ = conn.Close()
+}
+
+func (s *Server) writeError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = &apiError{status: http.StatusInternalServerError, message: err.Error()}
+	}
+	s.writeBody(w, ae.status, map[string]any{"message": ae.message, "documentation_url": "https://docs.github.com/rest"})
+}
+
+// rateHeaders sets the headers GitHub sends on every answer.
+func (s *Server) rateHeaders(w http.ResponseWriter) {
+	s.mu.Lock()
+	used := s.totalCalls % 5000
+	s.mu.Unlock()
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", "5000")
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(5000-used))
+	h.Set("X-RateLimit-Used", strconv.Itoa(used))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+	h.Set("X-RateLimit-Resource", "core")
+	h.Set("X-GitHub-Request-Id", strings.ToUpper(randomHex(8)))
+	h.Set("X-GitHub-Media-Type", "github.v3; format=json")
+}
+
+func (s *Server) writeBody(w http.ResponseWriter, status int, v any) {
+	s.rateHeaders(w)
+	data, err := json.Marshal(v)
+	if err != nil {
+		status, data = http.StatusInternalServerError, []byte(`{"message":"encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+// writeJSON answers a successful request; GETs get an ETag and answer 304 to a matching If-None-Match.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, name string, status int, v any) {
+	if v == nil {
+		s.rateHeaders(w)
+		w.WriteHeader(status)
+		return
+	}
+	if r.Method != http.MethodGet {
+		s.writeBody(w, status, v)
+		return
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		s.writeError(w, fmt.Errorf("encode %s: %w", name, err))
+		return
+	}
+	sum := sha256.Sum256(data)
+	etag := `"` + hex.EncodeToString(sum[:20]) + `"`
+	s.rateHeaders(w)
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "private, max-age=60, s-maxage=60")
+	h.Set("Vary", "Accept, Authorization, Cookie, X-GitHub-OTP")
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		s.mu.Lock()
+		s.notModified[name]++
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("githubfake: random: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
+func randomUint16() uint16 {
+	b := make([]byte, 2)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("githubfake: random: %v", err))
+	}
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// newID returns a fresh numeric ID. Callers hold s.mu.
+func (s *Server) newID() int64 {
+	s.nextID++
+	return s.nextID
+}
+
+// isoTime formats t like GitHub does.
+func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
