@@ -247,8 +247,8 @@ func layoutKind(t EntryType) string {
 	return "not-a-directory"
 }
 
-// registryFiles reports whether Dockerfile or go.mod differ between the two root trees, and their contents
-// on the new side.
+// registryFiles reports whether Dockerfile or go.mod differ between the two root trees and, when they do, the
+// contents of both on the new side (registry-version looks at nothing else).
 func registryFiles(ctx context.Context, r Reader, oldRoot, newRoot string) (policy.RegistryFiles, error) {
 	var rf policy.RegistryFiles
 	oldEntries, err := treeMap(ctx, r, oldRoot)
@@ -260,10 +260,15 @@ func registryFiles(ctx context.Context, r Reader, oldRoot, newRoot string) (poli
 		return rf, fmt.Errorf("read root tree: %w", err)
 	}
 	for _, name := range []string{DockerfilePath, GoModPath} {
-		o, n := oldEntries[name], newEntries[name]
-		if o.SHA != n.SHA {
+		if oldEntries[name].SHA != newEntries[name].SHA {
 			rf.Touched = true
 		}
+	}
+	if !rf.Touched {
+		return rf, nil
+	}
+	for _, name := range []string{DockerfilePath, GoModPath} {
+		n := newEntries[name]
 		if n.SHA == "" || n.Type != TypeBlob {
 			continue
 		}

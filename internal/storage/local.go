@@ -23,7 +23,12 @@ var _ Reader = (*LocalReader)(nil)
 
 // OpenLocal opens the repository at path: a bare repository, a work tree, or any directory inside one.
 func OpenLocal(path string) (*LocalReader, error) {
-	repo, err := git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true})
+	// A bare repository first (go-git's .git detection walks up past it), then a work tree or a directory
+	// inside one.
+	repo, err := git.PlainOpen(path)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open git repository %s: %w", path, err)
 	}
