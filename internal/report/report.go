@@ -137,7 +137,7 @@ func annotations(in policy.Input, findings []policy.Finding) []Annotation {
 		}
 		t := string(f.Rule)
 		if f.Package != "" {
-			t = fmt.Sprintf("%s: %s %s", f.Rule, f.Package, f.Version)
+			t = strings.TrimSpace(fmt.Sprintf("%s: %s %s", f.Rule, f.Package, f.Version))
 		}
 		out = append(out, Annotation{
 			Path:      path,

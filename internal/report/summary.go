@@ -68,8 +68,8 @@ func summary(in policy.Input, findings []policy.Finding) string {
 
 	if policy.Conclusion(findings) == policy.ConclusionFailure {
 		add("")
-		add("Fix the errors above and push: the check runs again on every push. Comment `/recheck` to run it " +
-			"again without pushing, `/help` for every command.")
+		add("Fix the errors above: the check runs again on every push and title edit. Comment `/recheck` to run " +
+			"it again, `/help` for every command.")
 	}
 	return truncate(out, MaxOutputChars)
 }
@@ -103,7 +103,17 @@ func verdict(findings []policy.Finding) string {
 	if len(findings) == 0 {
 		return mark + " pass"
 	}
-	return mark + " " + countSeverities(findings)
+	var open []policy.Finding
+	for _, f := range findings {
+		if f.ExceptedBy == nil {
+			open = append(open, f)
+		}
+	}
+	counts := countSeverities(open)
+	if excepted := len(findings) - len(open); excepted > 0 {
+		counts = strings.TrimPrefix(counts+", "+plural(excepted, "excepted", "excepted"), ", ")
+	}
+	return mark + " " + counts
 }
 
 // group is one "### heading" of findings.
