@@ -141,3 +141,37 @@ func gitCmd(dir string, args ...string) (string, error) {
 	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
 	return strings.TrimSpace(string(out)), err
 }
+
+func TestReadFile(t *testing.T) {
+	repo := generate(t, storagegen.Options{})
+	must[string](t)(repo.Commit("production", "config", storagegen.Put(".github/storagebot.yml", []byte("fix_titles: true\n"))))
+	r := openLocal(t, repo.Dir)
+	root := must[string](t)(repo.TreeSHA("production", ""))
+	tests := []struct {
+		name      string
+		path      string
+		want      string
+		wantFound bool
+	}{
+		{name: "nested file", path: ".github/storagebot.yml", want: "fix_titles: true\n", wantFound: true},
+		{name: "root file", path: "go.mod", want: storagegen.GoMod("v1.15.0"), wantFound: true},
+		{name: "missing file", path: ".github/other.yml"},
+		{name: "missing directory", path: "nope/storagebot.yml"},
+		{name: "directory, not a file", path: ".github"},
+		{name: "file used as a directory", path: "go.mod/x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data, found, err := ReadFile(context.Background(), r, root, tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tc.wantFound {
+				t.Errorf("found = %v, want %v", found, tc.wantFound)
+			}
+			if diff := cmp.Diff(tc.want, string(data)); diff != "" {
+				t.Errorf("contents (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

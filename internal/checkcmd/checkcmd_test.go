@@ -1,0 +1,362 @@
+package checkcmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/storagebot/storagebot/internal/storagegen"
+)
+
+// scenario is a generated storage (pkg000…pkg002 at 1.0.0 and 1.1.0 on every channel) with these branches:
+//   - add: snapshot plus pkg000 2.0.0
+//   - edit-prod: production with a file of pkg001 1.0.0 changed
+//   - promote: staging plus pkg000 2.0.0 copied from "add" (not from the snapshot branch)
+type scenario struct {
+	repo *storagegen.Repo
+	// addHead is the head of branch add: the state holding pkg000 2.0.0 as promoted.
+	addHead string
+}
+
+func newScenario(t *testing.T, bare bool) scenario {
+	t.Helper()
+	repo, err := storagegen.Generate(t.TempDir(), storagegen.Options{Bare: bare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []func() error{
+		func() error { return repo.Branch("add", "snapshot") },
+		func() error { _, err := repo.AddVersion("add", "pkg000", "2.0.0"); return err },
+		func() error { return repo.Branch("edit-prod", "production") },
+		func() error {
+			_, err := repo.ModifyFile("edit-prod", "packages/pkg001/1.0.0/docs/README.md", []byte("edited\n"))
+			return err
+		},
+		func() error { return repo.Branch("promote", "staging") },
+		func() error { _, err := repo.CopyVersion("add", "promote", "pkg000", "2.0.0"); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, err := repo.Head("add")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scenario{repo: repo, addHead: head}
+}
+
+// jsonReport is the --format json contract, findings without their prose.
+type jsonReport struct {
+	Channel    string `json:"channel"`
+	Base       string `json:"base"`
+	Head       string `json:"head"`
+	Conclusion string `json:"conclusion"`
+	Changes    []struct {
+		Package string `json:"package"`
+		Version string `json:"version"`
+		Change  string `json:"change"`
+	} `json:"changes"`
+	Findings []struct {
+		Rule     string `json:"rule"`
+		Severity string `json:"severity"`
+		Package  string `json:"package"`
+		Version  string `json:"version"`
+		Path     string `json:"path"`
+		Message  string `json:"message"`
+	} `json:"findings"`
+}
+
+// summary is what a test states about a report: one line per change and per finding.
+func summary(rep jsonReport) []string {
+	out := []string{"channel " + rep.Channel, "conclusion " + rep.Conclusion}
+	for _, c := range rep.Changes {
+		out = append(out, "change "+c.Package+"@"+c.Version+" "+c.Change)
+	}
+	for _, f := range rep.Findings {
+		out = append(out, "finding "+f.Severity+" "+f.Rule+" "+f.Package+"@"+f.Version+" "+f.Path)
+	}
+	return out
+}
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestRunJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		bare bool
+		// args after --repo; {add} is replaced by the head of branch add.
+		args     []string
+		wantCode int
+		want     []string
+		// wantBase and wantHead are the revisions whose SHAs the report must carry.
+		wantBase, wantHead string
+	}{
+		{
+			name: "version added to snapshot",
+			args: []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add"},
+			want: []string{"channel snapshot", "conclusion success", "change pkg000@2.0.0 added"},
+			wantBase: "snapshot", wantHead: "add",
+		},
+		{
+			name: "bare repository",
+			bare: true,
+			args: []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add"},
+			want: []string{"channel snapshot", "conclusion success", "change pkg000@2.0.0 added"},
+			wantBase: "snapshot", wantHead: "add",
+		},
+		{
+			name:     "production version edited",
+			args:     []string{"--channel", "production", "--base", "production", "--head", "edit-prod"},
+			wantCode: ExitFailure,
+			want: []string{"channel production", "conclusion failure", "change pkg001@1.0.0 modified",
+				"finding error overwrite pkg001@1.0.0 packages/pkg001/1.0.0"},
+			wantBase: "production", wantHead: "edit-prod",
+		},
+		{
+			name:     "promotion whose source is not in the snapshot branch",
+			args:     []string{"--channel", "staging", "--base", "staging", "--head", "promote"},
+			wantCode: ExitFailure,
+			want: []string{"channel staging", "conclusion failure", "change pkg000@2.0.0 added",
+				"finding error promotion-source pkg000@2.0.0 packages/pkg000/2.0.0"},
+			wantBase: "staging", wantHead: "promote",
+		},
+		{
+			name:     "promotion with the snapshot state pinned by --ref",
+			args:     []string{"--channel", "staging", "--base", "staging", "--head", "promote", "--ref", "snapshot={add}"},
+			want:     []string{"channel staging", "conclusion success", "change pkg000@2.0.0 added"},
+			wantBase: "staging", wantHead: "promote",
+		},
+		{
+			name:     "nothing changed",
+			args:     []string{"--channel", "staging", "--base", "staging", "--head", "staging"},
+			want:     []string{"channel staging", "conclusion success"},
+			wantBase: "staging", wantHead: "staging",
+		},
+		{
+			name:     "title without the branch prefix",
+			args:     []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add", "--title", "Add pkg000"},
+			wantCode: ExitFailure,
+			want:     []string{"channel snapshot", "conclusion failure", "change pkg000@2.0.0 added", "finding error title-prefix @ "},
+			wantBase: "snapshot", wantHead: "add",
+		},
+		{
+			name:     "title with the branch prefix",
+			args:     []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add", "--title", "[snapshot] Add pkg000"},
+			want:     []string{"channel snapshot", "conclusion success", "change pkg000@2.0.0 added"},
+			wantBase: "snapshot", wantHead: "add",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := newScenario(t, tc.bare)
+			args := []string{"--repo", sc.repo.Dir, "--format", "json"}
+			for _, a := range tc.args {
+				args = append(args, strings.ReplaceAll(a, "{add}", sc.addHead))
+			}
+			code, stdout, stderr := run(t, args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit status %d, want %d; stderr:\n%s\nstdout:\n%s", code, tc.wantCode, stderr, stdout)
+			}
+			var keys map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(stdout), &keys); err != nil {
+				t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
+			}
+			var gotKeys []string
+			for k := range keys {
+				gotKeys = append(gotKeys, k)
+			}
+			sort.Strings(gotKeys)
+			if diff := cmp.Diff([]string{"base", "changes", "channel", "conclusion", "findings", "head"}, gotKeys); diff != "" {
+				t.Errorf("JSON keys (-want +got):\n%s", diff)
+			}
+			for _, k := range []string{"changes", "findings"} {
+				if string(keys[k]) == "null" {
+					t.Errorf("%s is null, want []", k)
+				}
+			}
+			var rep jsonReport
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, summary(rep)); diff != "" {
+				t.Errorf("report (-want +got):\n%s\nfull output:\n%s", diff, stdout)
+			}
+			for _, f := range rep.Findings {
+				if f.Message == "" {
+					t.Errorf("finding %s has no message", f.Rule)
+				}
+			}
+			for _, side := range []struct{ got, rev string }{{rep.Base, tc.wantBase}, {rep.Head, tc.wantHead}} {
+				want, err := sc.repo.Head(side.rev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if side.got != want {
+					t.Errorf("report names commit %s, want %s (head of %s)", side.got, want, side.rev)
+				}
+			}
+		})
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	sc := newScenario(t, false)
+	dir := sc.repo.Dir
+	badConfig := filepath.Join(t.TempDir(), "storagebot.yml")
+	if err := os.WriteFile(badConfig, []byte("channels: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		// wantStderr are fragments the message must contain.
+		wantStderr []string
+	}{
+		{name: "unknown channel", args: []string{"--repo", dir, "--channel", "nightly", "--base", "snapshot", "--head", "add"},
+			wantStderr: []string{`--channel "nightly"`, "snapshot, staging, production"}},
+		{name: "unknown base", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "no-such-branch", "--head", "add"},
+			wantStderr: []string{`--base "no-such-branch"`}},
+		{name: "unknown head", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "deadbeef"},
+			wantStderr: []string{`--head "deadbeef"`}},
+		{name: "unknown pinned revision", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "--ref", "staging=nope"},
+			wantStderr: []string{"--ref staging=nope"}},
+		{name: "pin of an unknown channel", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "--ref", "nightly=add"},
+			wantStderr: []string{"--ref nightly", `unknown channel "nightly"`}},
+		{name: "pin of the target channel", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "--ref", "snapshot=add"},
+			wantStderr: []string{"--ref snapshot", "--base"}},
+		{name: "malformed pin", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "--ref", "staging"},
+			wantStderr: []string{"-ref", "CHANNEL=REV"}},
+		{name: "missing flag", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot"},
+			wantStderr: []string{"missing --head"}},
+		{name: "bad format", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "--format", "yaml"},
+			wantStderr: []string{`--format "yaml"`}},
+		{name: "not a repository", args: []string{"--repo", t.TempDir(), "--channel", "snapshot", "--base", "snapshot", "--head", "add"},
+			wantStderr: []string{"--repo"}},
+		{name: "invalid --config", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "--config", badConfig},
+			wantStderr: []string{"--config " + badConfig, "channels"}},
+		{name: "stray argument", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "extra"},
+			wantStderr: []string{`"extra"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, tc.args...)
+			if code != ExitUsage {
+				t.Fatalf("exit status %d, want %d; stderr:\n%s", code, ExitUsage, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing on a usage error", stdout)
+			}
+			for _, frag := range tc.wantStderr {
+				if !strings.Contains(stderr, frag) {
+					t.Errorf("stderr does not name %q:\n%s", frag, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestRunChannelSources(t *testing.T) {
+	tests := []struct {
+		name string
+		// prepare changes the repository before the run.
+		prepare    func(t *testing.T, sc scenario)
+		wantCode   int
+		wantStderr string
+	}{
+		{
+			name: "other channel only as a remote-tracking branch",
+			prepare: func(t *testing.T, sc scenario) {
+				gitRun(t, sc.repo.Dir, "update-ref", "refs/remotes/origin/production", "refs/heads/production")
+				gitRun(t, sc.repo.Dir, "update-ref", "-d", "refs/heads/production")
+			},
+		},
+		{
+			name:       "other channel missing",
+			prepare:    func(t *testing.T, sc scenario) { gitRun(t, sc.repo.Dir, "update-ref", "-d", "refs/heads/production") },
+			wantCode:   ExitUsage,
+			wantStderr: "channel production",
+		},
+		{
+			name: "invalid configuration at HEAD",
+			prepare: func(t *testing.T, sc scenario) {
+				if _, err := sc.repo.Commit("production", "config", storagegen.Put(".github/storagebot.yml", []byte("channels: 3\n"))); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantCode:   ExitUsage,
+			wantStderr: ".github/storagebot.yml",
+		},
+		{
+			name: "configuration at HEAD maps channels to other branches",
+			prepare: func(t *testing.T, sc scenario) {
+				cfg := "channels:\n  - {name: snapshot, branch: snapshot}\n  - {name: staging, branch: staging}\n  - {name: production, branch: prod}\n"
+				if _, err := sc.repo.Commit("production", "config", storagegen.Put(".github/storagebot.yml", []byte(cfg))); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantCode:   ExitUsage,
+			wantStderr: `channel production: branch "prod" not found`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := newScenario(t, false)
+			tc.prepare(t, sc)
+			code, stdout, stderr := run(t, "--repo", sc.repo.Dir, "--channel", "staging", "--base", "staging", "--head", "promote", "--ref", "snapshot="+sc.addHead)
+			if code != tc.wantCode {
+				t.Fatalf("exit status %d, want %d; stderr:\n%s\nstdout:\n%s", code, tc.wantCode, stderr, stdout)
+			}
+			if !strings.Contains(stderr, tc.wantStderr) {
+				t.Errorf("stderr does not contain %q:\n%s", tc.wantStderr, stderr)
+			}
+		})
+	}
+}
+
+func TestRunText(t *testing.T) {
+	sc := newScenario(t, false)
+	code, stdout, stderr := run(t, "--repo", sc.repo.Dir, "--channel", "production", "--base", "production", "--head", "edit-prod")
+	if code != ExitFailure {
+		t.Fatalf("exit status %d, want %d; stderr:\n%s", code, ExitFailure, stderr)
+	}
+	lines := strings.Split(stdout, "\n")
+	want := []string{
+		"PACKAGE  VERSION  CHANGE    VERDICT",
+		"pkg001   1.0.0    modified  error (overwrite)",
+		"Findings:",
+		"Result: failure (1 error, 0 warnings, 0 notices)",
+	}
+	for _, w := range want {
+		found := false
+		for _, l := range lines {
+			if l == w {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("text output lacks the line %q:\n%s", w, stdout)
+		}
+	}
+}
+
+func gitRun(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v: %s", args, err, out)
+	}
+}

@@ -1,0 +1,164 @@
+package checkcmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/policy"
+)
+
+const (
+	conclusionSuccess = "success"
+	conclusionFailure = "failure"
+)
+
+// report is the output of one check; its JSON form is the `--format json` contract.
+type report struct {
+	Channel    string          `json:"channel"`
+	Base       string          `json:"base"`
+	Head       string          `json:"head"`
+	Conclusion string          `json:"conclusion"`
+	Changes    []changeReport  `json:"changes"`
+	Findings   []findingReport `json:"findings"`
+
+	mergeBase string
+}
+
+type changeReport struct {
+	Package string `json:"package"`
+	Version string `json:"version"`
+	Change  string `json:"change"`
+}
+
+type findingReport struct {
+	Rule     string `json:"rule"`
+	Severity string `json:"severity"`
+	Package  string `json:"package"`
+	Version  string `json:"version"`
+	Path     string `json:"path"`
+	Message  string `json:"message"`
+}
+
+func newReport(channel string, res storage.Result, findings []policy.Finding) *report {
+	rep := &report{
+		Channel:    channel,
+		Base:       res.Base,
+		Head:       res.Head,
+		Conclusion: conclusionSuccess,
+		Changes:    []changeReport{},
+		Findings:   []findingReport{},
+		mergeBase:  res.MergeBase,
+	}
+	if policy.Conclusion(findings) != conclusionSuccess {
+		rep.Conclusion = conclusionFailure
+	}
+	for _, c := range res.Input.Changes {
+		rep.Changes = append(rep.Changes, changeReport{Package: c.Package, Version: c.Version, Change: string(c.Kind)})
+	}
+	for _, f := range findings {
+		rep.Findings = append(rep.Findings, findingReport{
+			Rule: string(f.Rule), Severity: string(f.Severity), Package: f.Package, Version: f.Version, Path: f.Path, Message: f.Message,
+		})
+	}
+	return rep
+}
+
+func writeJSON(w io.Writer, rep *report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// writeText prints the changes as an aligned table with a verdict each, then every finding with its message
+// (which says how to fix it), then the conclusion.
+func writeText(w io.Writer, rep *report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "storagebot check: channel %s, base %s, head %s (merge base %s)\n\n", rep.Channel, short(rep.Base), short(rep.Head), short(rep.mergeBase))
+	if len(rep.Changes) == 0 {
+		b.WriteString("No package versions changed.\n")
+	} else {
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PACKAGE\tVERSION\tCHANGE\tVERDICT")
+		for _, c := range rep.Changes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Package, c.Version, c.Change, verdict(rep.Findings, c.Package, c.Version))
+		}
+		tw.Flush()
+	}
+	if len(rep.Findings) > 0 {
+		b.WriteString("\nFindings:\n")
+		for _, f := range rep.Findings {
+			subject := f.Package
+			if f.Version != "" {
+				subject += "@" + f.Version
+			}
+			if subject == "" {
+				subject = "(change)"
+			}
+			fmt.Fprintf(&b, "  %-7s %-16s %s", f.Severity, f.Rule, subject)
+			if f.Path != "" {
+				fmt.Fprintf(&b, "  %s", f.Path)
+			}
+			fmt.Fprintf(&b, "\n          %s\n", strings.ReplaceAll(f.Message, "\n", "\n          "))
+		}
+	}
+	fmt.Fprintf(&b, "\nResult: %s (%s)\n", rep.Conclusion, counts(rep.Findings))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// verdict is the worst severity of the findings about one version and the rules behind it, or "ok".
+func verdict(findings []findingReport, pkg, version string) string {
+	rank := map[string]int{string(policy.SeverityError): 3, string(policy.SeverityWarning): 2, string(policy.SeverityNotice): 1}
+	worst, rules := "", []string{}
+	for _, f := range findings {
+		if f.Package != pkg || f.Version != version {
+			continue
+		}
+		if rank[f.Severity] > rank[worst] {
+			worst = f.Severity
+		}
+		if !contains(rules, f.Rule) {
+			rules = append(rules, f.Rule)
+		}
+	}
+	if worst == "" {
+		return "ok"
+	}
+	return worst + " (" + strings.Join(rules, ", ") + ")"
+}
+
+func counts(findings []findingReport) string {
+	n := map[string]int{}
+	for _, f := range findings {
+		n[f.Severity]++
+	}
+	return fmt.Sprintf("%d %s, %d %s, %d %s",
+		n["error"], plural(n["error"], "error"), n["warning"], plural(n["warning"], "warning"), n["notice"], plural(n["notice"], "notice"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
