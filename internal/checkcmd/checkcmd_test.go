@@ -107,16 +107,16 @@ func TestRunJSON(t *testing.T) {
 		wantBase, wantHead string
 	}{
 		{
-			name: "version added to snapshot",
-			args: []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add"},
-			want: []string{"channel snapshot", "conclusion success", "change pkg000@2.0.0 added"},
+			name:     "version added to snapshot",
+			args:     []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add"},
+			want:     []string{"channel snapshot", "conclusion success", "change pkg000@2.0.0 added"},
 			wantBase: "snapshot", wantHead: "add",
 		},
 		{
-			name: "bare repository",
-			bare: true,
-			args: []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add"},
-			want: []string{"channel snapshot", "conclusion success", "change pkg000@2.0.0 added"},
+			name:     "bare repository",
+			bare:     true,
+			args:     []string{"--channel", "snapshot", "--base", "snapshot", "--head", "add"},
+			want:     []string{"channel snapshot", "conclusion success", "change pkg000@2.0.0 added"},
 			wantBase: "snapshot", wantHead: "add",
 		},
 		{
