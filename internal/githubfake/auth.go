@@ -115,6 +115,11 @@ func (s *Server) createAccessToken(c *call) (int, any, error) {
 	}, nil
 }
 
+// getApp describes the authenticated App (GET /app), as bots do to learn their own login.
+func (s *Server) getApp(c *call) (int, any, error) {
+	return http.StatusOK, s.appJSON(), nil
+}
+
 func (s *Server) listInstallations(c *call) (int, any, error) {
 	return http.StatusOK, []any{s.installationJSON()}, nil
 }
