@@ -33,7 +33,7 @@ func Marker(exs []policy.Exception) string {
 // latest grant for the same rule, version and tree replacing earlier ones.
 func FromComments(comments []*github.IssueComment, botLogin string) []policy.Exception {
 	type key struct {
-		rule             policy.RuleID
+		rule              policy.RuleID
 		pkg, ver, treeSHA string
 	}
 	latest := map[key]policy.Exception{}
