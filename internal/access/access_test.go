@@ -1,0 +1,62 @@
+package access
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
+	"github.com/google/go-github/v50/github"
+
+	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/repoconfig"
+)
+
+func TestPermissionAgainstFake(t *testing.T) {
+	s := githubfake.New(githubfake.Options{Logf: t.Logf})
+	defer s.Close()
+	repo := s.CreateRepo("storage-org", "package-storage", "main")
+	for _, role := range []string{"read", "triage", "write", "maintain", "admin"} {
+		repo.SetPermission("user-"+role, role)
+	}
+	tr, err := ghinstallation.New(http.DefaultTransport, s.AppID(), s.InstallationID(), s.PrivateKeyPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.BaseURL = strings.TrimSuffix(s.URL(), "/")
+	client, err := github.NewEnterpriseClient(s.URL(), s.URL(), &http.Client{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		user string
+		want repoconfig.Permission
+	}{
+		{"user-read", repoconfig.Read},
+		{"user-triage", repoconfig.Triage}, // reported as "read" in `permission`
+		{"user-write", repoconfig.Write},
+		{"user-maintain", repoconfig.Maintain}, // reported as "write" in `permission`
+		{"user-admin", repoconfig.Admin},
+		{"stranger", None},
+	}
+	for _, tc := range tests {
+		t.Run(tc.user, func(t *testing.T) {
+			got, err := Permission(context.Background(), client, "storage-org", "package-storage", tc.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("Permission(%s) = %q, want %q", tc.user, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFromResponseCustomRole(t *testing.T) {
+	r := permissionResponse{Permission: "write", RoleName: "release-manager"}
+	r.User.Permissions = map[string]bool{"pull": true, "triage": true, "push": true, "maintain": true}
+	if got := fromResponse(r); got != repoconfig.Maintain {
+		t.Errorf("custom role with maintain booleans = %q, want maintain", got)
+	}
+}
