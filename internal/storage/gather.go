@@ -46,7 +46,8 @@ type Result struct {
 
 // Gather reads the facts of a change from r into a policy.Input. It reads O(touched packages) objects: the
 // root and packages/ trees of base, head, merge-base and each other channel, the touched packages' trees, one
-// recursive listing per changed version side and its manifest, independent of file count and storage size.
+// recursive listing per version tree it compares (which also answers whether two copies are identical) and
+// each changed version's manifest, independent of file count and storage size.
 func Gather(ctx context.Context, r Reader, req Request) (Result, error) {
 	base, err := r.ResolveRevision(ctx, req.Base)
 	if err != nil {
@@ -65,10 +66,11 @@ func Gather(ctx context.Context, r Reader, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("gather: merge base: %w", err)
 	}
 	g := &gatherer{
-		r:      r,
-		req:    req,
-		base:   newBranchState(r, base.TreeSHA),
-		others: map[string]*branchState{},
+		r:        r,
+		req:      req,
+		base:     newBranchState(r, base.TreeSHA),
+		others:   map[string]*branchState{},
+		listings: map[string][]TreeEntry{},
 	}
 	for name, rev := range req.Others {
 		if name == req.Channel {
@@ -123,6 +125,8 @@ type gatherer struct {
 	req    Request
 	base   *branchState
 	others map[string]*branchState
+	// listings memoizes recursive listings of version trees by SHA.
+	listings map[string][]TreeEntry
 }
 
 // change judges one version that differs between merge-base and head against base. ok is false when the
@@ -145,7 +149,10 @@ func (g *gatherer) change(ctx context.Context, v VersionDelta) (policy.Change, [
 	case headTree != "" && baseTree == "":
 		c.Kind, c.Tree = policy.Added, headTree
 	case headTree != "" && baseTree != "":
-		same, err := Identical(ctx, g.r, baseTree, headTree)
+		if headTree == baseTree {
+			return c, nil, false, nil
+		}
+		same, err := g.identical(ctx, baseTree, headTree)
 		if err != nil {
 			return c, nil, false, err
 		}
@@ -173,18 +180,77 @@ func (g *gatherer) change(ctx context.Context, v VersionDelta) (policy.Change, [
 	return c, layout, true, nil
 }
 
+// files lists every file below a version tree with one recursive read, at most once per Gather.
+func (g *gatherer) files(ctx context.Context, tree string) ([]TreeEntry, error) {
+	if l, ok := g.listings[tree]; ok {
+		return l, nil
+	}
+	l, err := g.r.Tree(ctx, tree, true)
+	if err != nil {
+		return nil, fmt.Errorf("list files of tree %s: %w", tree, err)
+	}
+	g.listings[tree] = l
+	return l, nil
+}
+
+// identical is Identical on two version trees, answered from their recursive listings: a changed version
+// needs those listings anyway (for Paths), so comparing them costs no further reads.
+func (g *gatherer) identical(ctx context.Context, a, b string) (bool, error) {
+	if a == b {
+		return true, nil
+	}
+	fa, err := g.files(ctx, a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := g.files(ctx, b)
+	if err != nil {
+		return false, err
+	}
+	return sameFiles(fa, fb), nil
+}
+
+// sameFiles reports whether two recursive listings hold the same files with the same contents, regular file
+// modes ignored (the rule of Identical).
+func sameFiles(a, b []TreeEntry) bool {
+	type file struct {
+		sha     string
+		typ     EntryType
+		symlink bool
+	}
+	files := func(l []TreeEntry) map[string]file {
+		m := make(map[string]file, len(l))
+		for _, e := range l {
+			if e.Type != TypeTree {
+				m[e.Path] = file{sha: e.SHA, typ: e.Type, symlink: isSymlink(e)}
+			}
+		}
+		return m
+	}
+	fa, fb := files(a), files(b)
+	if len(fa) != len(fb) {
+		return false
+	}
+	for p, f := range fa {
+		if fb[p] != f {
+			return false
+		}
+	}
+	return true
+}
+
 // contents fills Paths and Manifest of an added or modified version and reports symlinks and submodules in it.
 func (g *gatherer) contents(ctx context.Context, c *policy.Change) ([]policy.LayoutProblem, error) {
 	dir := VersionPath(c.Package, c.Version)
-	files, err := g.r.Tree(ctx, c.Tree, true)
+	files, err := g.files(ctx, c.Tree)
 	if err != nil {
-		return nil, fmt.Errorf("list head files: %w", err)
+		return nil, err
 	}
 	old := map[string]string{}
 	if c.BaseTree != "" {
-		baseFiles, err := g.r.Tree(ctx, c.BaseTree, true)
+		baseFiles, err := g.files(ctx, c.BaseTree)
 		if err != nil {
-			return nil, fmt.Errorf("list base files: %w", err)
+			return nil, err
 		}
 		for _, f := range baseFiles {
 			if f.Type != TypeTree {
@@ -231,7 +297,7 @@ func (g *gatherer) copies(ctx context.Context, c policy.Change) (map[string]poli
 		if e.Type != TypeTree {
 			continue
 		}
-		same, err := Identical(ctx, g.r, c.Tree, e.SHA)
+		same, err := g.identical(ctx, c.Tree, e.SHA)
 		if err != nil {
 			return nil, fmt.Errorf("compare with channel %s: %w", name, err)
 		}
