@@ -1,0 +1,155 @@
+package promotion
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-github/v50/github"
+
+	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/storage"
+)
+
+// PolicyCheckName is the check run the PR check service writes on every PR head.
+const PolicyCheckName = "storage-policy"
+
+// MergeRemovalIfReady squash-merges a storagebot removal PR when auto_merge_removals is on and it is safe:
+// the head is still the commit the bot wrote (nobody pushed to it), the storage-policy check run on it
+// succeeded, no other check run or commit status on it failed, and every version it removes is still held,
+// identically, by a higher channel (so a removal never takes a version out of every distribution). reason says
+// what was done or what it waits for.
+func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber int) (merged bool, reason string, err error) {
+	cfg := repo.config()
+	if !cfg.AutoMergeRemovals {
+		return false, "auto_merge_removals is off in .github/storagebot.yml", nil
+	}
+	pr, _, err := repo.Client.PullRequests.Get(ctx, repo.Owner, repo.Name, prNumber)
+	if err != nil {
+		return false, "", fmt.Errorf("auto-merge #%d: read PR: %w", prNumber, err)
+	}
+	m, ok := ParseMarker(pr.GetBody())
+	switch {
+	case pr.GetMerged():
+		return false, fmt.Sprintf("#%d is already merged", prNumber), nil
+	case pr.GetState() != "open":
+		return false, fmt.Sprintf("#%d is closed", prNumber), nil
+	case !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix):
+		return false, fmt.Sprintf("#%d is not a storagebot removal PR", prNumber), nil
+	}
+	headSHA := pr.GetHead().GetSHA()
+	if headSHA != m.Commit {
+		return false, fmt.Sprintf("someone pushed to %s (head %s is not the bot's commit %s): review and merge it by hand",
+			pr.GetHead().GetRef(), short(headSHA), short(m.Commit)), nil
+	}
+	if wait, err := checksBlock(ctx, repo, headSHA); err != nil || wait != "" {
+		return false, wait, err
+	}
+	if wait, err := s.stillShadowed(ctx, repo, pr.GetBase().GetRef(), m); err != nil || wait != "" {
+		return false, wait, err
+	}
+	_, _, err = repo.Client.PullRequests.Merge(ctx, repo.Owner, repo.Name, prNumber, "", &github.PullRequestOptions{
+		MergeMethod: "squash", SHA: headSHA,
+	})
+	if hasStatus(err, http.StatusConflict) || hasStatus(err, http.StatusMethodNotAllowed) {
+		return false, fmt.Sprintf("GitHub refused to merge #%d: %s", prNumber, errorMessage(err)), nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("auto-merge #%d: %w", prNumber, err)
+	}
+	return true, fmt.Sprintf("merged #%d (squash): its %s check passed", prNumber, PolicyCheckName), nil
+}
+
+// checksBlock returns why the check runs and statuses on sha do not allow a merge yet, "" when they do.
+func checksBlock(ctx context.Context, repo Repo, sha string) (string, error) {
+	opts := &github.ListCheckRunsOptions{Filter: github.String("latest"), ListOptions: github.ListOptions{PerPage: 100}}
+	policyOK := false
+	for {
+		runs, resp, err := repo.Client.Checks.ListCheckRunsForRef(ctx, repo.Owner, repo.Name, sha, opts)
+		if err != nil {
+			return "", fmt.Errorf("list check runs of %s: %w", sha, err)
+		}
+		for _, run := range runs.CheckRuns {
+			done := run.GetStatus() == "completed"
+			switch concl := run.GetConclusion(); {
+			case run.GetName() == PolicyCheckName && !done:
+				return fmt.Sprintf("waiting for the %s check to complete", PolicyCheckName), nil
+			case run.GetName() == PolicyCheckName && concl != "success":
+				return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", PolicyCheckName, concl), nil
+			case run.GetName() == PolicyCheckName:
+				policyOK = true
+			case done && failing(concl):
+				return fmt.Sprintf("check %q concluded %s", run.GetName(), concl), nil
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	if !policyOK {
+		return fmt.Sprintf("waiting for the %s check", PolicyCheckName), nil
+	}
+	status, _, err := repo.Client.Repositories.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, nil)
+	switch {
+	case hasStatus(err, http.StatusNotFound):
+		// No commit statuses API on this host (GitHub itself always answers for an existing commit).
+	case err != nil:
+		return "", fmt.Errorf("read combined status of %s: %w", sha, err)
+	case status.GetState() == "failure" || status.GetState() == "error":
+		for _, st := range status.Statuses {
+			if st.GetState() == "failure" || st.GetState() == "error" {
+				return fmt.Sprintf("status %q is %s", st.GetContext(), st.GetState()), nil
+			}
+		}
+		return fmt.Sprintf("the combined status is %s", status.GetState()), nil
+	}
+	return "", nil
+}
+
+func failing(conclusion string) bool {
+	switch conclusion {
+	case "failure", "cancelled", "timed_out", "action_required", "stale":
+		return true
+	}
+	return false
+}
+
+// stillShadowed returns why a removal must wait ("" when it need not): each removed version must be held
+// identically by a channel above the one it is removed from.
+func (s *Service) stillShadowed(ctx context.Context, repo Repo, baseBranch string, m Marker) (string, error) {
+	cfg := repo.config()
+	lower, ok := cfg.ChannelByBranch(baseBranch)
+	if !ok {
+		return fmt.Sprintf("%s is not a channel branch", baseBranch), nil
+	}
+	r := s.reader(repo)
+	for _, v := range m.Versions {
+		ref := commands.VersionRef{Package: v.Package, Version: v.Version}
+		found := false
+		for _, higher := range cfg.Higher(lower.Name) {
+			listed, err := packageVersions(ctx, repo, v.Package, higher.Branch)
+			if err != nil {
+				return "", err
+			}
+			tree, ok := listed[v.Version]
+			if !ok {
+				continue
+			}
+			same, err := storage.Identical(ctx, r, tree, v.Tree)
+			if err != nil {
+				return "", fmt.Errorf("compare %s in %s: %w", ref, higher.Name, err)
+			}
+			if same {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Sprintf("%s is not (or no longer identically) in a channel above %s: removing it would take it out of every "+
+				"distribution; merge its promotion first", ref, lower.Name), nil
+		}
+	}
+	return "", nil
+}
