@@ -115,6 +115,16 @@ func (s *Server) createAccessToken(c *call) (int, any, error) {
 	}, nil
 }
 
+// listInstallationRepos lists the repositories the installation can access (all of them).
+// Handlers run under s.mu.
+func (s *Server) listInstallationRepos(c *call) (int, any, error) {
+	repos := make([]any, 0, len(s.repoOrder))
+	for _, r := range s.repoOrder {
+		repos = append(repos, r.repositoryJSON())
+	}
+	return http.StatusOK, map[string]any{"total_count": len(repos), "repository_selection": "all", "repositories": repos}, nil
+}
+
 // getApp describes the authenticated App (GET /app), as bots do to learn their own login.
 func (s *Server) getApp(c *call) (int, any, error) {
 	return http.StatusOK, s.appJSON(), nil

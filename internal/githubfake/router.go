@@ -104,6 +104,7 @@ func (s *Server) routeTable() []route {
 		newRoute("POST /app/installations/{installation_id}/access_tokens", a, s.createAccessToken),
 		newRoute("GET /app", a, s.getApp),
 		newRoute("GET /app/installations", a, s.listInstallations),
+		newRoute("GET /installation/repositories", i, s.listInstallationRepos),
 		newRoute("GET /app/installations/{installation_id}", a, s.getInstallation),
 		newRoute("GET /repos/{owner}/{repo}/installation", a, s.getRepoInstallation),
 
