@@ -1,0 +1,147 @@
+package promotion
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
+	"github.com/google/go-github/v50/github"
+
+	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/storage"
+)
+
+const (
+	owner = "storage-org"
+	name  = "package-storage"
+	// tokenRoute is ghinstallation's token exchange: authentication, not work, so not counted as an API call.
+	tokenRoute = "POST /app/installations/{installation_id}/access_tokens"
+)
+
+// env is a fake GitHub with a storage repository holding the three default channels, and a Service.
+type env struct {
+	fake *githubfake.Server
+	repo *githubfake.Repo
+	svc  *Service
+	r    Repo
+}
+
+func newEnv(tb testing.TB) *env {
+	tb.Helper()
+	s := githubfake.New(githubfake.Options{})
+	tb.Cleanup(s.Close)
+	repo := s.CreateRepo(owner, name, "snapshot")
+	head := repo.BranchSHA("snapshot")
+	for _, b := range []string{"staging", "production"} {
+		if err := repo.CreateBranch(b, head); err != nil {
+			tb.Fatalf("create branch %s: %v", b, err)
+		}
+	}
+	return &env{fake: s, repo: repo, svc: &Service{Cache: storage.NewObjectCache(0)},
+		r: Repo{Client: newClient(tb, s), Owner: owner, Name: name, Config: repoconfig.Default()}}
+}
+
+// newClient is a go-github client authenticated as the installation through ghinstallation.
+func newClient(tb testing.TB, s *githubfake.Server) *github.Client {
+	tb.Helper()
+	atr, err := ghinstallation.NewAppsTransport(http.DefaultTransport, s.AppID(), s.PrivateKeyPEM())
+	if err != nil {
+		tb.Fatalf("apps transport: %v", err)
+	}
+	atr.BaseURL = strings.TrimSuffix(s.URL(), "/")
+	itr := ghinstallation.NewFromAppsTransport(atr, s.InstallationID())
+	itr.BaseURL = atr.BaseURL
+	c := github.NewClient(&http.Client{Transport: itr})
+	base, err := url.Parse(s.URL())
+	if err != nil {
+		tb.Fatalf("parse base URL: %v", err)
+	}
+	c.BaseURL = base
+	return c
+}
+
+// version returns the files of a package version: its manifest plus extra-1 documentation files, with a
+// salt in every file so that two copies can be made to differ.
+func version(pkg, v string, files int, salt string) map[string]*githubfake.File {
+	dir := storage.VersionPath(pkg, v)
+	out := map[string]*githubfake.File{
+		dir + "/manifest.yml": {Content: []byte(fmt.Sprintf("name: %s\nversion: %s\n", pkg, v))},
+	}
+	for i := 1; i < files; i++ {
+		out[fmt.Sprintf("%s/docs/file-%04d.md", dir, i)] = &githubfake.File{Content: []byte(fmt.Sprintf("%s %s file %d %s\n", pkg, v, i, salt))}
+	}
+	return out
+}
+
+// put commits versions (each "pkg@version") to a channel branch.
+func (e *env) put(tb testing.TB, branch string, files int, salt string, refs ...string) {
+	tb.Helper()
+	all := map[string]*githubfake.File{}
+	for _, ref := range refs {
+		pkg, v, _ := strings.Cut(ref, "@")
+		for p, f := range version(pkg, v, files, salt) {
+			all[p] = f
+		}
+	}
+	if _, err := e.repo.Commit(branch, "add "+strings.Join(refs, " "), all); err != nil {
+		tb.Fatalf("commit to %s: %v", branch, err)
+	}
+}
+
+// treeAt is the tree SHA of packages/<pkg>/<v> on a branch ("" when absent).
+func (e *env) treeAt(tb testing.TB, branch, ref string) string {
+	tb.Helper()
+	pkg, v, _ := strings.Cut(ref, "@")
+	sha, err := e.repo.TreeSHA(branch, storage.VersionPath(pkg, v))
+	if err != nil {
+		return ""
+	}
+	return sha
+}
+
+// apiCalls counts the requests made since the last ResetCalls, authentication aside.
+func (e *env) apiCalls() int {
+	n := 0
+	for route, c := range e.fake.CallCounts() {
+		if route != tokenRoute {
+			n += c
+		}
+	}
+	return n
+}
+
+// branches lists the bot's branches whose name starts with prefix.
+func (e *env) prsFrom(prefix string) []githubfake.PullRequest {
+	var out []githubfake.PullRequest
+	for _, pr := range e.repo.PullRequests() {
+		if strings.HasPrefix(pr.Head, prefix) {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+func refs(list ...string) []commands.VersionRef {
+	out := make([]commands.VersionRef, len(list))
+	for i, s := range list {
+		p, v, _ := strings.Cut(s, "@")
+		out[i] = commands.VersionRef{Package: p, Version: v}
+	}
+	return out
+}
+
+// pr reads a PR through the API, as a handler would receive it.
+func (e *env) pr(tb testing.TB, number int) *github.PullRequest {
+	tb.Helper()
+	pr, _, err := e.r.Client.PullRequests.Get(context.Background(), owner, name, number)
+	if err != nil {
+		tb.Fatalf("get PR #%d: %v", number, err)
+	}
+	return pr
+}

@@ -1,0 +1,5 @@
+package promotion
+
+import "sort"
+
+func sortStrings(s []string) { sort.Strings(s) }
