@@ -2,7 +2,6 @@ package storagegen
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"sort"
 )
@@ -39,23 +38,20 @@ func (r *Repo) Commit(branch, message string, ops ...Op) (string, error) {
 	if _, err := r.git(nil, "rev-parse", "--verify", "--quiet", "refs/heads/"+branch); err == nil {
 		from = "refs/heads/" + branch + "^0"
 	}
-	var stream bytes.Buffer
-	w := bufio.NewWriter(&stream)
-	r.writeCommitHeader(w, branch, message, from)
-	for _, op := range ops {
-		switch {
-		case op.delete:
-			fmt.Fprintf(w, "D %s\n", op.path)
-		case op.sha != "":
-			fmt.Fprintf(w, "M %s %s %s\n", op.mode, op.sha, op.path)
-		default:
-			writeFile(w, op.mode, op.path, op.data)
+	err := r.fastImport(func(w *bufio.Writer) {
+		r.writeCommitHeader(w, branch, message, from)
+		for _, op := range ops {
+			switch {
+			case op.delete:
+				fmt.Fprintf(w, "D %s\n", op.path)
+			case op.sha != "":
+				fmt.Fprintf(w, "M %s %s %s\n", op.mode, op.sha, op.path)
+			default:
+				writeFile(w, op.mode, op.path, op.data)
+			}
 		}
-	}
-	if err := w.Flush(); err != nil {
-		return "", fmt.Errorf("commit on %s: %w", branch, err)
-	}
-	if _, err := r.git(&stream, "fast-import", "--quiet", "--force"); err != nil {
+	})
+	if err != nil {
 		return "", fmt.Errorf("commit on %s: %w", branch, err)
 	}
 	return r.Head(branch)

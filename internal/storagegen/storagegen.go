@@ -11,6 +11,7 @@ package storagegen
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -94,23 +95,19 @@ func Generate(dir string, opts Options) (*Repo, error) {
 	if _, err := r.git(nil, append(args, dir)...); err != nil {
 		return nil, fmt.Errorf("generate storage in %s: %w", dir, err)
 	}
-	var stream bytes.Buffer
-	stream.Grow(opts.Packages * opts.VersionsPerPackage * opts.FilesPerVersion * (opts.FileSize + 100))
-	w := bufio.NewWriter(&stream)
-	r.writeCommitHeader(w, "production", "Generated storage", "")
-	writeFile(w, "100644", "Dockerfile", []byte(Dockerfile(opts.RegistryVersion)))
-	writeFile(w, "100644", "go.mod", []byte(GoMod(opts.RegistryVersion)))
-	for p := 0; p < opts.Packages; p++ {
-		for v := 0; v < opts.VersionsPerPackage; v++ {
-			r.writeVersion(w, PackageName(p), VersionName(v), uint64(p*opts.VersionsPerPackage+v))
+	err := r.fastImport(func(w *bufio.Writer) {
+		r.writeCommitHeader(w, "production", "Generated storage", "")
+		writeFile(w, "100644", "Dockerfile", []byte(Dockerfile(opts.RegistryVersion)))
+		writeFile(w, "100644", "go.mod", []byte(GoMod(opts.RegistryVersion)))
+		for p := 0; p < opts.Packages; p++ {
+			for v := 0; v < opts.VersionsPerPackage; v++ {
+				r.writeVersion(w, PackageName(p), VersionName(v), uint64(p*opts.VersionsPerPackage+v))
+			}
 		}
-	}
-	fmt.Fprintf(w, "\nreset refs/heads/staging\nfrom refs/heads/production\n\n")
-	fmt.Fprintf(w, "reset refs/heads/snapshot\nfrom refs/heads/production\n\n")
-	if err := w.Flush(); err != nil {
-		return nil, fmt.Errorf("generate storage in %s: %w", dir, err)
-	}
-	if _, err := r.git(&stream, "fast-import", "--quiet"); err != nil {
+		fmt.Fprintf(w, "\nreset refs/heads/staging\nfrom refs/heads/production\n\n")
+		fmt.Fprintf(w, "reset refs/heads/snapshot\nfrom refs/heads/production\n\n")
+	})
+	if err != nil {
 		return nil, fmt.Errorf("generate storage in %s: %w", dir, err)
 	}
 	return r, nil
@@ -191,12 +188,39 @@ func text(rng *rand.Rand, size int) []byte {
 	return b
 }
 
-func (r *Repo) git(stdin io.Reader, args ...string) (string, error) {
+// fastImport streams what write produces into `git fast-import`, never holding the whole stream in memory.
+func (r *Repo) fastImport(write func(w *bufio.Writer)) error {
+	cmd := r.command("fast-import", "--quiet", "--force")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("git fast-import: %w", err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("git fast-import: %w", err)
+	}
+	w := bufio.NewWriterSize(stdin, 1<<20)
+	write(w)
+	flushErr := w.Flush()
+	closeErr := stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("git fast-import: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return errors.Join(flushErr, closeErr)
+}
+
+func (r *Repo) command(args ...string) *exec.Cmd {
 	if len(args) == 0 || args[0] != "-c" {
 		args = append([]string{"-C", r.Dir}, args...)
 	}
 	cmd := exec.Command("git", args...)
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "LC_ALL=C")
+	return cmd
+}
+
+func (r *Repo) git(stdin io.Reader, args ...string) (string, error) {
+	cmd := r.command(args...)
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
