@@ -169,6 +169,7 @@ func check(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, usagef("--repo %s: %v", o.repo, err)
 	}
+	defer r.Close()
 	cfg, err := loadConfig(ctx, r, o.config)
 	if err != nil {
 		return nil, err

@@ -5,18 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // LocalReader reads a local git repository, bare or not, with go-git. It reads objects on demand from the
 // object database (pack index look-ups), so its cost depends on the trees it is asked for, never on the size
 // of the repository.
 type LocalReader struct {
-	repo *git.Repository
+	repo  *git.Repository
+	packs *packedObjects
 }
 
 var _ Reader = (*LocalReader)(nil)
@@ -32,7 +35,29 @@ func OpenLocal(path string) (*LocalReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open git repository %s: %w", path, err)
 	}
-	return &LocalReader{repo: repo}, nil
+	fsStorage, ok := repo.Storer.(*filesystem.Storage)
+	if !ok {
+		return &LocalReader{repo: repo}, nil
+	}
+	packs, err := openPacks(filepath.Join(fsStorage.Filesystem().Root(), "objects"))
+	if err != nil {
+		return nil, fmt.Errorf("open git repository %s: %w", path, err)
+	}
+	// No work tree: the reader only reads objects and references.
+	fast, err := git.Open(&packedStorage{Storage: fsStorage, packs: packs}, nil)
+	if err != nil {
+		packs.close()
+		return nil, fmt.Errorf("open git repository %s: %w", path, err)
+	}
+	return &LocalReader{repo: fast, packs: packs}, nil
+}
+
+// Close releases the pack files the reader holds open.
+func (r *LocalReader) Close() error {
+	if r.packs != nil {
+		r.packs.close()
+	}
+	return nil
 }
 
 // ResolveRevision resolves rev as a local branch (refs/heads/rev), else a remote-tracking branch of origin
@@ -54,6 +79,9 @@ func (r *LocalReader) ResolveRevision(_ context.Context, rev string) (Commit, er
 			return Commit{}, fmt.Errorf("resolve revision %q: read %s: %w", rev, name, err)
 		}
 		return r.commit(ref.Hash(), rev)
+	}
+	if len(rev) == 2*len(plumbing.ZeroHash) && plumbing.IsHash(rev) {
+		return r.commit(plumbing.NewHash(rev), rev)
 	}
 	hash, err := r.repo.ResolveRevision(plumbing.Revision(rev))
 	if err != nil {
