@@ -1,29 +1,114 @@
 package handlers
 
 import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/rs/zerolog"
+
+	"github.com/storagebot/storagebot/internal/checkrun"
+	"github.com/storagebot/storagebot/internal/commandexec"
+	"github.com/storagebot/storagebot/internal/promotion"
+	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/storage"
 )
 
 // Deps are what the handlers delegate to. Every field is shared by all handlers and safe for concurrent use.
 type Deps struct {
-	// Clients creates GitHub clients authenticated as an installation.
+	// Clients creates GitHub clients authenticated as the App or one of its installations.
 	Clients githubapp.ClientCreator
+	// Cache holds git objects by SHA for every reader; nil gets a default-sized one.
+	Cache *storage.ObjectCache
 }
 
-// App is the set of event handlers storagebot registers with the dispatcher.
+// App is the set of event handlers storagebot registers with the dispatcher, and the services they share.
 type App struct {
-	deps Deps
+	deps       Deps
+	checks     *checkrun.Service
+	promotions *promotion.Service
+	commands   *commandexec.Executor
+	bot        botIdentity
 }
 
 // New builds the handlers over deps.
 func New(deps Deps) *App {
-	return &App{deps: deps}
+	if deps.Cache == nil {
+		deps.Cache = storage.NewObjectCache(storage.DefaultCacheEntries)
+	}
+	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}}
+	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login}
+	a.promotions = &promotion.Service{Cache: deps.Cache}
+	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions}
+	return a
 }
 
 // Handlers returns one handler per event storagebot reacts to.
 func (a *App) Handlers() []githubapp.EventHandler {
 	return []githubapp.EventHandler{
-		&PullRequest{deps: a.deps},
+		&PullRequest{app: a},
+		&CheckRun{app: a},
+		&CheckSuite{app: a},
+		&IssueComment{app: a},
 		&Installation{},
 	}
+}
+
+// Promotions exposes the promotion service to the reconciler.
+func (a *App) Promotions() *promotion.Service { return a.promotions }
+
+// botIdentity resolves the App's bot login ("<slug>[bot]") once, from GET /app.
+type botIdentity struct {
+	clients githubapp.ClientCreator
+	mu      sync.Mutex
+	login   string
+}
+
+// Login returns the bot login, or "" when GitHub could not be asked (callers then trust no marker).
+func (b *botIdentity) Login(ctx context.Context) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.login != "" {
+		return b.login
+	}
+	client, err := b.clients.NewAppClient()
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Msg("app client for GET /app")
+		return ""
+	}
+	app, _, err := client.Apps.Get(ctx, "")
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Msg("GET /app to learn the bot login")
+		return ""
+	}
+	b.login = app.GetSlug() + "[bot]"
+	return b.login
+}
+
+// installationClient returns a client for the event's installation.
+func (a *App) installationClient(installationID int64) (*github.Client, error) {
+	return a.deps.Clients.NewInstallationClient(installationID)
+}
+
+// followUp opens the removal PRs after a merge into a channel branch (exactly once, by deterministic branch).
+func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) error {
+	cfg, err := repoconfig.Load(ctx, client, repo.GetOwner().GetLogin(), repo.GetName(), repo.GetDefaultBranch())
+	if err != nil {
+		return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
+	}
+	if _, ok := cfg.ChannelByBranch(pr.GetBase().GetRef()); !ok {
+		return nil
+	}
+	results, err := a.promotions.FollowUp(ctx, promotion.Repo{Client: client, Owner: repo.GetOwner().GetLogin(), Name: repo.GetName(), Config: cfg}, pr)
+	if err != nil {
+		return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
+	}
+	log := zerolog.Ctx(ctx)
+	for _, r := range results {
+		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
+			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
+	}
+	return nil
 }

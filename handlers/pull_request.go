@@ -9,9 +9,10 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 )
 
-// PullRequest handles pull_request events: the storage-policy check on channel branches.
+// PullRequest handles pull_request events: the storage-policy check when a PR into a channel branch opens or
+// changes, and the removal follow-up when one merges.
 type PullRequest struct {
-	deps Deps
+	app *App
 }
 
 var _ githubapp.EventHandler = (*PullRequest)(nil)
@@ -25,9 +26,29 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 	if err := json.Unmarshal(payload, &event); err != nil {
 		return fmt.Errorf("decode pull_request payload: %w", err)
 	}
-	ctx, log := githubapp.PreparePRContext(ctx, githubapp.GetInstallationIDFromEvent(&event), event.GetRepo(), event.GetNumber())
-	log.Info().Str("action", event.GetAction()).Str("base", event.GetPullRequest().GetBase().GetRef()).
-		Str("head_sha", event.GetPullRequest().GetHead().GetSHA()).Msg("pull_request received")
-	_ = ctx
+	installationID := githubapp.GetInstallationIDFromEvent(&event)
+	ctx, log := githubapp.PreparePRContext(ctx, installationID, event.GetRepo(), event.GetNumber())
+	pr := event.GetPullRequest()
+	log.Info().Str("action", event.GetAction()).Str("base", pr.GetBase().GetRef()).
+		Str("head_sha", pr.GetHead().GetSHA()).Msg("pull_request received")
+
+	switch event.GetAction() {
+	case "opened", "synchronize", "reopened", "edited", "ready_for_review":
+		client, err := h.app.installationClient(installationID)
+		if err != nil {
+			return fmt.Errorf("installation client: %w", err)
+		}
+		_, err = h.app.checks.CheckPR(ctx, client, event.GetRepo(), pr)
+		return err
+	case "closed":
+		if !pr.GetMerged() {
+			return nil
+		}
+		client, err := h.app.installationClient(installationID)
+		if err != nil {
+			return fmt.Errorf("installation client: %w", err)
+		}
+		return h.app.followUp(ctx, client, event.GetRepo(), pr)
+	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/storagebot/storagebot/handlers"
 	"github.com/storagebot/storagebot/internal/ghclient"
+	"github.com/storagebot/storagebot/internal/reconcile"
 	"github.com/storagebot/storagebot/internal/server"
 )
 
@@ -115,6 +116,11 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	}
 	app := handlers.New(handlers.Deps{Clients: clients})
 	srv := server.New(cfg, logger, metrics, app.Handlers())
+	reconciler := reconcile.NewRunner(clients, app.Promotions(), cfg.ReconcileInterval, metrics.Registry)
+	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
+	reconcileDone := make(chan struct{})
+	go func() { defer close(reconcileDone); reconciler.Loop(reconcileCtx) }()
+	defer func() { stopReconcile(); <-reconcileDone }()
 	logger.Info().Str("version", version).Str("api", cfg.GitHub.V3APIURL).
 		Int64("app_id", cfg.GitHub.App.IntegrationID).
 		Int("queue_size", cfg.Queue.Size).Int("workers", cfg.Queue.Workers).

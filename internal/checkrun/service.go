@@ -123,6 +123,22 @@ func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *gith
 	return out, nil
 }
 
+// Facts loads the repository config and gathers the PR's change, for commands that act on the versions a
+// PR touches (/allow). ok is false when the PR's base is no channel branch.
+func (s *Service) Facts(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) (cfg *repoconfig.Config, channel repoconfig.Channel, input policy.Input, ok bool, err error) {
+	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+	cfg, err = repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
+	if err != nil {
+		return nil, channel, input, false, err
+	}
+	channel, ok = cfg.ChannelByBranch(pr.GetBase().GetRef())
+	if !ok {
+		return cfg, channel, input, false, nil
+	}
+	input, err = s.gather(ctx, client, owner, name, cfg, channel, pr)
+	return cfg, channel, input, true, err
+}
+
 // gather collects the facts of the PR: the change against its base branch, the other channels' branch heads,
 // and the exceptions the bot recorded on the PR.
 func (s *Service) gather(ctx context.Context, client *github.Client, owner, name string, cfg *repoconfig.Config, channel repoconfig.Channel, pr *github.PullRequest) (policy.Input, error) {

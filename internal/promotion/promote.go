@@ -28,6 +28,20 @@ type PromoteRequest struct {
 	RequestedBy string
 	// FromPR is the PR or issue the command was commented on (0 when none).
 	FromPR int
+	// Authorize, when set, is asked once the target channel is known (it may be implied by where the
+	// versions live) and before anything is read or written for it; an error refuses the whole request with
+	// a *NotAuthorizedError carrying the error's text.
+	Authorize func(target string) error
+}
+
+// NotAuthorizedError is returned when PromoteRequest.Authorize refused the target channel.
+type NotAuthorizedError struct {
+	Target string
+	Reason string
+}
+
+func (e *NotAuthorizedError) Error() string {
+	return fmt.Sprintf("not authorized to promote to %s: %s", e.Target, e.Reason)
 }
 
 // Planned is one version a promotion copies: from which channel, and the tree it points at.
@@ -68,6 +82,11 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 		return res, err
 	}
 	res.Target = target.Name
+	if req.Authorize != nil {
+		if err := req.Authorize(target.Name); err != nil {
+			return res, &NotAuthorizedError{Target: target.Name, Reason: err.Error()}
+		}
+	}
 	branch := PromoteBranchPrefix + target.Name + "/" + branchKey(versions)
 	log := zerolog.Ctx(ctx).With().Str("repo", repo.fullName()).Str("branch", branch).Logger()
 

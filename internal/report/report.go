@@ -119,36 +119,58 @@ func plural(n int, singular, many string) string {
 // annotations returns one annotation per finding that has a path. A finding on a version directory points
 // at the version's manifest.yml when the change touched it, since GitHub shows annotations on files.
 func annotations(in policy.Input, findings []policy.Finding) []Annotation {
-	paths := map[string]bool{}
+	changed := map[string][]string{} // version dir → files the change added or modified under it
 	for _, c := range in.Changes {
-		for _, p := range c.Paths {
-			paths[p] = true
-		}
+		changed[versionDir(c.Package, c.Version)] = c.Paths
 	}
 	var out []Annotation
 	for _, f := range findings {
 		if f.Path == "" {
 			continue
 		}
-		path := f.Path
-		if manifest := versionDir(f.Package, f.Version) + "/manifest.yml"; f.Package != "" &&
-			path == versionDir(f.Package, f.Version) && paths[manifest] {
-			path = manifest
-		}
 		t := string(f.Rule)
 		if f.Package != "" {
 			t = strings.TrimSpace(fmt.Sprintf("%s: %s %s", f.Rule, f.Package, f.Version))
 		}
-		out = append(out, Annotation{
-			Path:      path,
-			StartLine: 1,
-			EndLine:   1,
-			Level:     level(f.Severity),
-			Title:     cut(t, maxAnnotationTitle),
-			Message:   cut(f.Message, maxAnnotationMessage),
-		})
+		for _, path := range annotatedPaths(f, changed) {
+			out = append(out, Annotation{
+				Path:      path,
+				StartLine: 1,
+				EndLine:   1,
+				Level:     level(f.Severity),
+				Title:     cut(t, maxAnnotationTitle),
+				Message:   cut(f.Message, maxAnnotationMessage),
+			})
+		}
 	}
 	return out
+}
+
+// maxFilesPerFinding caps how many changed files one version-level finding annotates.
+const maxFilesPerFinding = 10
+
+// annotatedPaths picks the files a finding is shown on. GitHub shows annotations on files, not directories:
+// a finding about a version directory goes on the files the change touched there when the rule is about
+// those edits (overwrite, shadowed), else on the version's manifest.yml when the change touched it.
+func annotatedPaths(f policy.Finding, changed map[string][]string) []string {
+	dir := versionDir(f.Package, f.Version)
+	files, ok := changed[dir]
+	if f.Package == "" || f.Path != dir || !ok || len(files) == 0 {
+		return []string{f.Path}
+	}
+	if f.Rule == policy.RuleOverwrite || f.Rule == policy.RuleShadowed {
+		if len(files) > maxFilesPerFinding {
+			files = files[:maxFilesPerFinding]
+		}
+		return files
+	}
+	manifest := dir + "/manifest.yml"
+	for _, p := range files {
+		if p == manifest {
+			return []string{manifest}
+		}
+	}
+	return []string{f.Path}
 }
 
 // level maps a finding's severity to an annotation level.

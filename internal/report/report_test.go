@@ -192,13 +192,18 @@ func TestAnnotations(t *testing.T) {
 	}{
 		{
 			name:    "version directory with its manifest changed points at the manifest",
-			finding: policy.Finding{Rule: "shadowed", Severity: policy.SeverityError, Package: "foo", Version: "1.0.0", Path: "packages/foo/1.0.0", Message: "m"},
-			want:    []Annotation{{Path: "packages/foo/1.0.0/manifest.yml", StartLine: 1, EndLine: 1, Level: LevelFailure, Title: "shadowed: foo 1.0.0", Message: "m"}},
+			finding: policy.Finding{Rule: "promotion-source", Severity: policy.SeverityError, Package: "foo", Version: "1.0.0", Path: "packages/foo/1.0.0", Message: "m"},
+			want:    []Annotation{{Path: "packages/foo/1.0.0/manifest.yml", StartLine: 1, EndLine: 1, Level: LevelFailure, Title: "promotion-source: foo 1.0.0", Message: "m"}},
+		},
+		{
+			name:    "overwrite goes on every changed file",
+			finding: policy.Finding{Rule: "overwrite", Severity: policy.SeverityWarning, Package: "bar", Version: "2.0.0", Path: "packages/bar/2.0.0", Message: "m"},
+			want:    []Annotation{{Path: "packages/bar/2.0.0/docs/README.md", StartLine: 1, EndLine: 1, Level: LevelWarning, Title: "overwrite: bar 2.0.0", Message: "m"}},
 		},
 		{
 			name:    "version directory without a changed manifest stays on the directory",
-			finding: policy.Finding{Rule: "overwrite", Severity: policy.SeverityWarning, Package: "bar", Version: "2.0.0", Path: "packages/bar/2.0.0", Message: "m"},
-			want:    []Annotation{{Path: "packages/bar/2.0.0", StartLine: 1, EndLine: 1, Level: LevelWarning, Title: "overwrite: bar 2.0.0", Message: "m"}},
+			finding: policy.Finding{Rule: "promotion-source", Severity: policy.SeverityWarning, Package: "bar", Version: "2.0.0", Path: "packages/bar/2.0.0", Message: "m"},
+			want:    []Annotation{{Path: "packages/bar/2.0.0", StartLine: 1, EndLine: 1, Level: LevelWarning, Title: "promotion-source: bar 2.0.0", Message: "m"}},
 		},
 		{
 			name:    "removed version",

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/storagebot/storagebot/internal/githubfake"
+)
+
+// openPR commits files on a new branch cut from base and opens a PR into base.
+func (h *harness) openPR(base, branch, title string, files map[string]*githubfake.File) *githubfake.PullRequest {
+	h.t.Helper()
+	if err := h.repo.CreateBranch(branch, h.repo.BranchSHA(base)); err != nil {
+		h.t.Fatal(err)
+	}
+	h.commit(branch, title, files)
+	pr, err := h.repo.OpenPullRequest(githubfake.PROptions{Head: branch, Base: base, Title: title, User: "alice"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return pr
+}
+
+func TestCheckFailsOnProductionEditWithAnnotation(t *testing.T) {
+	h := newHarness(t)
+	h.commit("production", "release foo 1.0.0", pkgFiles("foo", "1.0.0", 3, "v1"))
+	edited := "packages/foo/1.0.0/data_stream/ds1/fields/fields.yml"
+	pr := h.openPR("production", "edit-foo", "[production] Fix a field of foo 1.0.0", map[string]*githubfake.File{
+		edited: {Content: []byte("- name: field1\n  type: long\n")},
+	})
+	run := h.completedRun(pr.HeadSHA)
+	if run.Conclusion != "failure" {
+		t.Fatalf("conclusion = %q, want failure; summary:\n%s", run.Conclusion, run.Summary)
+	}
+	found := false
+	for _, a := range run.Annotations {
+		if a.Path == edited && a.AnnotationLevel == "failure" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no failure annotation on %s; annotations: %+v", edited, run.Annotations)
+	}
+	if !strings.Contains(run.Summary, "overwrite") {
+		t.Errorf("summary does not name the overwrite rule:\n%s", run.Summary)
+	}
+	if n := len(h.repo.CheckRuns(pr.HeadSHA)); n != 1 {
+		t.Errorf("%d check runs on the head, want exactly 1", n)
+	}
+}
+
+func TestCheckPassesCleanPromotion(t *testing.T) {
+	h := newHarness(t)
+	files := pkgFiles("foo", "1.1.0", 4, "v1")
+	h.commit("snapshot", "foo 1.1.0", files)
+	pr := h.openPR("staging", "promote-foo", "[staging] Promote foo@1.1.0", files)
+	run := h.completedRun(pr.HeadSHA)
+	if run.Conclusion != "success" {
+		t.Fatalf("conclusion = %q, want success; summary:\n%s", run.Conclusion, run.Summary)
+	}
+	// A push that makes the staging copy differ from snapshot's turns it red on the new head.
+	sha, err := h.repo.PushToPullRequest(pr.Number, "tweak", map[string]*githubfake.File{
+		"packages/foo/1.1.0/manifest.yml": {Content: []byte("format_version: 1.0.0\nname: foo\nversion: 1.1.0\ntitle: changed\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = h.completedRun(sha)
+	if run.Conclusion != "failure" || !strings.Contains(run.Summary, "promotion-source") {
+		t.Errorf("after diverging push: conclusion %q, want failure naming promotion-source; summary:\n%s", run.Conclusion, run.Summary)
+	}
+}
+
+func TestCheckEvaluatesPRPastFileListingLimit(t *testing.T) {
+	h := newHarness(t)
+	pr := h.openPR("snapshot", "big", "[snapshot] Add big 1.0.0", pkgFiles("big", "1.0.0", 3500, "x"))
+	run := h.completedRun(pr.HeadSHA)
+	if run.Conclusion != "success" {
+		t.Fatalf("conclusion = %q, want success; summary:\n%s", run.Conclusion, run.Summary)
+	}
+	if n := h.fake.Calls("GET /repos/{owner}/{repo}/pulls/{pull_number}/files"); n != 0 {
+		t.Errorf("the check listed PR files %d times; it must not depend on that listing", n)
+	}
+}
+
+func TestCheckUsesDefaultBranchConfig(t *testing.T) {
+	h := newHarness(t)
+	h.commit("main", "storagebot config", map[string]*githubfake.File{
+		".github/storagebot.yml": {Content: []byte("fix_titles: true\n")},
+	})
+	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 2, "v1"))
+	// The PR relaxes the overwrite rule in its own copy of the config and edits a staging version.
+	pr := h.openPR("staging", "relax", "Edit foo 2.0.0", map[string]*githubfake.File{
+		".github/storagebot.yml":                               {Content: []byte("rules:\n  overwrite:\n    staging: off\n")},
+		"packages/foo/2.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: changed\n")},
+	})
+	run := h.completedRun(pr.HeadSHA)
+	if run.Conclusion != "failure" || !strings.Contains(run.Summary, "overwrite") {
+		t.Fatalf("conclusion = %q, want failure from overwrite (default branch config); summary:\n%s", run.Conclusion, run.Summary)
+	}
+	// fix_titles from the default branch: the bot prefixes the title.
+	h.waitFor("title fixed", func() bool { return h.repo.PullRequest(pr.Number).Title == "[staging] Edit foo 2.0.0" })
+}
+
+func TestCheckReportsBrokenConfigLine(t *testing.T) {
+	h := newHarness(t)
+	h.commit("main", "broken config", map[string]*githubfake.File{
+		".github/storagebot.yml": {Content: []byte("fix_titles: false\nrules:\n  overwrite:\n    staging: eror\n")},
+	})
+	pr := h.openPR("snapshot", "add-bar", "[snapshot] Add bar", pkgFiles("bar", "0.1.0", 2, "v1"))
+	run := h.completedRun(pr.HeadSHA)
+	if run.Conclusion != "failure" {
+		t.Fatalf("conclusion = %q, want failure", run.Conclusion)
+	}
+	if !strings.Contains(run.Summary, "line 4") || !strings.Contains(run.Summary, "rules.overwrite.staging") {
+		t.Errorf("summary does not name line 4 and the field:\n%s", run.Summary)
+	}
+	if len(run.Annotations) != 1 || run.Annotations[0].Path != ".github/storagebot.yml" || run.Annotations[0].StartLine != 4 {
+		t.Errorf("annotations = %+v, want one on .github/storagebot.yml line 4", run.Annotations)
+	}
+}

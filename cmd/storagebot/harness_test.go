@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/storagebot/storagebot/internal/githubfake"
+)
+
+// harness runs `storagebot serve` in process, through run() exactly as the binary does, against a fake
+// GitHub that delivers its signed webhooks to it.
+type harness struct {
+	t    *testing.T
+	fake *githubfake.Server
+	repo *githubfake.Repo
+	addr string
+	logs *syncBuffer
+
+	cancel context.CancelFunc
+	done   chan int
+}
+
+// syncBuffer collects the server's logs from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newHarness starts a fake GitHub holding a storage repository with the three channel branches, and serve.
+func newHarness(t *testing.T, extraArgs ...string) *harness {
+	t.Helper()
+	fake := githubfake.New(githubfake.Options{})
+	t.Cleanup(fake.Close)
+	h := &harness{t: t, fake: fake, logs: &syncBuffer{}}
+	h.repo = fake.CreateRepo("storage-org", "package-storage", "main")
+	for _, ch := range []string{"production", "staging", "snapshot"} {
+		h.commit(ch, "registry files", map[string]*githubfake.File{
+			"Dockerfile": {Content: []byte("ARG PACKAGE_REGISTRY=v1.15.0\nFROM docker.elastic.co/package-registry/package-registry:${PACKAGE_REGISTRY}\n")},
+			"go.mod":     {Content: []byte("module github.com/elastic/package-storage\n\ngo 1.19\n\nrequire github.com/elastic/package-registry v1.15.0\n")},
+		})
+	}
+	t.Setenv("GITHUB_APP_INTEGRATION_ID", strconv.FormatInt(fake.AppID(), 10))
+	t.Setenv("GITHUB_APP_PRIVATE_KEY", string(fake.PrivateKeyPEM()))
+	t.Setenv("GITHUB_APP_WEBHOOK_SECRET", fake.WebhookSecret())
+	t.Setenv("GITHUB_V3_API_URL", fake.URL())
+	t.Setenv("GITHUB_WEB_URL", fake.WebURL())
+	h.start(extraArgs...)
+	t.Cleanup(h.stop)
+	return h
+}
+
+// start runs serve on a free loopback port and waits until it is ready.
+func (h *harness) start(extraArgs ...string) {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.addr = ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan int, 1)
+	args := append([]string{"serve", "--addr", h.addr, "--log-level", "debug", "--workers", "4"}, extraArgs...)
+	go func() { h.done <- run(ctx, args, io.Discard, h.logs) }()
+	h.waitFor("serve to be ready", func() bool {
+		resp, err := http.Get("http://" + h.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	h.fake.SetWebhookURL("http://" + h.addr + "/api/github/hook")
+}
+
+// stop shuts serve down gracefully and checks it exited cleanly.
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	select {
+	case code := <-h.done:
+		if code != 0 {
+			h.t.Errorf("serve exited %d; logs:\n%s", code, h.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		h.t.Error("serve did not stop within 30s")
+	}
+	h.cancel = nil
+	h.fake.SetWebhookURL("")
+}
+
+// restart simulates a process restart: a new serve with nothing in memory.
+func (h *harness) restart() {
+	h.stop()
+	h.start()
+}
+
+func (h *harness) commit(branch, msg string, files map[string]*githubfake.File) string {
+	h.t.Helper()
+	sha, err := h.repo.Commit(branch, msg, files)
+	if err != nil {
+		h.t.Fatalf("commit to %s: %v", branch, err)
+	}
+	return sha
+}
+
+// waitFor polls cond until it holds; async work is awaited on a condition, never a sleep.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; server logs:\n%s", what, tail(h.logs.String(), 40))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// completedRun waits for the storage-policy run on sha to complete and returns it.
+func (h *harness) completedRun(sha string) githubfake.CheckRun {
+	h.t.Helper()
+	var run githubfake.CheckRun
+	h.waitFor("storage-policy on "+sha[:7], func() bool {
+		for _, r := range h.repo.CheckRuns(sha) {
+			if r.Name == "storage-policy" && r.Status == "completed" {
+				run = r
+				return true
+			}
+		}
+		return false
+	})
+	return run
+}
+
+// get fetches a path of the server.
+func (h *harness) get(path string) (int, string) {
+	h.t.Helper()
+	resp, err := http.Get("http://" + h.addr + path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// redeliver sends a recorded delivery again, as GitHub's "Redeliver" button does (same delivery ID).
+func (h *harness) redeliver(d githubfake.Delivery) int {
+	h.t.Helper()
+	code, err := h.fake.DeliverRaw(d.Event, d.ID, d.Body, sign(h.fake.WebhookSecret(), d.Body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return code
+}
+
+func sign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// pkgFiles builds the files of a package version: a manifest and n-1 data files.
+func pkgFiles(name, version string, n int, salt string) map[string]*githubfake.File {
+	dir := "packages/" + name + "/" + version + "/"
+	files := map[string]*githubfake.File{
+		dir + "manifest.yml": {Content: []byte(fmt.Sprintf("format_version: 1.0.0\nname: %s\nversion: %s\ntitle: %s\n", name, version, strings.ToUpper(name)))},
+	}
+	for i := 1; i < n; i++ {
+		files[fmt.Sprintf("%sdata_stream/ds%d/fields/fields.yml", dir, i)] = &githubfake.File{Content: []byte(fmt.Sprintf("- name: field%d\n  type: keyword\n# %s\n", i, salt))}
+	}
+	return files
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// settle waits until the server has finished every event delivered so far. Deliveries are synchronous (the
+// fake returns once the server acknowledged), and events a handler causes are acknowledged before that
+// handler finishes, so no event in flight means quiescence.
+func (h *harness) settle() {
+	h.t.Helper()
+	h.waitFor("no event in flight", func() bool {
+		_, m := h.get("/metrics")
+		return strings.Contains(m, "\nstoragebot_events_in_flight 0\n")
+	})
+}

@@ -1,0 +1,38 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/go-github/v50/github"
+	"github.com/palantir/go-githubapp/githubapp"
+)
+
+// IssueComment handles issue_comment events: the slash commands in issue and PR comments.
+type IssueComment struct {
+	app *App
+}
+
+var _ githubapp.EventHandler = (*IssueComment)(nil)
+
+// Handles names the event.
+func (h *IssueComment) Handles() []string { return []string{"issue_comment"} }
+
+// Handle hands the comment to the command executor.
+func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
+	var event github.IssueCommentEvent
+	if err := json.Unmarshal(payload, &event); err != nil {
+		return fmt.Errorf("decode issue_comment payload: %w", err)
+	}
+	if event.GetAction() != "created" {
+		return nil // an edited comment never re-runs its commands
+	}
+	installationID := githubapp.GetInstallationIDFromEvent(&event)
+	ctx, _ = githubapp.PreparePRContext(ctx, installationID, event.GetRepo(), event.GetIssue().GetNumber())
+	client, err := h.app.installationClient(installationID)
+	if err != nil {
+		return fmt.Errorf("installation client: %w", err)
+	}
+	return h.app.commands.Handle(ctx, client, &event)
+}

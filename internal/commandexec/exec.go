@@ -1,0 +1,337 @@
+// Package commandexec runs the slash commands of one issue or PR comment: it reacts 👀 on receipt, checks the
+// commenter's repository permission per command and target channel, performs each command, and answers
+// with one reply that quotes every command and gives its result or a precise refusal.
+package commandexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-github/v50/github"
+	"github.com/rs/zerolog"
+
+	"github.com/storagebot/storagebot/internal/access"
+	"github.com/storagebot/storagebot/internal/checkrun"
+	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/exceptions"
+	"github.com/storagebot/storagebot/internal/promotion"
+	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/policy"
+)
+
+// Executor runs commands. Safe for concurrent use.
+type Executor struct {
+	Checks     *checkrun.Service
+	Promotions *promotion.Service
+}
+
+// comment is what one comment's commands share: who wrote it where, and what was looked up once.
+type comment struct {
+	client      *github.Client
+	repo        *github.Repository
+	owner, name string
+	number      int
+	isPR        bool
+	user        string
+	permission  repoconfig.Permission
+	cfg         *repoconfig.Config
+	pr          *github.PullRequest // fetched on first use
+	granted     []policy.Exception  // recorded in the reply's marker
+	recheck     bool                // re-run the check after replying (exceptions changed)
+	showHelp    bool
+}
+
+// Handle runs the commands in a newly created comment. Edited comments, and comments by bots (this one
+// included), never run anything.
+func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github.IssueCommentEvent) error {
+	if ev.GetAction() != "created" {
+		return nil
+	}
+	author := ev.GetComment().GetUser()
+	if author.GetType() == "Bot" || strings.HasSuffix(author.GetLogin(), "[bot]") {
+		return nil
+	}
+	cmds, parseErr := commands.Parse(ev.GetComment().GetBody())
+	if parseErr == nil && len(cmds) == 0 {
+		return nil
+	}
+	c := &comment{
+		client: client, repo: ev.GetRepo(),
+		owner: ev.GetRepo().GetOwner().GetLogin(), name: ev.GetRepo().GetName(),
+		number: ev.GetIssue().GetNumber(), isPR: ev.GetIssue().IsPullRequest(),
+		user: author.GetLogin(),
+	}
+	log := zerolog.Ctx(ctx).With().Str("user", c.user).Int("issue", c.number).Int("commands", len(cmds)).Logger()
+	ctx = log.WithContext(ctx)
+	if _, _, err := client.Reactions.CreateIssueCommentReaction(ctx, c.owner, c.name, ev.GetComment().GetID(), "eyes"); err != nil {
+		log.Warn().Err(err).Msg("could not react to the comment; running its commands anyway")
+	}
+	if errors.Is(parseErr, commands.ErrTooMany) {
+		return c.reply(ctx, fmt.Sprintf("❌ This comment has more than %d commands, so none of them ran. Split them over several comments.", commands.MaxCommands))
+	}
+	if parseErr != nil {
+		return c.reply(ctx, "❌ "+parseErr.Error()+"\n\n"+commands.HelpText())
+	}
+
+	var err error
+	if c.cfg, err = repoconfig.Load(ctx, client, c.owner, c.name, c.repo.GetDefaultBranch()); err != nil {
+		if _, invalid := repoconfig.IsInvalid(err); invalid {
+			return c.reply(ctx, fmt.Sprintf("❌ No command ran: the repository configuration is invalid.\n\n```\n%s\n```\n\nFix `%s` on the default branch, then comment again.", err, repoconfig.Path))
+		}
+		return err
+	}
+	if c.permission, err = access.Permission(ctx, client, c.owner, c.name, c.user); err != nil {
+		return err
+	}
+
+	sections := make([]string, 0, len(cmds))
+	for _, cmd := range cmds {
+		result := e.run(ctx, c, cmd)
+		log.Info().Str("command", string(cmd.Name)).Str("raw", cmd.Raw).Str("result", firstLine(result)).Msg("command handled")
+		sections = append(sections, "> "+cmd.Raw+"\n\n"+result)
+	}
+	body := strings.Join(sections, "\n\n")
+	if c.showHelp {
+		body += "\n\n---\n" + commands.HelpText()
+	}
+	if m := exceptions.Marker(c.granted); m != "" {
+		body += "\n\n" + m
+	}
+	if err := c.reply(ctx, body); err != nil {
+		return err
+	}
+	if c.recheck {
+		pr, err := c.pullRequest(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := e.Checks.CheckPR(ctx, client, c.repo, pr); err != nil {
+			return fmt.Errorf("re-run the check after /allow: %w", err)
+		}
+	}
+	return nil
+}
+
+// run performs one command and returns the markdown result.
+func (e *Executor) run(ctx context.Context, c *comment, cmd commands.Command) string {
+	if cmd.Err != nil {
+		c.showHelp = true
+		return "❌ " + cmd.Err.Error() + " — see the commands below."
+	}
+	var result string
+	var err error
+	switch cmd.Name {
+	case commands.Help:
+		c.showHelp = true
+		return "ℹ️ The commands are listed below."
+	case commands.Recheck:
+		result, err = e.recheck(ctx, c)
+	case commands.Promote:
+		result, err = e.promote(ctx, c, cmd)
+	case commands.Allow:
+		result, err = e.allow(ctx, c, cmd)
+	case commands.Rebuild:
+		result = e.rebuild(c)
+	default:
+		result = fmt.Sprintf("❌ `/%s` is not handled by this storagebot.", cmd.Name)
+	}
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Str("command", cmd.Raw).Msg("command failed")
+		return fmt.Sprintf("❌ Failed: %s. Nothing is left half done: comment the command again to retry.", err)
+	}
+	return result
+}
+
+// refuse formats a permission refusal naming what was needed and what the user has.
+func (c *comment) refuse(what string, need repoconfig.Permission) string {
+	return fmt.Sprintf("❌ Not permitted: %s needs the `%s` repository permission; @%s has `%s`.", what, need, c.user, c.permission)
+}
+
+func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
+	if need := c.cfg.Commands.Recheck; !c.permission.Meets(need) {
+		return c.refuse("`/recheck`", need), nil
+	}
+	if !c.isPR {
+		return "❌ `/recheck` works on pull requests only.", nil
+	}
+	pr, err := c.pullRequest(ctx)
+	if err != nil {
+		return "", err
+	}
+	out, err := e.Checks.CheckPR(ctx, c.client, c.repo, pr)
+	if err != nil {
+		return "", err
+	}
+	if out.Skipped {
+		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), checkrun.Name), nil
+	}
+	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, shortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
+}
+
+func (e *Executor) rebuild(c *comment) string {
+	if need := c.cfg.Commands.Rebuild; !c.permission.Meets(need) {
+		return c.refuse("`/rebuild`", need)
+	}
+	return "❌ Not done: distribution rebuild and rollout is not part of this storagebot version yet, so nothing was rebuilt. Rebuild the distribution with its workflow by hand."
+}
+
+func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command) (string, error) {
+	versions := cmd.Versions
+	if len(versions) == 0 {
+		if !c.isPR {
+			return "❌ `/promote` without versions promotes what a merged pull request added; on an issue, name the versions: `/promote <name>@<version>`.", nil
+		}
+		pr, err := c.pullRequest(ctx)
+		if err != nil {
+			return "", err
+		}
+		if !pr.GetMerged() {
+			return "❌ `/promote` without versions works on a merged pull request; this one is not merged. Name the versions, or comment again once it is merged.", nil
+		}
+		if versions, err = e.Promotions.AddedBy(ctx, c.promotionRepo(), pr); err != nil {
+			return "", err
+		}
+		if len(versions) == 0 {
+			return "❌ This pull request added no package version, so there is nothing to promote.", nil
+		}
+	}
+	res, err := e.Promotions.Promote(ctx, c.promotionRepo(), promotion.PromoteRequest{
+		Versions: versions, Target: cmd.Target, RequestedBy: c.user, FromPR: c.number,
+		Authorize: func(target string) error {
+			need, ok := c.cfg.PromotePermission(target)
+			if !ok {
+				return fmt.Errorf("`%s` is no promotion target", target)
+			}
+			if !c.permission.Meets(need) {
+				return fmt.Errorf("promoting to `%s` needs the `%s` repository permission; @%s has `%s`", target, need, c.user, c.permission)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		var denied *promotion.NotAuthorizedError
+		if errors.As(err, &denied) {
+			return "❌ Not permitted: " + denied.Reason + ".", nil
+		}
+		return "", err
+	}
+	if len(res.Refusals) > 0 {
+		var b strings.Builder
+		b.WriteString("❌ Nothing was promoted:\n")
+		for _, r := range res.Refusals {
+			fmt.Fprintf(&b, "- `%s`: %s\n", r.Version, r.Reason)
+		}
+		return strings.TrimSuffix(b.String(), "\n"), nil
+	}
+	verb := "Opened"
+	if res.Reused {
+		verb = "Found the existing"
+	}
+	return fmt.Sprintf("✅ %s promotion PR #%d to `%s`: %s (from `%s`, branch `%s`).", verb, res.PR.Number, res.Target,
+		versionList(versions), res.Source, res.PR.Branch), nil
+}
+
+func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) (string, error) {
+	need := c.cfg.Commands.Allow
+	if c.cfg.Exceptions.Permission.Meets(need) {
+		need = c.cfg.Exceptions.Permission // the stricter of the two settings
+	}
+	if !c.permission.Meets(need) {
+		return c.refuse("`/allow`", need), nil
+	}
+	if !c.isPR {
+		return "❌ `/allow` works on pull requests only: an exception binds to the versions a PR changes.", nil
+	}
+	rule := policy.RuleID(cmd.Rule)
+	if !policy.KnownRule(rule) {
+		return fmt.Sprintf("❌ `%s` is no rule. Rules: %s.", cmd.Rule, ruleList()), nil
+	}
+	pr, err := c.pullRequest(ctx)
+	if err != nil {
+		return "", err
+	}
+	cfg, channel, input, ok, err := e.Checks.Facts(ctx, c.client, c.repo, pr)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return fmt.Sprintf("❌ `%s` is no channel branch: nothing to allow.", pr.GetBase().GetRef()), nil
+	}
+	if setting := cfg.RulesFor(channel.Name)[rule]; !setting.Exceptions {
+		return fmt.Sprintf("❌ `%s` takes no exceptions in `%s`: that is the channel's policy (DESIGN §4), and no comment can change it.", rule, channel.Name), nil
+	}
+	var granted []policy.Exception
+	for _, ref := range cmd.Versions {
+		matched := 0
+		for _, ch := range input.Changes {
+			if (ref.Package == commands.Wildcard || ref.Package == ch.Package) && (ref.Version == commands.Wildcard || ref.Version == ch.Version) {
+				granted = append(granted, policy.Exception{Rule: rule, Package: ch.Package, Version: ch.Version, TreeSHA: ch.Tree, By: c.user, Reason: cmd.Reason})
+				matched++
+			}
+		}
+		if matched == 0 {
+			return fmt.Sprintf("❌ `%s` matches no version this pull request changes; nothing was allowed.", ref), nil
+		}
+	}
+	c.granted = append(c.granted, granted...)
+	c.recheck = true
+	var names []string
+	for _, g := range granted {
+		names = append(names, fmt.Sprintf("`%s@%s` (tree %s)", g.Package, g.Version, shortSHA(g.TreeSHA)))
+	}
+	return fmt.Sprintf("✅ Allowed `%s` for %s, by @%s: %s\nThe exception lapses if the content changes. `%s` runs again now.",
+		rule, strings.Join(names, ", "), c.user, cmd.Reason, checkrun.Name), nil
+}
+
+func (c *comment) pullRequest(ctx context.Context) (*github.PullRequest, error) {
+	if c.pr != nil {
+		return c.pr, nil
+	}
+	pr, _, err := c.client.PullRequests.Get(ctx, c.owner, c.name, c.number)
+	if err != nil {
+		return nil, fmt.Errorf("read PR #%d: %w", c.number, err)
+	}
+	c.pr = pr
+	return pr, nil
+}
+
+func (c *comment) promotionRepo() promotion.Repo {
+	return promotion.Repo{Client: c.client, Owner: c.owner, Name: c.name, Config: c.cfg}
+}
+
+func (c *comment) reply(ctx context.Context, body string) error {
+	if _, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.number, &github.IssueComment{Body: &body}); err != nil {
+		return fmt.Errorf("reply on #%d: %w", c.number, err)
+	}
+	return nil
+}
+
+func versionList(vs []commands.VersionRef) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = "`" + v.String() + "`"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ruleList() string {
+	var parts []string
+	for _, r := range policy.AllRules() {
+		parts = append(parts, "`"+string(r)+"`")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func shortSHA(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,186 @@
+// Package reconcile periodically finishes work that a missed or failed webhook left undone: for every
+// repository of every installation, removal PRs for versions already promoted, and a report of versions
+// held by two channels with different contents (DESIGN §6). Every step is idempotent (deterministic branch
+// names, look before create), so running it on several replicas at once is safe, if wasteful.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v50/github"
+	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/storagebot/storagebot/internal/promotion"
+	"github.com/storagebot/storagebot/internal/repoconfig"
+)
+
+// Runner reconciles every repository the App is installed on.
+type Runner struct {
+	Clients    githubapp.ClientCreator
+	Promotions *promotion.Service
+	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
+	// spaces its runs further.
+	Interval time.Duration
+
+	runs      *prometheus.CounterVec
+	conflicts *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	lastRun map[string]time.Time // repository full name → last reconcile
+}
+
+// NewRunner builds a runner and registers its metrics in reg (nil: not registered).
+func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
+	r := &Runner{
+		Clients: clients, Promotions: promotions, Interval: interval,
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "storagebot_reconcile_repositories_total",
+			Help: "Repository reconciliations, by result (ok, error, skipped).",
+		}, []string{"result"}),
+		conflicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "storagebot_reconcile_conflicts",
+			Help: "Versions held by two channels with different contents, by repository (never removed automatically).",
+		}, []string{"repository"}),
+		lastRun: map[string]time.Time{},
+	}
+	if reg != nil {
+		reg.MustRegister(r.runs, r.conflicts)
+	}
+	return r
+}
+
+// Loop reconciles at once, then every Interval, until ctx ends.
+func (r *Runner) Loop(ctx context.Context) {
+	log := zerolog.Ctx(ctx)
+	for {
+		if err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("reconcile run failed; the next run retries")
+		}
+		if r.Interval <= 0 {
+			return
+		}
+		t := time.NewTimer(r.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce reconciles every repository of every installation once. One repository's failure does not stop
+// the others; all failures are returned together.
+func (r *Runner) RunOnce(ctx context.Context) error {
+	app, err := r.Clients.NewAppClient()
+	if err != nil {
+		return fmt.Errorf("app client: %w", err)
+	}
+	var errs []error
+	opts := &github.ListOptions{PerPage: 100}
+	for {
+		insts, resp, err := app.Apps.ListInstallations(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list installations: %w", err)
+		}
+		for _, inst := range insts {
+			if err := r.installation(ctx, inst.GetID()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runner) installation(ctx context.Context, id int64) error {
+	client, err := r.Clients.NewInstallationClient(id)
+	if err != nil {
+		return fmt.Errorf("installation %d client: %w", id, err)
+	}
+	var errs []error
+	opts := &github.ListOptions{PerPage: 100}
+	for {
+		list, resp, err := client.Apps.ListRepos(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list repositories of installation %d: %w", id, err)
+		}
+		for _, repo := range list.Repositories {
+			if err := r.repository(ctx, client, repo); err != nil {
+				r.runs.WithLabelValues("error").Inc()
+				errs = append(errs, fmt.Errorf("%s: %w", repo.GetFullName(), err))
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runner) repository(ctx context.Context, client *github.Client, repo *github.Repository) error {
+	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+	log := zerolog.Ctx(ctx).With().Str(githubapp.LogKeyRepositoryOwner, owner).Str(githubapp.LogKeyRepositoryName, name).Logger()
+	cfg, err := repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
+	if err != nil {
+		if _, invalid := repoconfig.IsInvalid(err); invalid {
+			log.Warn().Err(err).Msg("reconcile skipped: repository config invalid")
+			r.runs.WithLabelValues("skipped").Inc()
+			return nil
+		}
+		return err
+	}
+	if !r.due(repo.GetFullName(), cfg.Reconcile.Interval) {
+		return nil
+	}
+	// A repository without the channel branches is not a storage repository.
+	for _, ch := range cfg.Channels {
+		if _, resp, err := client.Repositories.GetBranch(ctx, owner, name, ch.Branch, false); err != nil {
+			if resp != nil && resp.StatusCode == http.StatusNotFound {
+				log.Debug().Str("branch", ch.Branch).Msg("reconcile skipped: no such channel branch")
+				r.runs.WithLabelValues("skipped").Inc()
+				return nil
+			}
+			return fmt.Errorf("read branch %s: %w", ch.Branch, err)
+		}
+	}
+	res, err := r.Promotions.Reconcile(ctx, promotion.Repo{Client: client, Owner: owner, Name: name, Config: cfg})
+	if err != nil {
+		return err
+	}
+	r.runs.WithLabelValues("ok").Inc()
+	r.conflicts.WithLabelValues(repo.GetFullName()).Set(float64(len(res.Conflicts)))
+	for _, c := range res.Conflicts {
+		log.Warn().Str("package", c.Version.Package).Str("version", c.Version.Version).
+			Str("lower", c.Lower).Str("higher", c.Higher).Str("lower_tree", c.LowerTree).Str("higher_tree", c.HigherTree).
+			Msg("version held by two channels with different contents: the lower copy is invisible; fix it by hand")
+	}
+	for _, rm := range res.Removals {
+		log.Info().Str("channel", rm.Channel).Int("removal_pr", rm.PR.Number).Bool("created", rm.Created).
+			Int("versions", len(rm.Removed)).Msg("reconcile: removal PR for versions already promoted")
+	}
+	return nil
+}
+
+// due records and reports whether a repository's own interval has elapsed since its last reconcile.
+func (r *Runner) due(repo string, interval time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// 10% slack: a repository on the server's own interval must not skip every other tick to timer drift.
+	if last, ok := r.lastRun[repo]; ok && time.Since(last) < interval*9/10 {
+		return false
+	}
+	r.lastRun[repo] = time.Now()
+	return true
+}
