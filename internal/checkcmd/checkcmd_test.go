@@ -312,6 +312,18 @@ func TestRunChannelSources(t *testing.T) {
 			wantCode:   ExitUsage,
 			wantStderr: `channel production: branch "prod" not found`,
 		},
+		{
+			name: "configuration at HEAD maps a channel to an existing branch",
+			prepare: func(t *testing.T, sc scenario) {
+				cfg := "channels:\n  - {name: snapshot, branch: snapshot}\n  - {name: staging, branch: staging}\n  - {name: production, branch: prod}\n"
+				if _, err := sc.repo.Commit("production", "config", storagegen.Put(".github/storagebot.yml", []byte(cfg))); err != nil {
+					t.Fatal(err)
+				}
+				if err := sc.repo.Branch("prod", "production"); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ func openLocal(t *testing.T, dir string) *LocalReader {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() })
 	return r
 }
 
@@ -171,6 +173,44 @@ func TestReadFile(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, string(data)); diff != "" {
 				t.Errorf("contents (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOpenLocal(t *testing.T) {
+	worktree := generate(t, storagegen.Options{})
+	bare := generate(t, storagegen.Options{Bare: true})
+	sub := worktree.Dir + "/packages/deep"
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		path    string
+		wantErr bool
+	}{
+		{name: "work tree", path: worktree.Dir},
+		{name: "directory inside a work tree", path: sub},
+		{name: "git directory of a work tree", path: worktree.Dir + "/.git"},
+		{name: "bare repository", path: bare.Dir},
+		{name: "not a repository", path: t.TempDir(), wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := OpenLocal(tc.path)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tc.path) {
+					t.Fatalf("error = %v, want one naming %s", err, tc.path)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := r.ResolveRevision(context.Background(), "production"); err != nil {
+				t.Errorf("resolve production: %v", err)
 			}
 		})
 	}
