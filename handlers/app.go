@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/google/go-github/v50/github"
@@ -110,5 +111,27 @@ func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.
 		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
 			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
 	}
+	return nil
+}
+
+// autoMergeRemoval merges a storagebot removal PR once it is safe (auto_merge_removals: true); the promotion
+// service decides, and says why it waits.
+func (a *App) autoMergeRemoval(ctx context.Context, client *github.Client, repo *github.Repository, number int, headRef string) error {
+	if !strings.HasPrefix(headRef, promotion.RemoveBranchPrefix) {
+		return nil
+	}
+	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+	cfg, err := repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
+	if err != nil {
+		return fmt.Errorf("auto-merge of #%d: %w", number, err)
+	}
+	if !cfg.AutoMergeRemovals {
+		return nil
+	}
+	merged, reason, err := a.promotions.MergeRemovalIfReady(ctx, promotion.Repo{Client: client, Owner: owner, Name: name, Config: cfg}, number)
+	if err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Info().Int("removal_pr", number).Bool("merged", merged).Str("reason", reason).Msg("removal auto-merge")
 	return nil
 }

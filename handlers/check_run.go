@@ -45,18 +45,33 @@ var _ githubapp.EventHandler = (*CheckSuite)(nil)
 // Handles names the event.
 func (h *CheckSuite) Handles() []string { return []string{"check_suite"} }
 
-// Handle re-runs the check for the PRs of a rerequested suite.
+// Handle re-runs the check for the PRs of a rerequested suite, and, when a suite completes (other CI on a
+// removal PR finished), tries the removal auto-merge.
 func (h *CheckSuite) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
 	var event github.CheckSuiteEvent
 	if err := json.Unmarshal(payload, &event); err != nil {
 		return fmt.Errorf("decode check_suite payload: %w", err)
 	}
-	if event.GetAction() != "rerequested" {
-		return nil
-	}
 	installationID := githubapp.GetInstallationIDFromEvent(&event)
 	ctx, _ = githubapp.PrepareRepoContext(ctx, installationID, event.GetRepo())
-	return h.app.recheckPRs(ctx, installationID, event.GetRepo(), event.GetCheckSuite().PullRequests)
+	switch event.GetAction() {
+	case "rerequested":
+		return h.app.recheckPRs(ctx, installationID, event.GetRepo(), event.GetCheckSuite().PullRequests)
+	case "completed":
+		if len(event.GetCheckSuite().PullRequests) == 0 {
+			return nil
+		}
+		client, err := h.app.installationClient(installationID)
+		if err != nil {
+			return fmt.Errorf("installation client: %w", err)
+		}
+		for _, pr := range event.GetCheckSuite().PullRequests {
+			if err := h.app.autoMergeRemoval(ctx, client, event.GetRepo(), pr.GetNumber(), pr.GetHead().GetRef()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // recheckPRs fetches each PR (the payload's copies lack the title) and runs the check on it.

@@ -38,8 +38,11 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		if err != nil {
 			return fmt.Errorf("installation client: %w", err)
 		}
-		_, err = h.app.checks.CheckPR(ctx, client, event.GetRepo(), pr)
-		return err
+		out, err := h.app.checks.CheckPR(ctx, client, event.GetRepo(), pr)
+		if err != nil || out.Conclusion != "success" {
+			return err
+		}
+		return h.app.autoMergeRemoval(ctx, client, event.GetRepo(), pr.GetNumber(), pr.GetHead().GetRef())
 	case "closed":
 		if !pr.GetMerged() {
 			return nil
