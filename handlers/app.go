@@ -111,6 +111,37 @@ func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.
 		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
 			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
 	}
+	return a.noteFollowUp(ctx, client, repo, pr.GetNumber(), promotion.FollowUpNote(results, pr.GetNumber()))
+}
+
+// noteFollowUp tells the merged PR what became of the lower copies, once: a redelivery finds the note by
+// its marker among the bot's comments and posts nothing.
+func (a *App) noteFollowUp(ctx context.Context, client *github.Client, repo *github.Repository, number int, note string) error {
+	if note == "" {
+		return nil
+	}
+	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+	bot := a.bot.Login(ctx)
+	marker := promotion.FollowUpNoteMarker(number)
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	for {
+		comments, resp, err := client.Issues.ListComments(ctx, owner, name, number, opts)
+		if err != nil {
+			return fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+		}
+		for _, c := range comments {
+			if strings.EqualFold(c.GetUser().GetLogin(), bot) && strings.Contains(c.GetBody(), marker) {
+				return nil
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	if _, _, err := client.Issues.CreateComment(ctx, owner, name, number, &github.IssueComment{Body: &note}); err != nil {
+		return fmt.Errorf("post the follow-up note on #%d: %w", number, err)
+	}
 	return nil
 }
 

@@ -118,6 +118,19 @@ func TestPromoteMergeAndExactlyOnceRemoval(t *testing.T) {
 	if run := h.completedRun(rm.HeadSHA); run.Conclusion != "success" {
 		t.Errorf("removal PR check = %s:\n%s", run.Conclusion, run.Summary)
 	}
+	// The promotion PR is told once where its lower copies went.
+	notes := 0
+	for _, c := range h.repo.IssueComments(promo.Number) {
+		if strings.Contains(c.Body, "Removal follow-up") {
+			notes++
+			if !strings.Contains(c.Body, "#"+itoa(rm.Number)+" removes foo@1.2.3") {
+				t.Errorf("follow-up note does not link the removal PR:\n%s", c.Body)
+			}
+		}
+	}
+	if notes != 1 {
+		t.Errorf("%d follow-up notes on #%d, want exactly 1 after three deliveries", notes, promo.Number)
+	}
 }
 
 func TestPromoteRefusals(t *testing.T) {
