@@ -22,7 +22,7 @@ import (
 // harness runs `storagebot serve` in process, through run() exactly as the binary does, against a fake
 // GitHub that delivers its signed webhooks to it.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	fake *githubfake.Server
 	repo *githubfake.Repo
 	addr string
@@ -51,7 +51,7 @@ func (s *syncBuffer) String() string {
 }
 
 // newHarness starts a fake GitHub holding a storage repository with the three channel branches, and serve.
-func newHarness(t *testing.T, extraArgs ...string) *harness {
+func newHarness(t testing.TB, extraArgs ...string) *harness {
 	t.Helper()
 	fake := githubfake.New(githubfake.Options{})
 	t.Cleanup(fake.Close)
