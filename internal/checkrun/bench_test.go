@@ -55,8 +55,7 @@ fix_titles: false
 type benchStorage struct {
 	server *githubfake.Server
 	repo   *githubfake.Repo
-	// versions is the number of versions on snapshot (production has 80 % of them).
-	versions int
+	// packages is the number of generated packages, each with benchVersionsPerPackage versions on snapshot.
 	packages int
 }
 
@@ -68,7 +67,7 @@ func newBenchStorage(tb testing.TB, versions int) *benchStorage {
 	s := githubfake.New(githubfake.Options{})
 	tb.Cleanup(s.Close)
 	repo := s.CreateRepo(benchOwner, benchRepo, "production")
-	bs := &benchStorage{server: s, repo: repo, versions: versions, packages: versions / benchVersionsPerPackage}
+	bs := &benchStorage{server: s, repo: repo, packages: versions / benchVersionsPerPackage}
 
 	files := map[string]*githubfake.File{
 		".github/storagebot.yml": {Content: []byte(benchConfig)},
