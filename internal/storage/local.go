@@ -20,7 +20,13 @@ import (
 type LocalReader struct {
 	repo  *git.Repository
 	packs *packedObjects
+	// trees keeps decoded trees: one check reads the root and packages/ trees of several branch states that
+	// often share them.
+	trees *ObjectCache
 }
+
+// localTreeCacheEntries bounds the decoded trees a LocalReader keeps.
+const localTreeCacheEntries = 4096
 
 var _ Reader = (*LocalReader)(nil)
 
@@ -37,7 +43,7 @@ func OpenLocal(path string) (*LocalReader, error) {
 	}
 	fsStorage, ok := repo.Storer.(*filesystem.Storage)
 	if !ok {
-		return &LocalReader{repo: repo}, nil
+		return &LocalReader{repo: repo, trees: NewObjectCache(localTreeCacheEntries)}, nil
 	}
 	packs, err := openPacks(filepath.Join(fsStorage.Filesystem().Root(), "objects"))
 	if err != nil {
@@ -49,7 +55,7 @@ func OpenLocal(path string) (*LocalReader, error) {
 		packs.close()
 		return nil, fmt.Errorf("open git repository %s: %w", path, err)
 	}
-	return &LocalReader{repo: fast, packs: packs}, nil
+	return &LocalReader{repo: fast, packs: packs, trees: NewObjectCache(localTreeCacheEntries)}, nil
 }
 
 // Close releases the pack files the reader holds open.
@@ -138,32 +144,52 @@ func (r *LocalReader) commitObject(ctx context.Context, rev string) (*object.Com
 }
 
 // Tree lists the tree with this SHA; recursive walks every subtree below it, listing subtrees too.
-func (r *LocalReader) Tree(_ context.Context, sha string, recursive bool) ([]TreeEntry, error) {
+func (r *LocalReader) Tree(ctx context.Context, sha string, recursive bool) ([]TreeEntry, error) {
 	var entries []TreeEntry
-	if err := r.walk(plumbing.NewHash(sha), "", recursive, &entries); err != nil {
+	if err := r.walk(ctx, sha, "", recursive, &entries); err != nil {
 		return nil, err
 	}
 	return entries, nil
 }
 
-func (r *LocalReader) walk(hash plumbing.Hash, prefix string, recursive bool, out *[]TreeEntry) error {
-	t, err := object.GetTree(r.repo.Storer, hash)
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		return fmt.Errorf("read tree %s: %w", hash, ErrNotFound)
-	}
+func (r *LocalReader) walk(ctx context.Context, sha, prefix string, recursive bool, out *[]TreeEntry) error {
+	entries, err := r.tree(ctx, sha)
 	if err != nil {
-		return fmt.Errorf("read tree %s: %w", hash, err)
+		return err
 	}
-	for _, e := range t.Entries {
-		entry := TreeEntry{Path: prefix + e.Name, Mode: modeString(e.Mode), Type: entryType(e.Mode), SHA: e.Hash.String()}
-		*out = append(*out, entry)
-		if recursive && entry.Type == TypeTree {
-			if err := r.walk(e.Hash, entry.Path+"/", true, out); err != nil {
+	for _, e := range entries {
+		e.Path = prefix + e.Path
+		*out = append(*out, e)
+		if recursive && e.Type == TypeTree {
+			if err := r.walk(ctx, e.SHA, e.Path+"/", true, out); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// tree returns the entries of one tree, decoded once and kept in the reader's cache. Callers must not
+// modify the slice.
+func (r *LocalReader) tree(ctx context.Context, sha string) ([]TreeEntry, error) {
+	v, err := r.trees.get(ctx, sha, func() (any, error) {
+		t, err := object.GetTree(r.repo.Storer, plumbing.NewHash(sha))
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return nil, fmt.Errorf("read tree %s: %w", sha, ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tree %s: %w", sha, err)
+		}
+		entries := make([]TreeEntry, len(t.Entries))
+		for i, e := range t.Entries {
+			entries[i] = TreeEntry{Path: e.Name, Mode: modeString(e.Mode), Type: entryType(e.Mode), SHA: e.Hash.String()}
+		}
+		return entries, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]TreeEntry), nil
 }
 
 // Blob returns the contents of the blob with this SHA.
