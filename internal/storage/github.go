@@ -35,8 +35,10 @@ func NewGitHubReader(client *github.Client, owner, repo string, cache *ObjectCac
 
 var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
-// ResolveRevision resolves a full SHA (from the cache when known), a full ref name ("refs/…"), a branch
-// name (refs/heads/<rev>), or anything else GitHub's commits endpoint accepts (tags, abbreviated SHAs).
+// ResolveRevision resolves a full SHA (from the cache when known), a branch name or "refs/heads/<name>" (one
+// call: GitHub's branches endpoint answers the head commit with its tree, revalidated by ETag so it is never
+// stale and a 304 costs no rate limit), another full ref name, or anything else GitHub's commits endpoint
+// accepts (tags, abbreviated SHAs).
 func (g *GitHubReader) ResolveRevision(ctx context.Context, rev string) (Commit, error) {
 	if rev == "" {
 		return Commit{}, fmt.Errorf("resolve revision: empty revision: %w", ErrNotFound)
@@ -44,22 +46,41 @@ func (g *GitHubReader) ResolveRevision(ctx context.Context, rev string) (Commit,
 	if fullSHA.MatchString(rev) {
 		return g.commit(ctx, rev)
 	}
-	ref := "heads/" + rev
-	if strings.HasPrefix(rev, "refs/") {
-		ref = strings.TrimPrefix(rev, "refs/")
-	}
-	r, _, err := g.client.Git.GetRef(ctx, g.owner, g.repo, ref)
-	switch {
-	case err == nil:
-		c, err := g.commit(ctx, r.GetObject().GetSHA())
+	branch, isBranch := strings.CutPrefix(rev, "refs/heads/")
+	if isBranch || !strings.HasPrefix(rev, "refs/") {
+		b, resp, err := g.client.Repositories.GetBranch(ctx, g.owner, g.repo, branch, false)
+		missing := resp != nil && resp.StatusCode == http.StatusNotFound
+		if missing {
+			// go-github v50 reports a missing branch as a plain error, not an *ErrorResponse.
+			err = fmt.Errorf("%w: no branch %q (%w)", ErrNotFound, branch, err)
+		}
+		switch {
+		case err == nil:
+			rc := b.GetCommit()
+			c := Commit{SHA: rc.GetSHA(), TreeSHA: rc.GetCommit().GetTree().GetSHA()}
+			for _, p := range rc.Parents {
+				c.Parents = append(c.Parents, p.GetSHA())
+			}
+			if c.SHA == "" || c.TreeSHA == "" {
+				return Commit{}, fmt.Errorf("resolve revision %q: branch answer of %s/%s lacks the commit or its tree", rev, g.owner, g.repo)
+			}
+			g.cache.add(g.key("commit", c.SHA), c)
+			return c, nil
+		case !missing || isBranch:
+			return Commit{}, fmt.Errorf("resolve revision %q: read branch %s of %s/%s: %w", rev, branch, g.owner, g.repo, err)
+		}
+		// Not a branch: a tag or an abbreviated SHA, which the commits endpoint resolves.
+		c, err := g.fetchCommit(ctx, rev)
 		if err != nil {
 			return Commit{}, fmt.Errorf("resolve revision %q: %w", rev, err)
 		}
 		return c, nil
-	case !isNotFound(err) || strings.HasPrefix(rev, "refs/"):
-		return Commit{}, fmt.Errorf("resolve revision %q: read ref %s of %s/%s: %w", rev, ref, g.owner, g.repo, notFound(err))
 	}
-	c, err := g.fetchCommit(ctx, rev)
+	r, _, err := g.client.Git.GetRef(ctx, g.owner, g.repo, strings.TrimPrefix(rev, "refs/"))
+	if err != nil {
+		return Commit{}, fmt.Errorf("resolve revision %q: read ref of %s/%s: %w", rev, g.owner, g.repo, notFound(err))
+	}
+	c, err := g.commit(ctx, r.GetObject().GetSHA())
 	if err != nil {
 		return Commit{}, fmt.Errorf("resolve revision %q: %w", rev, err)
 	}
@@ -77,7 +98,20 @@ func (g *GitHubReader) commit(ctx context.Context, sha string) (Commit, error) {
 	return v.(Commit), nil
 }
 
+// fetchCommit reads a commit. Full SHAs use the git data endpoint, which answers the commit alone; other
+// revisions need the commits endpoint, which resolves names but also computes the commit's file list.
 func (g *GitHubReader) fetchCommit(ctx context.Context, rev string) (Commit, error) {
+	if fullSHA.MatchString(rev) {
+		gc, _, err := g.client.Git.GetCommit(ctx, g.owner, g.repo, rev)
+		if err != nil {
+			return Commit{}, fmt.Errorf("read commit %s of %s/%s: %w", rev, g.owner, g.repo, notFound(err))
+		}
+		c := Commit{SHA: gc.GetSHA(), TreeSHA: gc.GetTree().GetSHA()}
+		for _, p := range gc.Parents {
+			c.Parents = append(c.Parents, p.GetSHA())
+		}
+		return c, nil
+	}
 	rc, _, err := g.client.Repositories.GetCommit(ctx, g.owner, g.repo, rev, &github.ListOptions{PerPage: 1})
 	if err != nil {
 		return Commit{}, fmt.Errorf("read commit %s of %s/%s: %w", rev, g.owner, g.repo, notFound(err))
