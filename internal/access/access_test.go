@@ -2,12 +2,7 @@ package access
 
 import (
 	"context"
-	"net/http"
-	"strings"
 	"testing"
-
-	"github.com/bradleyfalzon/ghinstallation/v2"
-	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -20,12 +15,7 @@ func TestPermissionAgainstFake(t *testing.T) {
 	for _, role := range []string{"read", "triage", "write", "maintain", "admin"} {
 		repo.SetPermission("user-"+role, role)
 	}
-	tr, err := ghinstallation.New(http.DefaultTransport, s.AppID(), s.InstallationID(), s.PrivateKeyPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.BaseURL = strings.TrimSuffix(s.URL(), "/")
-	client, err := github.NewEnterpriseClient(s.URL(), s.URL(), &http.Client{Transport: tr})
+	client, err := s.InstallationClient()
 	if err != nil {
 		t.Fatal(err)
 	}

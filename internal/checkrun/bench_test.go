@@ -5,12 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
@@ -175,15 +173,8 @@ func (bs *benchStorage) productionClient(tb testing.TB) *github.Client {
 // plainClient is an installation client with no cache at all, as a simple bot would have.
 func (bs *benchStorage) plainClient(tb testing.TB) *github.Client {
 	tb.Helper()
-	atr, err := ghinstallation.NewAppsTransport(http.DefaultTransport, bs.server.AppID(), bs.server.PrivateKeyPEM())
+	c, err := bs.server.InstallationClient()
 	if err != nil {
-		tb.Fatalf("apps transport: %v", err)
-	}
-	atr.BaseURL = strings.TrimSuffix(bs.server.URL(), "/")
-	itr := ghinstallation.NewFromAppsTransport(atr, bs.server.InstallationID())
-	itr.BaseURL = atr.BaseURL
-	c := github.NewClient(&http.Client{Transport: itr})
-	if c.BaseURL, err = url.Parse(bs.server.URL()); err != nil {
 		tb.Fatal(err)
 	}
 	return c

@@ -3,12 +3,9 @@ package promotion
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/commands"
@@ -50,19 +47,10 @@ func newEnv(tb testing.TB) *env {
 // newClient is a go-github client authenticated as the installation through ghinstallation.
 func newClient(tb testing.TB, s *githubfake.Server) *github.Client {
 	tb.Helper()
-	atr, err := ghinstallation.NewAppsTransport(http.DefaultTransport, s.AppID(), s.PrivateKeyPEM())
+	c, err := s.InstallationClient()
 	if err != nil {
-		tb.Fatalf("apps transport: %v", err)
+		tb.Fatal(err)
 	}
-	atr.BaseURL = strings.TrimSuffix(s.URL(), "/")
-	itr := ghinstallation.NewFromAppsTransport(atr, s.InstallationID())
-	itr.BaseURL = atr.BaseURL
-	c := github.NewClient(&http.Client{Transport: itr})
-	base, err := url.Parse(s.URL())
-	if err != nil {
-		tb.Fatalf("parse base URL: %v", err)
-	}
-	c.BaseURL = base
 	return c
 }
 

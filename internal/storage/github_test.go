@@ -3,12 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/go-github/v50/github"
@@ -67,17 +64,11 @@ func fakeStorage(t *testing.T) (*githubfake.Server, *githubfake.Repo, *github.Cl
 	return s, repo, installationClient(t, s)
 }
 
+// installationClient is a go-github client authenticated as the installation through ghinstallation.
 func installationClient(t *testing.T, s *githubfake.Server) *github.Client {
 	t.Helper()
-	atr, err := ghinstallation.NewAppsTransport(http.DefaultTransport, s.AppID(), s.PrivateKeyPEM())
+	c, err := s.InstallationClient()
 	if err != nil {
-		t.Fatal(err)
-	}
-	atr.BaseURL = strings.TrimSuffix(s.URL(), "/")
-	itr := ghinstallation.NewFromAppsTransport(atr, s.InstallationID())
-	itr.BaseURL = atr.BaseURL
-	c := github.NewClient(&http.Client{Transport: itr})
-	if c.BaseURL, err = url.Parse(s.URL()); err != nil {
 		t.Fatal(err)
 	}
 	return c
