@@ -134,6 +134,24 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 			}
 			remove = append(remove, removal{Version: a.Version, Tree: tree, Higher: ch.Name})
 		}
+		if len(remove) > 0 {
+			// The reconciler may have got there first (it runs at start and on a timer): never open a second PR
+			// removing the same copy.
+			covered, err := coveredByOpenRemovals(ctx, repo, lower.Branch)
+			if err != nil {
+				return results, fmt.Errorf("follow up #%d: %w", n, err)
+			}
+			kept := remove[:0]
+			for _, rm := range remove {
+				if covered[rm.Version] {
+					res.Skipped = append(res.Skipped, Refusal{Version: rm.Version, Reason: fmt.Sprintf(
+						"an open removal PR into %s already removes it", lower.Branch)})
+					continue
+				}
+				kept = append(kept, rm)
+			}
+			remove = kept
+		}
 		if len(remove) == 0 {
 			if len(res.Skipped) > 0 {
 				results = append(results, res)

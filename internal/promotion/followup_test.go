@@ -204,3 +204,37 @@ func checkRun(t *testing.T, e *env, sha, name, conclusion string) {
 		t.Fatalf("create check run %s: %v", name, err)
 	}
 }
+
+// TestFollowUpSkipsVersionsReconcileAlreadyRemoves covers the race between the reconciler and the merge
+// event: when a reconcile removal PR already removes the copy, the follow-up opens no second PR.
+func TestFollowUpSkipsVersionsReconcileAlreadyRemoves(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.put(t, "snapshot", 3, "", "foo@1.2.3")
+	res, err := e.svc.Promote(ctx, e.r, PromoteRequest{Versions: refs("foo@1.2.3"), Target: "staging"})
+	if err != nil || len(res.Refusals) > 0 {
+		t.Fatalf("promote: %v %+v", err, res.Refusals)
+	}
+	if _, err := e.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
+		t.Fatal(err)
+	}
+	// The reconciler runs before the merge event is handled.
+	rec, err := e.svc.Reconcile(ctx, e.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Removals) != 1 {
+		t.Fatalf("reconcile removals = %+v, want one", rec.Removals)
+	}
+	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, res.PR.Number))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].PR.Number != 0 || len(results[0].Skipped) != 1 ||
+		!strings.Contains(results[0].Skipped[0].Reason, "already removes it") {
+		t.Errorf("follow-up results = %+v, want foo@1.2.3 skipped as already being removed", results)
+	}
+	if got := e.prsFrom(RemoveBranchPrefix); len(got) != 1 {
+		t.Errorf("removal PRs = %+v, want the reconciler's one only", got)
+	}
+}
