@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
 
@@ -32,6 +33,10 @@ type App struct {
 	promotions *promotion.Service
 	commands   *commandexec.Executor
 	bot        botIdentity
+
+	// followUpLocks serialise follow-ups of one merged PR in this process: GitHub's "Redeliver" can hand the
+	// same merge to two workers at once, and both would otherwise look for the note before either posts it.
+	followUpLocks [64]sync.Mutex
 }
 
 // New builds the handlers over deps.
@@ -59,6 +64,9 @@ func (a *App) Handlers() []githubapp.EventHandler {
 
 // Promotions exposes the promotion service to the reconciler.
 func (a *App) Promotions() *promotion.Service { return a.promotions }
+
+// Checks exposes the check service to the reconciler.
+func (a *App) Checks() *checkrun.Service { return a.checks }
 
 // botIdentity resolves the App's bot login ("<slug>[bot]") once, from GET /app.
 type botIdentity struct {
@@ -95,6 +103,11 @@ func (a *App) installationClient(installationID int64) (*github.Client, error) {
 
 // followUp opens the removal PRs after a merge into a channel branch (exactly once, by deterministic branch).
 func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) error {
+	h := fnv.New32a()
+	_, _ = fmt.Fprintf(h, "%s#%d", repo.GetFullName(), pr.GetNumber())
+	mu := &a.followUpLocks[h.Sum32()%uint32(len(a.followUpLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	cfg, err := repoconfig.Load(ctx, client, repo.GetOwner().GetLogin(), repo.GetName(), repo.GetDefaultBranch())
 	if err != nil {
 		return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)

@@ -119,3 +119,25 @@ func TestCheckReportsBrokenConfigLine(t *testing.T) {
 		t.Errorf("annotations = %+v, want one on .github/storagebot.yml line 4", run.Annotations)
 	}
 }
+
+// TestReconcileRunsMissedCheck: a PR whose opened delivery never arrived gets its check from the reconciler.
+func TestReconcileRunsMissedCheck(t *testing.T) {
+	h := newHarness(t)
+	h.stop() // the bot is down: GitHub's delivery fails and is not redelivered
+	h.commit("snapshot", "base", pkgFiles("qux", "0.9.0", 2, "v1"))
+	if err := h.repo.CreateBranch("add-qux", h.repo.BranchSHA("snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	h.commit("add-qux", "qux 1.0.0", pkgFiles("qux", "1.0.0", 2, "v1"))
+	pr, err := h.repo.OpenPullRequest(githubfake.PROptions{Head: "add-qux", Base: "snapshot", Title: "[snapshot] Add qux 1.0.0", User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := h.repo.CheckRuns(pr.HeadSHA); len(runs) != 0 {
+		t.Fatalf("runs before the bot is back: %+v", runs)
+	}
+	h.start() // reconcile runs at start
+	if run := h.completedRun(pr.HeadSHA); run.Conclusion != "success" {
+		t.Errorf("reconciled check = %s:\n%s", run.Conclusion, run.Summary)
+	}
+}

@@ -115,8 +115,11 @@ func (h *harness) stop() {
 	h.fake.SetWebhookURL("")
 }
 
-// restart simulates a process restart: a new serve with nothing in memory.
+// restart simulates a process restart: a new serve with nothing in memory. Events already caused are
+// handled first: a delivery arriving while the server drains is refused with 503, which GitHub would show
+// as failed (the reconciler's stale-check pass covers that case, tested on its own).
 func (h *harness) restart() {
+	h.settle()
 	h.stop()
 	h.start()
 }

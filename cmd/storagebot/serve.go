@@ -116,7 +116,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	}
 	app := handlers.New(handlers.Deps{Clients: clients})
 	srv := server.New(cfg, logger, metrics, app.Handlers())
-	reconciler := reconcile.NewRunner(clients, app.Promotions(), cfg.ReconcileInterval, metrics.Registry)
+	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
 	reconcileDone := make(chan struct{})
 	go func() { defer close(reconcileDone); reconciler.Loop(reconcileCtx) }()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
@@ -25,6 +26,9 @@ import (
 type Runner struct {
 	Clients    githubapp.ClientCreator
 	Promotions *promotion.Service
+	// Checks, when set, re-runs storage-policy on open PRs whose head has no completed run (a delivery lost
+	// while a replica restarted, a failure GitHub did not redeliver).
+	Checks *checkrun.Service
 	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
 	// spaces its runs further.
 	Interval time.Duration
@@ -37,12 +41,12 @@ type Runner struct {
 }
 
 // NewRunner builds a runner and registers its metrics in reg (nil: not registered).
-func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
+func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, checks *checkrun.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
 	r := &Runner{
-		Clients: clients, Promotions: promotions, Interval: interval,
+		Clients: clients, Promotions: promotions, Checks: checks, Interval: interval,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storagebot_reconcile_repositories_total",
-			Help: "Repository reconciliations, by result (ok, error, skipped).",
+			Help: "Reconcile work, by result: ok, error, skipped (repositories), stale_check (PR checks re-run).",
 		}, []string{"result"}),
 		conflicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "storagebot_reconcile_conflicts",
@@ -170,7 +174,58 @@ func (r *Runner) repository(ctx context.Context, client *github.Client, repo *gi
 		log.Info().Str("channel", rm.Channel).Int("removal_pr", rm.PR.Number).Bool("created", rm.Created).
 			Int("versions", len(rm.Removed)).Msg("reconcile: removal PR for versions already promoted")
 	}
-	return nil
+	return r.staleChecks(log.WithContext(ctx), client, repo, cfg)
+}
+
+// staleChecks runs storage-policy on open PRs into channel branches whose head has no completed run.
+func (r *Runner) staleChecks(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config) error {
+	if r.Checks == nil {
+		return nil
+	}
+	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+	var errs []error
+	for _, ch := range cfg.Channels {
+		opts := &github.PullRequestListOptions{State: "open", Base: ch.Branch, ListOptions: github.ListOptions{PerPage: 100}}
+		for {
+			prs, resp, err := client.PullRequests.List(ctx, owner, name, opts)
+			if err != nil {
+				return fmt.Errorf("list open PRs into %s: %w", ch.Branch, err)
+			}
+			for _, pr := range prs {
+				if err := r.checkIfStale(ctx, client, repo, pr); err != nil {
+					errs = append(errs, fmt.Errorf("#%d: %w", pr.GetNumber(), err))
+				}
+			}
+			if resp.NextPage == 0 {
+				break
+			}
+			opts.Page = resp.NextPage
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// staleAfter is how long a run may stay in progress before the reconciler takes it for abandoned (a replica
+// died mid-evaluation).
+const staleAfter = 10 * time.Minute
+
+func (r *Runner) checkIfStale(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) error {
+	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+	runs, _, err := client.Checks.ListCheckRunsForRef(ctx, owner, name, pr.GetHead().GetSHA(), &github.ListCheckRunsOptions{
+		CheckName: github.String(checkrun.Name), Filter: github.String("latest"),
+	})
+	if err != nil {
+		return fmt.Errorf("list %s runs: %w", checkrun.Name, err)
+	}
+	for _, run := range runs.CheckRuns {
+		if run.GetStatus() == "completed" || time.Since(run.GetStartedAt().Time) < staleAfter {
+			return nil
+		}
+	}
+	zerolog.Ctx(ctx).Info().Int(githubapp.LogKeyPRNum, pr.GetNumber()).Msg("reconcile: storage-policy missing or stuck on the PR head; evaluating")
+	r.runs.WithLabelValues("stale_check").Inc()
+	_, err = r.Checks.CheckPR(ctx, client, repo, pr)
+	return err
 }
 
 // due records and reports whether a repository's own interval has elapsed since its last reconcile.
