@@ -69,6 +69,13 @@ func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta
 		if n.SHA != "" && n.Type != TypeTree {
 			d.Packages = append(d.Packages, PackageDelta{Package: name, NewType: n.Type, NewSHA: n.SHA})
 		}
+		if pf, ok := r.(RecursivePrefetcher); ok && n.SHA != "" && n.Type == TypeTree {
+			// The new side of a touched package is read whole anyway (its versions, then each changed
+			// version's files): one recursive read serves all of it.
+			if err := pf.PrefetchRecursive(ctx, n.SHA); err != nil {
+				return d, fmt.Errorf("diff package %s: %w", name, err)
+			}
+		}
 		oldVersions, err := versionEntries(ctx, r, o)
 		if err != nil {
 			return d, fmt.Errorf("diff package %s: %w", name, err)

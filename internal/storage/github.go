@@ -177,12 +177,69 @@ func (g *GitHubReader) Tree(ctx context.Context, sha string, recursive bool) ([]
 		for _, e := range t.Entries {
 			entries = append(entries, TreeEntry{Path: e.GetPath(), Mode: e.GetMode(), Type: EntryType(e.GetType()), SHA: e.GetSHA()})
 		}
+		if recursive {
+			g.cacheSubtrees(sha, entries)
+		}
 		return entries, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return slices.Clone(v.([]TreeEntry)), nil
+}
+
+// PrefetchRecursive reads a tree recursively in one call; every tree below it (and its own single-level
+// listing) is then answered from the cache.
+func (g *GitHubReader) PrefetchRecursive(ctx context.Context, sha string) error {
+	_, err := g.Tree(ctx, sha, true)
+	return err
+}
+
+// cacheSubtrees derives, from a complete recursive listing of root, the single-level listing of root and
+// the single-level and recursive listings of every tree below it. Trees by SHA never change, so these are as
+// good as fetched.
+func (g *GitHubReader) cacheSubtrees(root string, entries []TreeEntry) {
+	type listing struct{ flat, deep []TreeEntry }
+	dirs := map[string]*listing{"": {}} // directory path ("" = root) → its listings
+	shaOf := map[string]string{"": root}
+	for _, e := range entries {
+		if e.Type == TypeTree {
+			dirs[e.Path] = &listing{}
+			shaOf[e.Path] = e.SHA
+		}
+	}
+	for _, e := range entries {
+		parent := ""
+		if i := strings.LastIndexByte(e.Path, '/'); i >= 0 {
+			parent = e.Path[:i]
+		}
+		flat := e
+		flat.Path = e.Path[len(parent):]
+		flat.Path = strings.TrimPrefix(flat.Path, "/")
+		if d := dirs[parent]; d != nil {
+			d.flat = append(d.flat, flat)
+		}
+		// Every ancestor directory (root excluded: its recursive listing is the one being cached) lists e.
+		for dir := parent; dir != ""; {
+			if d := dirs[dir]; d != nil {
+				rel := e
+				rel.Path = e.Path[len(dir)+1:]
+				d.deep = append(d.deep, rel)
+			}
+			i := strings.LastIndexByte(dir, '/')
+			if i < 0 {
+				break
+			}
+			dir = dir[:i]
+		}
+	}
+	for path, d := range dirs {
+		sha := shaOf[path]
+		g.cache.add(g.key("tree", sha), d.flat)
+		if path != "" {
+			g.cache.add(g.key("tree-recursive", sha), d.deep)
+		}
+	}
 }
 
 func (g *GitHubReader) walk(ctx context.Context, sha, prefix string) ([]TreeEntry, error) {

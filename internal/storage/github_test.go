@@ -94,7 +94,9 @@ func TestGitHubReaderGather(t *testing.T) {
 		// Root and packages/ at the shared base state and at head (4), pkga and pkgb at both (4), recursive
 		// listings of pkga 1.0.0 at both sides (its mode flip is no change), pkgb 1.0.0 at both, pkga 2.0.0 (5);
 		// the two changed versions' manifests.
-		{name: "cold", wantTrees: 13, wantBlobs: 2},
+		// The head side of each touched package is one recursive read (pkga, pkgb: 2) whose subtrees serve
+		// the head version listings, so 13 - 3 = 10.
+		{name: "cold", wantTrees: 10, wantBlobs: 2},
 		{name: "warm", wantTrees: 0, wantBlobs: 0},
 	}
 	for _, p := range passes {
@@ -212,5 +214,63 @@ func TestGitHubReaderObjects(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(manifest), string(blob)); diff != "" {
 		t.Errorf("blob (-want +got):\n%s", diff)
+	}
+}
+
+// TestGitHubReaderSubtreesFromRecursiveListing checks that listings derived from one recursive read are
+// exactly what GitHub answers for each subtree, single-level and recursive.
+func TestGitHubReaderSubtreesFromRecursiveListing(t *testing.T) {
+	s, repo, client := fakeStorage(t)
+	root, err := repo.TreeSHA("pr", "packages/pkga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	derived := NewGitHubReader(client, "storage-org", "package-storage", NewObjectCache(0))
+	all, err := derived.Tree(ctx, root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ResetCalls()
+	fetched := func(sha string, recursive bool) []TreeEntry {
+		t.Helper()
+		entries, err := NewGitHubReader(client, "storage-org", "package-storage", NewObjectCache(0)).Tree(ctx, sha, recursive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return entries
+	}
+	trees := []string{root}
+	for _, e := range all {
+		if e.Type == TypeTree {
+			trees = append(trees, e.SHA)
+		}
+	}
+	if len(trees) < 4 {
+		t.Fatalf("fixture has %d trees under packages/pkga, want nested directories", len(trees))
+	}
+	for _, sha := range trees {
+		want := fetched(sha, false)
+		calls := s.Calls(routeTree)
+		got, err := derived.Tree(ctx, sha, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Calls(routeTree) != calls {
+			t.Errorf("tree %s: single-level listing was fetched, want it from the recursive read", sha)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("tree %s single-level (-fetched +derived):\n%s", sha, diff)
+		}
+		if sha == root {
+			continue
+		}
+		want = fetched(sha, true)
+		if got, err = derived.Tree(ctx, sha, true); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("tree %s recursive (-fetched +derived):\n%s", sha, diff)
+		}
 	}
 }

@@ -55,3 +55,10 @@ type Reader interface {
 	// Blob returns the contents of the blob with this SHA.
 	Blob(ctx context.Context, sha string) ([]byte, error)
 }
+
+// RecursivePrefetcher is implemented by readers for which one recursive listing is cheaper than many
+// single-level ones (GitHub: one API call instead of one per directory). PrefetchRecursive reads the tree with
+// this SHA recursively so that later Tree calls on it and on any tree below it are answered from the cache.
+type RecursivePrefetcher interface {
+	PrefetchRecursive(ctx context.Context, sha string) error
+}
