@@ -160,14 +160,17 @@ func (a *App) noteFollowUp(ctx context.Context, client *github.Client, repo *git
 
 // autoMergeRemoval merges a storagebot removal PR once it is safe (auto_merge_removals: true); the promotion
 // service decides, and says why it waits.
-func (a *App) autoMergeRemoval(ctx context.Context, client *github.Client, repo *github.Repository, number int, headRef string) error {
+// cfg is the repository config when the caller has it already, else nil (it is loaded here).
+func (a *App) autoMergeRemoval(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config, number int, headRef string) error {
 	if !strings.HasPrefix(headRef, promotion.RemoveBranchPrefix) {
 		return nil
 	}
 	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
-	cfg, err := repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
-	if err != nil {
-		return fmt.Errorf("auto-merge of #%d: %w", number, err)
+	if cfg == nil {
+		var err error
+		if cfg, err = repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch()); err != nil {
+			return fmt.Errorf("auto-merge of #%d: %w", number, err)
+		}
 	}
 	if !cfg.AutoMergeRemovals {
 		return nil

@@ -66,7 +66,7 @@ func (h *CheckSuite) Handle(ctx context.Context, eventType, deliveryID string, p
 			return fmt.Errorf("installation client: %w", err)
 		}
 		for _, pr := range event.GetCheckSuite().PullRequests {
-			if err := h.app.autoMergeRemoval(ctx, client, event.GetRepo(), pr.GetNumber(), pr.GetHead().GetRef()); err != nil {
+			if err := h.app.autoMergeRemoval(ctx, client, event.GetRepo(), nil, pr.GetNumber(), pr.GetHead().GetRef()); err != nil {
 				return err
 			}
 		}

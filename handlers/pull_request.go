@@ -42,7 +42,7 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		if err != nil || out.Conclusion != "success" {
 			return err
 		}
-		return h.app.autoMergeRemoval(ctx, client, event.GetRepo(), pr.GetNumber(), pr.GetHead().GetRef())
+		return h.app.autoMergeRemoval(ctx, client, event.GetRepo(), out.Config, pr.GetNumber(), pr.GetHead().GetRef())
 	case "closed":
 		if !pr.GetMerged() {
 			return nil

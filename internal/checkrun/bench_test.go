@@ -421,7 +421,7 @@ func TestBenchmarkScenarios(t *testing.T) {
 					t.Errorf("pass %d: outcome skipped=%v channel=%q conclusion=%q findings=%v; want a successful snapshot check",
 						pass, out.Skipped, out.Channel, out.Conclusion, out.Findings)
 				}
-				_, _, input, ok, err := svc.Facts(context.Background(), client, ghPR.GetBase().GetRepo(), ghPR)
+				_, input, ok, err := svc.Facts(context.Background(), client, ghPR.GetBase().GetRepo(), out.Config, ghPR)
 				if err != nil || !ok {
 					t.Fatalf("pass %d: facts: ok=%v err=%v", pass, ok, err)
 				}

@@ -47,6 +47,8 @@ type Outcome struct {
 	Findings   []policy.Finding
 	// TitleFixed is set when the bot prefixed the title (fix_titles: true).
 	TitleFixed bool
+	// Config is the repository configuration the PR was judged by (nil when it was invalid).
+	Config *repoconfig.Config
 }
 
 // CheckPR evaluates pr (base must be the channel branch) and writes the check run on its head commit.
@@ -81,7 +83,7 @@ func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *gith
 	if err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Channel: channel.Name, CheckRunID: runID}
+	out := Outcome{Channel: channel.Name, CheckRunID: runID, Config: cfg}
 
 	if cfgErr != nil {
 		e, _ := repoconfig.IsInvalid(cfgErr)
@@ -123,20 +125,16 @@ func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *gith
 	return out, nil
 }
 
-// Facts loads the repository config and gathers the PR's change, for commands that act on the versions a
-// PR touches (/allow). ok is false when the PR's base is no channel branch.
-func (s *Service) Facts(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) (cfg *repoconfig.Config, channel repoconfig.Channel, input policy.Input, ok bool, err error) {
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
-	cfg, err = repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
-	if err != nil {
-		return nil, channel, input, false, err
-	}
+// Facts gathers the change of a PR into a channel branch under cfg (the repository config the caller has
+// already loaded), for commands that act on the versions a PR touches (/allow). ok is false when the PR's
+// base is no channel branch.
+func (s *Service) Facts(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config, pr *github.PullRequest) (channel repoconfig.Channel, input policy.Input, ok bool, err error) {
 	channel, ok = cfg.ChannelByBranch(pr.GetBase().GetRef())
 	if !ok {
-		return cfg, channel, input, false, nil
+		return channel, input, false, nil
 	}
-	input, err = s.gather(ctx, client, owner, name, cfg, channel, pr)
-	return cfg, channel, input, true, err
+	input, err = s.gather(ctx, client, repo.GetOwner().GetLogin(), repo.GetName(), cfg, channel, pr)
+	return channel, input, true, err
 }
 
 // gather collects the facts of the PR: the change against its base branch, the other channels' branch heads,

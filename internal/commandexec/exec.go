@@ -252,7 +252,8 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 	if err != nil {
 		return "", err
 	}
-	cfg, channel, input, ok, err := e.Checks.Facts(ctx, c.client, c.repo, pr)
+	cfg := c.cfg
+	channel, input, ok, err := e.Checks.Facts(ctx, c.client, c.repo, cfg, pr)
 	if err != nil {
 		return "", err
 	}
