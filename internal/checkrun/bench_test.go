@@ -193,7 +193,7 @@ func fetchPR(tb testing.TB, client *github.Client, number int) *github.PullReque
 func newBenchService() *Service {
 	return &Service{
 		Cache:    storage.NewObjectCache(0),
-		BotLogin: func(context.Context) string { return benchBot },
+		BotLogin: func(context.Context) (string, error) { return benchBot, nil },
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/storagebot/storagebot/internal/exceptions"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/policy"
 )
 
@@ -25,6 +26,8 @@ import (
 type Executor struct {
 	Checks     *checkrun.Service
 	Promotions *promotion.Service
+	// Seal signs the exceptions marker of each /allow reply; the check trusts only markers it verifies.
+	Seal seal.Key
 }
 
 // comment is what one comment's commands share: who wrote it where, and what was looked up once.
@@ -96,7 +99,7 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 	if c.showHelp {
 		body += "\n\n---\n" + commands.HelpText()
 	}
-	if m := exceptions.Marker(c.granted); m != "" {
+	if m := exceptions.Marker(c.granted, exceptions.Key(e.Seal, c.owner+"/"+c.name, c.number)); m != "" {
 		body += "\n\n" + m
 	}
 	if err := c.reply(ctx, body); err != nil {

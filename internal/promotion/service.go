@@ -12,6 +12,7 @@ import (
 
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
 )
@@ -30,6 +31,9 @@ const (
 type Service struct {
 	// Cache holds git objects read by SHA; nil gives every call a cache of its own.
 	Cache *storage.ObjectCache
+	// Seal signs the markers in the PR bodies and notes the bot writes and verifies them when read back; the
+	// zero Key trusts no marker.
+	Seal seal.Key
 }
 
 // Repo is a storage repository and the client that may write to it.
