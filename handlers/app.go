@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
@@ -15,6 +17,7 @@ import (
 	"github.com/storagebot/storagebot/internal/commandexec"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 )
 
@@ -24,6 +27,9 @@ type Deps struct {
 	Clients githubapp.ClientCreator
 	// Cache holds git objects by SHA for every reader; nil gets a default-sized one.
 	Cache *storage.ObjectCache
+	// Seal signs the markers the bot leaves in comments and PR bodies and verifies them when read back
+	// (seal.FromPrivateKeyPEM of the App key, so every replica agrees). The zero Key trusts no marker.
+	Seal seal.Key
 }
 
 // App is the set of event handlers storagebot registers with the dispatcher, and the services they share.
@@ -45,9 +51,9 @@ func New(deps Deps) *App {
 		deps.Cache = storage.NewObjectCache(storage.DefaultCacheEntries)
 	}
 	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}}
-	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login}
-	a.promotions = &promotion.Service{Cache: deps.Cache}
-	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions}
+	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal}
+	a.promotions = &promotion.Service{Cache: deps.Cache, Seal: deps.Seal}
+	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions, Seal: deps.Seal}
 	return a
 }
 
@@ -68,32 +74,71 @@ func (a *App) Promotions() *promotion.Service { return a.promotions }
 // Checks exposes the check service to the reconciler.
 func (a *App) Checks() *checkrun.Service { return a.checks }
 
-// botIdentity resolves the App's bot login ("<slug>[bot]") once, from GET /app.
+// botIdentity resolves the App's bot login ("<slug>[bot]") from GET /app, once per process: a login only
+// changes with the App's slug, which needs a restart anyway.
 type botIdentity struct {
 	clients githubapp.ClientCreator
 	mu      sync.Mutex
 	login   string
+	// retryDelay is the first pause between attempts (doubled each time); zero means botLoginRetryDelay.
+	retryDelay time.Duration
 }
 
-// Login returns the bot login, or "" when GitHub could not be asked (callers then trust no marker).
-func (b *botIdentity) Login(ctx context.Context) string {
+// botLoginAttempts bounds how often one call asks GET /app. The client already retries server errors and
+// rate limits; these attempts also cover what it does not (a dropped connection, a JWT refused for clock
+// skew), and a failure is not remembered, so the next event asks again.
+const (
+	botLoginAttempts   = 3
+	botLoginRetryDelay = 200 * time.Millisecond
+)
+
+// Login returns the bot login. It fails when GitHub could not tell after a few attempts: callers must then
+// fail loudly (the check says it could not evaluate), never carry on as if the bot had recorded nothing.
+func (b *botIdentity) Login(ctx context.Context) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.login != "" {
-		return b.login
+		return b.login, nil
 	}
+	delay := b.retryDelay
+	if delay == 0 {
+		delay = botLoginRetryDelay
+	}
+	var lastErr error
+	for attempt := 1; attempt <= botLoginAttempts; attempt++ {
+		login, err := b.fetch(ctx)
+		if err == nil {
+			b.login = login
+			return login, nil
+		}
+		lastErr = err
+		zerolog.Ctx(ctx).Warn().Err(err).Int("attempt", attempt).Msg("could not learn the bot login")
+		if attempt == botLoginAttempts {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("learn the bot login (GET /app): %w", ctx.Err())
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+	return "", fmt.Errorf("learn the bot login (GET /app, %d attempts): %w", botLoginAttempts, lastErr)
+}
+
+func (b *botIdentity) fetch(ctx context.Context) (string, error) {
 	client, err := b.clients.NewAppClient()
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Err(err).Msg("app client for GET /app")
-		return ""
+		return "", fmt.Errorf("app client: %w", err)
 	}
 	app, _, err := client.Apps.Get(ctx, "")
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Err(err).Msg("GET /app to learn the bot login")
-		return ""
+		return "", err
 	}
-	b.login = app.GetSlug() + "[bot]"
-	return b.login
+	if app.GetSlug() == "" {
+		return "", errors.New("GET /app answered without a slug")
+	}
+	return app.GetSlug() + "[bot]", nil
 }
 
 // installationClient returns a client for the event's installation.
@@ -124,7 +169,7 @@ func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.
 		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
 			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
 	}
-	return a.noteFollowUp(ctx, client, repo, pr.GetNumber(), promotion.FollowUpNote(results, pr.GetNumber()))
+	return a.noteFollowUp(ctx, client, repo, pr.GetNumber(), promotion.FollowUpNote(results, pr.GetNumber(), promotion.MarkerKey(a.deps.Seal, repo.GetFullName())))
 }
 
 // noteFollowUp tells the merged PR what became of the lower copies, once: a redelivery finds the note by
@@ -134,8 +179,11 @@ func (a *App) noteFollowUp(ctx context.Context, client *github.Client, repo *git
 		return nil
 	}
 	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
-	bot := a.bot.Login(ctx)
-	marker := promotion.FollowUpNoteMarker(number)
+	bot, err := a.bot.Login(ctx)
+	if err != nil {
+		return fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+	}
+	key := promotion.MarkerKey(a.deps.Seal, repo.GetFullName())
 	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
 	for {
 		comments, resp, err := client.Issues.ListComments(ctx, owner, name, number, opts)
@@ -143,7 +191,7 @@ func (a *App) noteFollowUp(ctx context.Context, client *github.Client, repo *git
 			return fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
 		}
 		for _, c := range comments {
-			if strings.EqualFold(c.GetUser().GetLogin(), bot) && strings.Contains(c.GetBody(), marker) {
+			if promotion.IsFollowUpNote(ctx, c, bot, number, key) {
 				return nil
 			}
 		}

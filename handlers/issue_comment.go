@@ -25,11 +25,17 @@ func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string,
 	if err := json.Unmarshal(payload, &event); err != nil {
 		return fmt.Errorf("decode issue_comment payload: %w", err)
 	}
-	if event.GetAction() != "created" {
-		return nil // an edited comment never re-runs its commands
-	}
 	installationID := githubapp.GetInstallationIDFromEvent(&event)
 	ctx, _ = githubapp.PreparePRContext(ctx, installationID, event.GetRepo(), event.GetIssue().GetNumber())
+	switch event.GetAction() {
+	case "created":
+	case "edited":
+		// An edited comment never re-runs its commands; an edit of the bot's own comment is logged.
+		h.app.detectCommentTampering(ctx, &event)
+		return nil
+	default:
+		return nil
+	}
 	client, err := h.app.installationClient(installationID)
 	if err != nil {
 		return fmt.Errorf("installation client: %w", err)

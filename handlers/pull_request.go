@@ -32,6 +32,9 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 	log.Info().Str("action", event.GetAction()).Str("base", pr.GetBase().GetRef()).
 		Str("head_sha", pr.GetHead().GetSHA()).Msg("pull_request received")
 
+	if event.GetAction() == "edited" {
+		h.app.detectPRTampering(ctx, &event)
+	}
 	switch event.GetAction() {
 	case "opened", "synchronize", "reopened", "edited", "ready_for_review":
 		client, err := h.app.installationClient(installationID)

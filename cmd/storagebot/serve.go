@@ -14,6 +14,7 @@ import (
 	"github.com/storagebot/storagebot/handlers"
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/reconcile"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/server"
 )
 
@@ -114,7 +115,12 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 		fmt.Fprintf(stderr, "storagebot serve: GitHub client: %v\n", err)
 		return 1
 	}
-	app := handlers.New(handlers.Deps{Clients: clients})
+	markerKey, err := seal.FromPrivateKeyPEM(key) // the key never leaves this process, nor reaches a log
+	if err != nil {
+		fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
+		return 2
+	}
+	app := handlers.New(handlers.Deps{Clients: clients, Seal: markerKey})
 	srv := server.New(cfg, logger, metrics, app.Handlers())
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))

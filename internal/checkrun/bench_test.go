@@ -20,7 +20,7 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// The benchmarks in this file measure what one PR evaluation costs in GitHub API calls (DESIGN §8): Service.CheckPR
+// The benchmarks in this file measure what one PR evaluation costs in GitHub API calls (docs/architecture.md, "Performance targets"): Service.CheckPR
 // cold (fresh object cache and client), warm (the same Service, cache and client after a new push to the PR), and
 // the naive baseline a simple bot would use, all counted by the fake GitHub on the same PRs. They report figures and
 // never fail on a target; docs/benchmarks.md holds the results and the command that produced them.
@@ -193,7 +193,7 @@ func fetchPR(tb testing.TB, client *github.Client, number int) *github.PullReque
 func newBenchService() *Service {
 	return &Service{
 		Cache:    storage.NewObjectCache(0),
-		BotLogin: func(context.Context) string { return benchBot },
+		BotLogin: func(context.Context) (string, error) { return benchBot, nil },
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/storagebot/storagebot/internal/exceptions"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/report"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
 )
@@ -29,8 +30,11 @@ const Name = "storage-policy"
 // by SHA (which never change) and per-commit locks that keep two events for one commit from racing.
 type Service struct {
 	Cache *storage.ObjectCache
-	// BotLogin returns the App's bot user ("<slug>[bot]"): only its comments carry exceptions.
-	BotLogin func(ctx context.Context) string
+	// BotLogin returns the App's bot user ("<slug>[bot]"): only its comments carry exceptions. An error fails
+	// the evaluation ("could not evaluate") rather than silently ignoring every exception.
+	BotLogin func(ctx context.Context) (string, error)
+	// Seal verifies the exceptions markers in the bot's comments; the zero Key trusts none.
+	Seal seal.Key
 	// Now is the clock for check-run timestamps.
 	Now func() time.Time
 
@@ -171,12 +175,12 @@ func (s *Service) gather(ctx context.Context, client *github.Client, owner, name
 
 // exceptions reads the exceptions the bot recorded in the PR's comments.
 func (s *Service) exceptions(ctx context.Context, client *github.Client, owner, name string, number int) ([]policy.Exception, error) {
-	bot := ""
-	if s.BotLogin != nil {
-		bot = s.BotLogin(ctx)
+	if s.BotLogin == nil {
+		return nil, errors.New("read exceptions: no way to learn the bot login is configured")
 	}
-	if bot == "" {
-		return nil, nil
+	bot, err := s.BotLogin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read exceptions: %w", err)
 	}
 	var all []*github.IssueComment
 	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
@@ -191,7 +195,7 @@ func (s *Service) exceptions(ctx context.Context, client *github.Client, owner, 
 		}
 		opts.Page = resp.NextPage
 	}
-	return exceptions.FromComments(all, bot), nil
+	return exceptions.FromComments(ctx, all, bot, exceptions.Key(s.Seal, owner+"/"+name, number)), nil
 }
 
 // startRun finds the head commit's storage-policy run or creates it, and marks it in progress.

@@ -18,6 +18,7 @@ import (
 	"github.com/storagebot/storagebot/internal/exceptions"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/policy"
 )
 
@@ -25,6 +26,8 @@ import (
 type Executor struct {
 	Checks     *checkrun.Service
 	Promotions *promotion.Service
+	// Seal signs the exceptions marker of each /allow reply; the check trusts only markers it verifies.
+	Seal seal.Key
 }
 
 // comment is what one comment's commands share: who wrote it where, and what was looked up once.
@@ -96,7 +99,7 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 	if c.showHelp {
 		body += "\n\n---\n" + commands.HelpText()
 	}
-	if m := exceptions.Marker(c.granted); m != "" {
+	if m := exceptions.Marker(c.granted, exceptions.Key(e.Seal, c.owner+"/"+c.name, c.number)); m != "" {
 		body += "\n\n" + m
 	}
 	if err := c.reply(ctx, body); err != nil {
@@ -116,6 +119,11 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 
 // run performs one command and returns the markdown result.
 func (e *Executor) run(ctx context.Context, c *comment, cmd commands.Command) string {
+	if spec, ok := commands.SpecFor(cmd.Name); ok && spec.Unavailable {
+		// Whatever its arguments: saying it is malformed would suggest a well-formed one does something.
+		return fmt.Sprintf("❌ `/%s` is not available yet in this storagebot version, so nothing was done. "+
+			"Comment `/help` for the commands you can use.", cmd.Name)
+	}
 	if cmd.Err != nil {
 		c.showHelp = true
 		return "❌ " + cmd.Err.Error() + " — see the commands below."
@@ -132,8 +140,6 @@ func (e *Executor) run(ctx context.Context, c *comment, cmd commands.Command) st
 		result, err = e.promote(ctx, c, cmd)
 	case commands.Allow:
 		result, err = e.allow(ctx, c, cmd)
-	case commands.Rebuild:
-		result = e.rebuild(c)
 	default:
 		result = fmt.Sprintf("❌ `/%s` is not handled by this storagebot.", cmd.Name)
 	}
@@ -168,13 +174,6 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), checkrun.Name), nil
 	}
 	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, shortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
-}
-
-func (e *Executor) rebuild(c *comment) string {
-	if need := c.cfg.Commands.Rebuild; !c.permission.Meets(need) {
-		return c.refuse("`/rebuild`", need)
-	}
-	return "❌ Not done: distribution rebuild and rollout is not part of this storagebot version yet, so nothing was rebuilt. Rebuild the distribution with its workflow by hand."
 }
 
 func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command) (string, error) {
@@ -261,7 +260,7 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 		return fmt.Sprintf("❌ `%s` is no channel branch: nothing to allow.", pr.GetBase().GetRef()), nil
 	}
 	if setting := cfg.RulesFor(channel.Name)[rule]; !setting.Exceptions {
-		return fmt.Sprintf("❌ `%s` takes no exceptions in `%s`: that is the channel's policy (DESIGN §4), and no comment can change it.", rule, channel.Name), nil
+		return fmt.Sprintf("❌ `%s` takes no exceptions in `%s`: the channel's rules (`%s` on the default branch, else the built-in defaults) allow none, and no comment can change that.", rule, channel.Name, repoconfig.Path), nil
 	}
 	var granted []policy.Exception
 	for _, ref := range cmd.Versions {

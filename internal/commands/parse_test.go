@@ -348,8 +348,15 @@ func TestParseErrorReasons(t *testing.T) {
 func TestHelpText(t *testing.T) {
 	help := HelpText()
 	for _, s := range Specs() {
-		if !strings.Contains(help, fmt.Sprintf("- `%s` — %s\n", s.Usage, s.Help)) {
+		listed := strings.Contains(help, fmt.Sprintf("- `%s` — %s\n", s.Usage, s.Help))
+		if !s.Unavailable && !listed {
 			t.Errorf("HelpText lacks the entry for /%s", s.Name)
+		}
+		if s.Unavailable && (listed || strings.Contains(help, "`/"+string(s.Name))) {
+			t.Errorf("HelpText advertises /%s, which is not available yet", s.Name)
+		}
+		if got, ok := SpecFor(s.Name); !ok || got.Name != s.Name {
+			t.Errorf("SpecFor(%s) = %+v, %v", s.Name, got, ok)
 		}
 		if !strings.HasPrefix(s.Usage, "/"+string(s.Name)) {
 			t.Errorf("usage %q of /%s does not start with the command", s.Usage, s.Name)

@@ -31,6 +31,9 @@ type Spec struct {
 	Usage string
 	// Help says in one or two sentences what the command does.
 	Help string
+	// Unavailable marks a command that is recognised but not built yet: /help leaves it out, and running it
+	// gets a "not available yet" reply rather than a silent no-op. Building it only clears the flag.
+	Unavailable bool
 }
 
 // Specs returns every command in the order /help lists them. It is the one list of commands: the parser
@@ -59,6 +62,8 @@ func Specs() []Spec {
 			Name:  Rebuild,
 			Usage: "/rebuild [<channel>]",
 			Help:  "Rebuild and roll out the distribution of `<channel>` (default: the pull request's channel), then its dependents.",
+			// Distribution rebuild and rollout is not part of this version yet.
+			Unavailable: true,
 		},
 		{
 			Name:  Help,
@@ -68,12 +73,26 @@ func Specs() []Spec {
 	}
 }
 
-// HelpText returns the markdown reply to /help (and to malformed commands), generated from Specs.
+// SpecFor returns the spec of the command called name.
+func SpecFor(name Name) (Spec, bool) {
+	for _, s := range Specs() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// HelpText returns the markdown reply to /help (and to malformed commands), generated from Specs. Commands
+// not available yet are left out.
 func HelpText() string {
 	var b strings.Builder
 	b.WriteString("**storagebot commands** — write each at the start of its own line; several may share a comment. ")
 	b.WriteString("Lines in code blocks and quotes are ignored.\n\n")
 	for _, s := range Specs() {
+		if s.Unavailable {
+			continue
+		}
 		fmt.Fprintf(&b, "- `%s` — %s\n", s.Usage, s.Help)
 	}
 	fmt.Fprintf(&b, "\nVersions are strict semver (`1.2.3`, `8.1.0-beta.1`); at most %d commands per comment.\n", MaxCommands)

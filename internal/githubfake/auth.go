@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/storagebot/storagebot/internal/appmanifest"
 )
 
 // authorize checks the request's credentials for the route's kind.
@@ -145,12 +147,12 @@ func (s *Server) getRepoInstallation(c *call) (int, any, error) {
 	return http.StatusOK, s.installationJSON(), nil
 }
 
-func appPermissions() map[string]string {
-	return map[string]string{
-		"checks": "write", "contents": "write", "pull_requests": "write", "issues": "write",
-		"metadata": "read", "actions": "write", "deployments": "write",
-	}
-}
+// appPermissions are the installation's permissions: exactly what the App manifest asks for, from the one
+// table the manifest and the handlers are held to.
+func appPermissions() map[string]string { return appmanifest.PermissionMap() }
+
+// appEvents are the events the App subscribes to, from the same table.
+func appEvents() []string { return appmanifest.SubscribedEvents() }
 
 // installationJSON describes the single installation. Callers hold s.mu.
 func (s *Server) installationJSON() map[string]any {
@@ -171,7 +173,7 @@ func (s *Server) installationJSON() map[string]any {
 		"target_id":            userID(account),
 		"target_type":          "Organization",
 		"permissions":          appPermissions(),
-		"events":               []string{"pull_request", "push", "issue_comment", "check_run"},
+		"events":               appEvents(),
 		"created_at":           isoTime(s.started),
 		"updated_at":           isoTime(s.started),
 		"single_file_name":     nil,

@@ -2,6 +2,7 @@ package githubfake
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -54,16 +55,65 @@ func (r *Repo) commentLocked(number int, user, body string) (*commentState, []ev
 	return c, []event{ev}, nil
 }
 
-// EditComment replaces a comment's body as user and emits issue_comment "edited".
+// EditComment replaces a comment's body as user and emits issue_comment "edited" with user as the sender
+// and the previous body in changes. As on GitHub, a comment's author may edit it, and so may anyone with
+// write access or more, whoever wrote the comment (the bot's comments included); anyone else gets a 403.
 func (r *Repo) EditComment(id int64, user, body string) error {
 	r.s.mu.Lock()
-	events, err := r.editCommentLocked(id, user, body)
+	var events []event
+	err := r.mayEdit(r.commentAuthorLocked(id), user, "comment")
+	if err == nil {
+		events, err = r.editCommentLocked(id, user, body)
+	}
 	r.s.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	r.s.emit(events)
 	return nil
+}
+
+// EditPullRequestBody replaces a pull request's body as user and emits pull_request "edited" with user as the
+// sender and the previous body in changes. The PR's author may, and so may anyone with write access or more
+// (the bot's PRs included); anyone else gets a 403.
+func (r *Repo) EditPullRequestBody(number int, user, body string) error {
+	r.s.mu.Lock()
+	is, err := r.pull(number)
+	if err == nil {
+		err = r.mayEdit(is.user, user, "pull request")
+	}
+	if err != nil {
+		r.s.mu.Unlock()
+		return err
+	}
+	events := r.editIssueLocked(is, user, nil, &body, "")
+	r.s.mu.Unlock()
+	r.s.emit(events)
+	return nil
+}
+
+// commentAuthorLocked is the login of comment id's author, "" when there is no such comment.
+func (r *Repo) commentAuthorLocked(id int64) string {
+	if c := r.comments[id]; c != nil {
+		return c.user
+	}
+	return ""
+}
+
+// mayEdit applies GitHub's rule for editing a comment or an issue or PR body: its author, or anyone whose
+// role is write, maintain or admin. Callers hold s.mu.
+func (r *Repo) mayEdit(author, user, what string) error {
+	if author == "" {
+		return errNotFound
+	}
+	if strings.EqualFold(author, user) {
+		return nil
+	}
+	switch r.permission(user) {
+	case "write", "maintain", "admin":
+		return nil
+	}
+	return errorf(http.StatusForbidden, "@%s may not edit a %s by @%s: that needs write access to %s", user, what, author, r.FullName())
 }
 
 func (r *Repo) editCommentLocked(id int64, user, body string) ([]event, error) {

@@ -304,7 +304,7 @@ func (s *Server) appJSON() map[string]any {
 		"owner": s.userJSON("storage-org"), "name": "storagebot", "description": "storagebot (fake)",
 		"external_url": s.WebURL() + "storagebot", "html_url": s.WebURL() + "apps/" + appSlug,
 		"created_at": isoTime(s.started), "updated_at": isoTime(s.started),
-		"permissions": appPermissions(), "events": []string{"pull_request", "push", "issue_comment", "check_run"},
+		"permissions": appPermissions(), "events": appEvents(),
 	}
 }
 

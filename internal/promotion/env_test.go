@@ -11,8 +11,18 @@ import (
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 )
+
+// testSeal is the marker key every Service in these tests shares, as replicas holding one App key do.
+var testSeal = func() seal.Key {
+	k, err := seal.New([]byte("promotion test key"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 const (
 	owner = "storage-org"
@@ -40,7 +50,7 @@ func newEnv(tb testing.TB) *env {
 			tb.Fatalf("create branch %s: %v", b, err)
 		}
 	}
-	return &env{fake: s, repo: repo, svc: &Service{Cache: storage.NewObjectCache(0)},
+	return &env{fake: s, repo: repo, svc: &Service{Cache: storage.NewObjectCache(0), Seal: testSeal},
 		r: Repo{Client: newClient(tb, s), Owner: owner, Name: name, Config: repoconfig.Default()}}
 }
 

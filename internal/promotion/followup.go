@@ -99,7 +99,7 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 			return results, fmt.Errorf("follow up #%d: %w", n, err)
 		} else if pr != nil {
 			res := FollowUpResult{Channel: lower.Name, PR: prRef(pr)}
-			if m, ok := ParseMarker(pr.GetBody()); ok {
+			if m, ok := ParseMarker(ctx, pr, s.markerKey(repo)); ok {
 				for _, v := range m.Versions {
 					res.Removed = append(res.Removed, commands.VersionRef{Package: v.Package, Version: v.Version})
 				}
@@ -137,7 +137,7 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		if len(remove) > 0 {
 			// The reconciler may have got there first (it runs at start and on a timer): never open a second PR
 			// removing the same copy.
-			covered, err := coveredByOpenRemovals(ctx, repo, lower.Branch)
+			covered, err := coveredByOpenRemovals(ctx, repo, lower.Branch, s.markerKey(repo))
 			if err != nil {
 				return results, fmt.Errorf("follow up #%d: %w", n, err)
 			}
@@ -219,7 +219,7 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	for _, rm := range remove {
 		marker.Versions = append(marker.Versions, MarkedVersion{Package: rm.Version.Package, Version: rm.Version.Version, Channel: lh.Channel.Name, Tree: rm.Tree})
 	}
-	pr, created, err := openPR(ctx, repo, branch, lh.Channel.Branch, title, removalBody(intro, lh.Channel.Name, remove, skipped, marker))
+	pr, created, err := openPR(ctx, repo, branch, lh.Channel.Branch, title, removalBody(intro, lh.Channel.Name, remove, skipped, marker.String(s.markerKey(repo))))
 	if err != nil {
 		return res, err
 	}
@@ -232,7 +232,7 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	return res, nil
 }
 
-func removalBody(intro, channel string, remove []removal, skipped []Refusal, m Marker) string {
+func removalBody(intro, channel string, remove []removal, skipped []Refusal, marker string) string {
 	var b strings.Builder
 	b.WriteString(intro)
 	b.WriteString("\n\n| Version | Also in | Tree removed here |\n|---|---|---|\n")
@@ -245,6 +245,6 @@ func removalBody(intro, channel string, remove []removal, skipped []Refusal, m M
 			fmt.Fprintf(&b, "- `%s`: %s\n", sk.Version, sk.Reason)
 		}
 	}
-	fmt.Fprintf(&b, "\n%s\n", m)
+	fmt.Fprintf(&b, "\n%s\n", marker)
 	return b.String()
 }

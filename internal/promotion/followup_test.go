@@ -51,7 +51,7 @@ func TestFollowUpOpensOneRemovalPR(t *testing.T) {
 		{name: "first delivery", svc: e.svc},
 		{name: "redelivery", svc: e.svc},
 		{name: "second redelivery", svc: e.svc},
-		{name: "after a restart", svc: &Service{}},
+		{name: "after a restart", svc: &Service{Seal: testSeal}},
 	}
 	var first []FollowUpResult
 	for i, c := range calls {
@@ -105,7 +105,7 @@ func TestFollowUpOpensOneRemovalPR(t *testing.T) {
 	if _, _, err := e.r.Client.PullRequests.Edit(ctx, owner, name, pr.Number, &github.PullRequest{State: github.String("closed")}); err != nil {
 		t.Fatalf("close #%d: %v", pr.Number, err)
 	}
-	if _, err := (&Service{}).FollowUp(ctx, e.r, merged); err != nil {
+	if _, err := (&Service{Seal: testSeal}).FollowUp(ctx, e.r, merged); err != nil {
 		t.Fatalf("FollowUp after close: %v", err)
 	}
 	if got := e.prsFrom(RemoveBranchPrefix); len(got) != 1 {

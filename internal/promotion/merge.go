@@ -29,7 +29,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	if err != nil {
 		return false, "", fmt.Errorf("auto-merge #%d: read PR: %w", prNumber, err)
 	}
-	m, ok := ParseMarker(pr.GetBody())
+	m, ok := ParseMarker(ctx, pr, s.markerKey(repo))
 	switch {
 	case pr.GetMerged():
 		return false, fmt.Sprintf("#%d is already merged", prNumber), nil

@@ -94,7 +94,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	} else if pr != nil {
 		res.PR, res.Reused = prRef(pr), true
-		if m, ok := ParseMarker(pr.GetBody()); ok {
+		if m, ok := ParseMarker(ctx, pr, s.markerKey(repo)); ok {
 			res.Versions, res.Source = plannedFromMarker(m)
 		}
 		log.Debug().Int("pr", pr.GetNumber()).Msg("promotion PR exists already")
@@ -134,7 +134,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 	for _, p := range plan {
 		marker.Versions = append(marker.Versions, MarkedVersion{Package: p.Version.Package, Version: p.Version.Version, Channel: p.Source, Tree: p.Tree})
 	}
-	pr, created, err := openPR(ctx, repo, branch, target.Branch, title, promoteBody(target.Name, res.Source, plan, req, marker))
+	pr, created, err := openPR(ctx, repo, branch, target.Branch, title, promoteBody(target.Name, res.Source, plan, req, marker.String(s.markerKey(repo))))
 	if err != nil {
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
@@ -448,7 +448,7 @@ func promoteMessage(title string, plan []Planned) string {
 	return b.String()
 }
 
-func promoteBody(target, source string, plan []Planned, req PromoteRequest, m Marker) string {
+func promoteBody(target, source string, plan []Planned, req PromoteRequest, marker string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Promotes %d version(s) from %s to %s, copied by reference: each new tree entry points at the source "+
 		"channel's tree, so the contents are exactly what %s holds.\n\n", len(plan), source, target, source)
@@ -462,6 +462,6 @@ func promoteBody(target, source string, plan []Planned, req PromoteRequest, m Ma
 	case req.RequestedBy != "":
 		fmt.Fprintf(&b, "\nRequested by @%s.\n", req.RequestedBy)
 	}
-	fmt.Fprintf(&b, "\nOnce this merges, storagebot opens a PR removing the now shadowed copies from %s.\n\n%s\n", source, m)
+	fmt.Fprintf(&b, "\nOnce this merges, storagebot opens a PR removing the now shadowed copies from %s.\n\n%s\n", source, marker)
 	return b.String()
 }

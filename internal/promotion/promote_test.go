@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
 )
@@ -59,7 +60,7 @@ func TestPromoteCopiesByReference(t *testing.T) {
 			if got := e.treeAt(t, pr.HeadSHA, "foo@1.2.3"); got != src {
 				t.Errorf("promoted tree = %s, want the snapshot tree %s", got, src)
 			}
-			m, ok := ParseMarker(pr.Body)
+			m, ok := ParseMarker(context.Background(), &github.PullRequest{Body: &pr.Body}, MarkerKey(testSeal, e.repo.FullName()))
 			if !ok || m.Commit != pr.HeadSHA || !strings.Contains(pr.Body, src) || !strings.Contains(pr.Body, "@alice in #7") {
 				t.Errorf("PR body lacks the marker, source tree or requester:\n%s", pr.Body)
 			}
@@ -76,7 +77,7 @@ func TestPromoteIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first Promote: %v", err)
 	}
-	for _, svc := range []*Service{e.svc, {}} { // the same process, then a fresh one (a restart or another replica)
+	for _, svc := range []*Service{e.svc, {Seal: testSeal}} { // the same process, then a fresh one (a restart or another replica)
 		again, err := svc.Promote(ctx, e.r, PromoteRequest{Versions: refs("bar@2.0.0", "foo@1.2.3", "foo@1.2.3"), Target: "staging"})
 		if err != nil {
 			t.Fatalf("repeated Promote: %v", err)
@@ -111,7 +112,7 @@ func TestPromoteRetryAfterCrashBeforePR(t *testing.T) {
 			if _, err := e.svc.Promote(ctx, e.r, req); err == nil {
 				t.Fatal("Promote succeeded through the fault, want an error")
 			}
-			res, err := (&Service{}).Promote(ctx, e.r, req)
+			res, err := (&Service{Seal: testSeal}).Promote(ctx, e.r, req)
 			if err != nil {
 				t.Fatalf("retry: %v", err)
 			}
@@ -122,7 +123,7 @@ func TestPromoteRetryAfterCrashBeforePR(t *testing.T) {
 			if got, want := e.treeAt(t, prs[0].HeadSHA, "foo@1.2.3"), e.treeAt(t, "snapshot", "foo@1.2.3"); got != want {
 				t.Errorf("PR head tree for foo@1.2.3 = %s, want %s", got, want)
 			}
-			if m, ok := ParseMarker(prs[0].Body); !ok || m.Commit != prs[0].HeadSHA {
+			if m, ok := ParseMarker(context.Background(), &github.PullRequest{Body: &prs[0].Body}, MarkerKey(testSeal, e.repo.FullName())); !ok || m.Commit != prs[0].HeadSHA {
 				t.Errorf("marker commit does not match the head %s: %s", prs[0].HeadSHA, prs[0].Body)
 			}
 		})

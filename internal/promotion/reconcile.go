@@ -10,6 +10,7 @@ import (
 
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 )
 
@@ -60,7 +61,7 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 		if len(dups) == 0 {
 			continue
 		}
-		covered, err := coveredByOpenRemovals(ctx, repo, cfg.Channels[i].Branch)
+		covered, err := coveredByOpenRemovals(ctx, repo, cfg.Channels[i].Branch, s.markerKey(repo))
 		if err != nil {
 			return res, fmt.Errorf("reconcile: %w", err)
 		}
@@ -159,8 +160,9 @@ func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName st
 	return dups, conflicts, nil
 }
 
-// coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete.
-func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string) (map[commands.VersionRef]bool, error) {
+// coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, as their
+// markers (verified under key) say.
+func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) (map[commands.VersionRef]bool, error) {
 	covered := map[commands.VersionRef]bool{}
 	opts := &github.PullRequestListOptions{State: "open", Base: branch, ListOptions: github.ListOptions{PerPage: 100}}
 	for {
@@ -169,7 +171,7 @@ func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string) (map[c
 			return nil, fmt.Errorf("list open PRs into %s: %w", branch, err)
 		}
 		for _, pr := range prs {
-			m, ok := ParseMarker(pr.GetBody())
+			m, ok := ParseMarker(ctx, pr, key)
 			if !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix) {
 				continue
 			}

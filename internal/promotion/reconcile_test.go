@@ -1,14 +1,18 @@
 package promotion
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/go-github/v50/github"
+	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/seal"
 )
 
 func TestReconcile(t *testing.T) {
@@ -51,7 +55,7 @@ func TestReconcile(t *testing.T) {
 	}
 
 	// A second pass (another replica, the next interval) finds the versions covered and opens nothing.
-	again, err := (&Service{}).Reconcile(ctx, e.r)
+	again, err := (&Service{Seal: testSeal}).Reconcile(ctx, e.r)
 	if err != nil {
 		t.Fatalf("second Reconcile: %v", err)
 	}
@@ -108,6 +112,7 @@ func TestBranchKey(t *testing.T) {
 }
 
 func TestMarkerRoundTrip(t *testing.T) {
+	key := MarkerKey(testSeal, "storage-org/package-storage")
 	tests := []struct {
 		name string
 		m    Marker
@@ -119,16 +124,95 @@ func TestMarkerRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := ParseMarker("Some text.\n\n" + tc.m.String() + "\n")
+			got, ok := ParseMarker(context.Background(), prWithBody("Some text.\n\n"+tc.m.String(key)+"\n"), key)
 			if !ok {
-				t.Fatalf("marker %s not found", tc.m)
+				t.Fatalf("marker %s not found", tc.m.String(key))
 			}
 			if diff := cmp.Diff(tc.m, got); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
 			}
 		})
 	}
-	if _, ok := ParseMarker("no marker here"); ok {
+	if _, ok := ParseMarker(context.Background(), prWithBody("no marker here"), key); ok {
 		t.Errorf("found a marker in a body without one")
+	}
+}
+
+func prWithBody(body string) *github.PullRequest {
+	return &github.PullRequest{Number: github.Int(5), Body: &body, User: &github.User{Login: github.String("storagebot[bot]")}}
+}
+
+// TestTamperedMarkerCountsForNothing edits a sealed marker the ways a writer could: the MAC no longer
+// verifies, the marker is ignored and the PR and its author are logged.
+func TestTamperedMarkerCountsForNothing(t *testing.T) {
+	key := MarkerKey(testSeal, "storage-org/package-storage")
+	m := Marker{Kind: "removal", Target: "snapshot", Commit: "1111111111111111111111111111111111111111",
+		Versions: []MarkedVersion{{Package: "foo", Version: "1.0.0", Channel: "snapshot", Tree: "t1"}}}
+	sealed := m.String(key)
+	tests := []struct {
+		name, body string
+	}{
+		{name: "commit edited", body: strings.Replace(sealed, "1111111111", "2222222222", 1)},
+		{name: "version added", body: strings.Replace(sealed, `"versions":[`, `"versions":[{"package":"bar","version":"2.0.0","channel":"snapshot","tree":"t9"},`, 1)},
+		{name: "kind changed", body: strings.Replace(sealed, "storagebot:removal", "storagebot:promotion", 1)},
+		{name: "unsealed", body: m.String(seal.Key{})},
+		{name: "sealed for another repository", body: m.String(MarkerKey(testSeal, "storage-org/other"))},
+		{name: "sealed by another App key", body: m.String(MarkerKey(mustKey(t, "other"), "storage-org/package-storage"))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			ctx := zerolog.New(&logs).WithContext(context.Background())
+			if got, ok := ParseMarker(ctx, prWithBody(tc.body), key); ok {
+				t.Errorf("tampered marker accepted: %+v", got)
+			}
+			if !strings.Contains(logs.String(), "tampered") || !strings.Contains(logs.String(), `"pr":5`) {
+				t.Errorf("logs do not report the tampered marker of #5:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func mustKey(t *testing.T, secret string) seal.Key {
+	t.Helper()
+	k, err := seal.New([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestFollowUpNoteMarker(t *testing.T) {
+	key := MarkerKey(testSeal, "storage-org/package-storage")
+	bot := "storagebot[bot]"
+	note := FollowUpNote([]FollowUpResult{{Channel: "snapshot", PR: PRRef{Number: 9}, Removed: []commands.VersionRef{{Package: "foo", Version: "1.0.0"}}}}, 12, key)
+	comment := func(user, body string) *github.IssueComment {
+		return &github.IssueComment{ID: github.Int64(77), User: &github.User{Login: github.String(user)}, Body: github.String(body)}
+	}
+	tests := []struct {
+		name    string
+		c       *github.IssueComment
+		merged  int
+		want    bool
+		wantLog bool
+	}{
+		{name: "the bot's note", c: comment(bot, note), merged: 12, want: true},
+		{name: "another PR's note", c: comment(bot, note), merged: 1},
+		{name: "copied into a writer's comment", c: comment("writer", note), merged: 12, wantLog: true},
+		{name: "unsealed marker pasted into a bot comment", c: comment(bot, "✅ Allowed.\n<!-- storagebot:followup pr-12 -->"), merged: 12, wantLog: true},
+		{name: "marker of another PR relabelled", c: comment(bot, strings.Replace(FollowUpNoteMarker(13, key), "pr-13", "pr-12", 1)), merged: 12, wantLog: true},
+		{name: "no marker", c: comment(bot, "hello"), merged: 12},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			ctx := zerolog.New(&logs).WithContext(context.Background())
+			if got := IsFollowUpNote(ctx, tc.c, bot, tc.merged, key); got != tc.want {
+				t.Errorf("IsFollowUpNote = %v, want %v", got, tc.want)
+			}
+			if logged := strings.Contains(logs.String(), "tampered"); logged != tc.wantLog {
+				t.Errorf("tamper logged = %v, want %v:\n%s", logged, tc.wantLog, logs.String())
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
 )
@@ -30,6 +31,9 @@ const (
 type Service struct {
 	// Cache holds git objects read by SHA; nil gives every call a cache of its own.
 	Cache *storage.ObjectCache
+	// Seal signs the markers in the PR bodies and notes the bot writes and verifies them when read back; the
+	// zero Key trusts no marker.
+	Seal seal.Key
 }
 
 // Repo is a storage repository and the client that may write to it.
@@ -110,7 +114,7 @@ func packageVersions(ctx context.Context, repo Repo, pkg, ref string) (map[strin
 
 // findPR returns the PR whose head is branch of this repository in state ("open", "closed" or "all"), the
 // most recent first; nil when there is none. The head filter must be "owner:branch": GitHub ignores a bare
-// branch name and returns every PR (DESIGN §10).
+// branch name and returns every PR (docs/architecture.md, "GitHub facts that bite").
 func findPR(ctx context.Context, repo Repo, branch, state string) (*github.PullRequest, error) {
 	prs, _, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, &github.PullRequestListOptions{
 		Head: repo.Owner + ":" + branch, State: state, ListOptions: github.ListOptions{PerPage: 10},

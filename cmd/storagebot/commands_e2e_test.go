@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/storagebot/storagebot/internal/githubfake"
+)
+
+// TestUnbuiltCommandsAndReplies: /help lists only commands that do something, an unbuilt command gets a
+// clear "not available yet", and no reply cites a file users do not have.
+func TestUnbuiltCommandsAndReplies(t *testing.T) {
+	h := newHarness(t)
+	h.repo.SetPermission("maint", "maintain")
+	h.commit("production", "foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
+	pr := h.openPR("production", "fix-foo", "[production] Fix foo 1.0.0", map[string]*githubfake.File{
+		"packages/foo/1.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
+	})
+	h.completedRun(pr.HeadSHA)
+
+	if _, err := h.repo.Comment(pr.Number, "maint", "/help"); err != nil {
+		t.Fatal(err)
+	}
+	help := h.botReply(pr.Number, "storagebot commands")
+	if strings.Contains(help.Body, "/rebuild") {
+		t.Errorf("/help advertises /rebuild, which does nothing yet:\n%s", help.Body)
+	}
+	for _, cmd := range []string{"/promote", "/allow", "/recheck", "/help"} {
+		if !strings.Contains(help.Body, "`"+cmd) {
+			t.Errorf("/help does not list %s:\n%s", cmd, help.Body)
+		}
+	}
+
+	for _, typed := range []string{"/rebuild", "/rebuild staging", "/rebuild staging snapshot"} {
+		if _, err := h.repo.Comment(pr.Number, "maint", typed); err != nil {
+			t.Fatal(err)
+		}
+		reply := h.botReply(pr.Number, "> "+typed+"\n")
+		if !strings.Contains(reply.Body, "❌ `/rebuild` is not available yet") || strings.Contains(reply.Body, "storagebot commands") {
+			t.Errorf("reply to %q does not say plainly that it is not available yet:\n%s", typed, reply.Body)
+		}
+	}
+
+	if _, err := h.repo.Comment(pr.Number, "maint", "/allow overwrite foo@1.0.0 urgent fix"); err != nil {
+		t.Fatal(err)
+	}
+	reply := h.botReply(pr.Number, "takes no exceptions")
+	if strings.Contains(reply.Body, "DESIGN") || strings.Contains(reply.Body, "§") || !strings.Contains(reply.Body, ".github/storagebot.yml") {
+		t.Errorf("the refusal cites a file users do not have, or not the one they have:\n%s", reply.Body)
+	}
+	h.settle()
+	for _, c := range h.repo.IssueComments(pr.Number) {
+		if strings.HasSuffix(c.User, "[bot]") && (strings.Contains(c.Body, "DESIGN") || strings.Contains(c.Body, "§")) {
+			t.Errorf("bot comment cites DESIGN:\n%s", c.Body)
+		}
+	}
+}
