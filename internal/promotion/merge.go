@@ -130,7 +130,7 @@ func (s *Service) stillShadowed(ctx context.Context, repo Repo, baseBranch strin
 		ref := commands.VersionRef{Package: v.Package, Version: v.Version}
 		found := false
 		for _, higher := range cfg.Higher(lower.Name) {
-			listed, err := packageVersions(ctx, repo, v.Package, higher.Branch)
+			listed, err := s.packageVersions(ctx, repo, v.Package, higher.Branch)
 			if err != nil {
 				return "", err
 			}

@@ -74,7 +74,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 	if len(versions) == 0 {
 		return PromoteResult{}, ErrNoVersions
 	}
-	loc := &locator{repo: repo, listed: map[string]map[string]string{}}
+	loc := &locator{repo: repo, r: s.reader(repo), roots: map[string]string{}, listed: map[string]map[string]string{}}
 	res := PromoteResult{Target: req.Target}
 	target, refusals, err := s.resolveTarget(ctx, cfg, loc, versions, req.Target)
 	if err != nil || len(refusals) > 0 {
@@ -119,23 +119,46 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 			Mode: github.String("040000"), Type: github.String("tree"), SHA: github.String(p.Tree),
 		})
 	}
-	title := fmt.Sprintf("[%s] Promote %s from %s", target.Name, listRefs(versions), res.Source)
+	title := promoteTitle(target.Name, res.Source, versions)
+	if title != fmt.Sprintf("[%s] Promote %s from %s", target.Name, listRefs(versions), res.Source) {
+		log.Info().Int("versions", len(versions)).Str("title", title).Msg("promotion title summarised to fit GitHub's 256 characters; the body lists every version")
+	}
+	newMarker := func(commit string) Marker {
+		m := Marker{Kind: "promotion", Target: target.Name, Commit: commit, By: req.RequestedBy, FromPR: req.FromPR}
+		for _, p := range plan {
+			m.Versions = append(m.Versions, MarkedVersion{Package: p.Version.Package, Version: p.Version.Version, Channel: p.Source, Tree: p.Tree})
+		}
+		return m
+	}
+	// Measured before anything is written: a body GitHub would refuse must not leave a branch behind.
+	if body := promoteBody(target.Name, res.Source, plan, req, newMarker(placeholderCommit)); !fitsBody(body) {
+		most := mostThatFit(len(plan), func(n int) bool {
+			return fitsBody(promoteBody(target.Name, res.Source, plan[:n], req, newMarker(placeholderCommit)))
+		})
+		log.Info().Int("versions", len(plan)).Int("fit", most).Msg("promotion refused: its PR body would pass GitHub's limit")
+		res.Refusals = refuseAll(versions, fmt.Sprintf("%d versions are too many for one promotion PR: even with the list collapsed its body would pass "+
+			"GitHub's limit of %d characters. Promote them in several commands of at most %d versions each", len(plan), MaxBodyLength, most))
+		res.Versions, res.Source = nil, ""
+		return res, nil
+	}
 	commit, err := commitTree(ctx, repo, th.Tree, th.Commit, promoteMessage(title, plan), entries)
 	if err != nil {
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
-	commit, err = s.claimBranch(ctx, repo, branch, commit, func(tree string) (bool, error) {
+	commit, createdBranch, err := s.claimBranchCreated(ctx, repo, branch, commit, func(tree string) (bool, error) {
 		return holdsVersions(ctx, s.reader(repo), tree, plan)
 	})
 	if err != nil {
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
-	marker := Marker{Kind: "promotion", Target: target.Name, Commit: commit, By: req.RequestedBy, FromPR: req.FromPR}
-	for _, p := range plan {
-		marker.Versions = append(marker.Versions, MarkedVersion{Package: p.Version.Package, Version: p.Version.Version, Channel: p.Source, Tree: p.Tree})
-	}
-	pr, created, err := openPR(ctx, repo, branch, target.Branch, title, promoteBody(target.Name, res.Source, plan, req, marker))
+	pr, created, err := openPR(ctx, repo, branch, target.Branch, title, promoteBody(target.Name, res.Source, plan, req, newMarker(commit)))
 	if err != nil {
+		if createdBranch {
+			// Nothing is left half done: the branch this call created goes with the PR it could not open.
+			if _, derr := repo.Client.Git.DeleteRef(ctx, repo.Owner, repo.Name, "heads/"+branch); derr != nil {
+				log.Warn().Err(derr).Msg("could not delete the promotion branch after failing to open its PR; a retry reuses it")
+			}
+		}
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
 	res.PR, res.Reused = prRef(pr), !created
@@ -147,10 +170,21 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 // opening its PR, or a replica raced us) and ready says its tree already holds the change, the existing
 // commit is kept; otherwise the branch is reset to commit. It returns the commit the branch ends up at.
 func (s *Service) claimBranch(ctx context.Context, repo Repo, branch, commit string, ready func(tree string) (bool, error)) (string, error) {
+	commit, _, err := s.claimBranchCreated(ctx, repo, branch, commit, ready)
+	return commit, err
+}
+
+// claimBranchCreated is claimBranch, also saying whether this call created the branch.
+func (s *Service) claimBranchCreated(ctx context.Context, repo Repo, branch, commit string, ready func(tree string) (bool, error)) (string, bool, error) {
 	created, err := createBranch(ctx, repo, branch, commit)
 	if err != nil || created {
-		return commit, err
+		return commit, created, err
 	}
+	got, err := s.claimExisting(ctx, repo, branch, commit, ready)
+	return got, false, err
+}
+
+func (s *Service) claimExisting(ctx context.Context, repo Repo, branch, commit string, ready func(tree string) (bool, error)) (string, error) {
 	existing, err := branchCommit(ctx, repo, branch)
 	if err != nil {
 		return "", err
@@ -173,7 +207,7 @@ func (s *Service) claimBranch(ctx context.Context, repo Repo, branch, commit str
 		if _, err := createBranch(ctx, repo, branch, commit); err != nil {
 			return "", err
 		}
-		return commit, nil
+		return commit, nil // created by this call, but a retry after a race: left in place on failure
 	}
 	if err := resetBranch(ctx, repo, branch, commit); err != nil {
 		return "", err
@@ -181,9 +215,12 @@ func (s *Service) claimBranch(ctx context.Context, repo Repo, branch, commit str
 	return commit, nil
 }
 
-// locator lists package versions per channel branch, each (channel, package) at most once per request.
+// locator lists package versions per channel branch, each (channel, package) at most once per request, and
+// reads each channel's head once.
 type locator struct {
 	repo   Repo
+	r      storage.Reader
+	roots  map[string]string // channel → root tree of its head
 	listed map[string]map[string]string
 }
 
@@ -192,9 +229,17 @@ func (l *locator) versions(ctx context.Context, ch repoconfig.Channel, pkg strin
 	if v, ok := l.listed[key]; ok {
 		return v, nil
 	}
-	v, err := packageVersions(ctx, l.repo, pkg, ch.Branch)
+	root, ok := l.roots[ch.Name]
+	if !ok {
+		h, err := branchHead(ctx, l.repo, ch)
+		if err != nil {
+			return nil, err
+		}
+		root, l.roots[ch.Name] = h.Tree, h.Tree
+	}
+	v, err := packageVersionsAt(ctx, l.r, root, pkg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
 	}
 	l.listed[key] = v
 	return v, nil
@@ -275,7 +320,7 @@ func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, l
 		tv, ok := inTarget[v.Package]
 		if !ok {
 			var err error
-			if tv, err = packageVersions(ctx, repo, v.Package, th.Commit); err != nil {
+			if tv, err = packageVersionsAt(ctx, loc.r, th.Tree, v.Package); err != nil {
 				return nil, nil, err
 			}
 			inTarget[v.Package] = tv
@@ -445,23 +490,5 @@ func promoteMessage(title string, plan []Planned) string {
 	for _, p := range plan {
 		fmt.Fprintf(&b, "- %s from %s: %s\n", p.Version, p.Source, p.Tree)
 	}
-	return b.String()
-}
-
-func promoteBody(target, source string, plan []Planned, req PromoteRequest, m Marker) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Promotes %d version(s) from %s to %s, copied by reference: each new tree entry points at the source "+
-		"channel's tree, so the contents are exactly what %s holds.\n\n", len(plan), source, target, source)
-	b.WriteString("| Version | From | Source tree |\n|---|---|---|\n")
-	for _, p := range plan {
-		fmt.Fprintf(&b, "| `%s` | %s | `%s` |\n", p.Version, p.Source, p.Tree)
-	}
-	switch {
-	case req.RequestedBy != "" && req.FromPR != 0:
-		fmt.Fprintf(&b, "\nRequested by @%s in #%d.\n", req.RequestedBy, req.FromPR)
-	case req.RequestedBy != "":
-		fmt.Fprintf(&b, "\nRequested by @%s.\n", req.RequestedBy)
-	}
-	fmt.Fprintf(&b, "\nOnce this merges, storagebot opens a PR removing the now shadowed copies from %s.\n\n%s\n", source, m)
 	return b.String()
 }
