@@ -26,22 +26,21 @@ const bodyBudget = MaxBodyLength - 1024
 // ErrTooLong is returned when a request cannot be written within GitHub's limits even summarised.
 var ErrTooLong = errors.New("too long for GitHub")
 
-// summarise writes prefix + the versions + suffix, all of them when the title fits in MaxTitleLength
-// characters, else as many as fit followed by "and N more" ("[staging] Promote apm@8.1.0 and 13 more from
-// snapshot"); the PR body lists them all. When even one version does not fit (very long channel or package
-// names), it says only how many versions there are, and cuts that at the limit as a last resort.
+// summarise writes prefix + the versions + suffix: all of them when that fits in MaxTitleLength
+// characters, else the first one and how many more ("[staging] Promote apm@8.1.0 and 13 more from
+// snapshot"); the PR body lists them all. When even that does not fit (very long channel or package names)
+// it says only how many versions there are, and cuts that at the limit as a last resort.
 func summarise(prefix string, refs []commands.VersionRef, suffix string) string {
 	fits := func(s string) bool { return utf8.RuneCountInString(s) <= MaxTitleLength }
 	if full := prefix + listRefs(refs) + suffix; fits(full) {
 		return full
 	}
-	for k := len(refs) - 1; k >= 1; k-- {
-		s := prefix + listRefs(refs[:k]) + fmt.Sprintf(" and %d more", len(refs)-k) + suffix
-		if fits(s) {
+	if len(refs) > 1 {
+		if s := prefix + fmt.Sprintf("%s and %d more", refs[0], len(refs)-1) + suffix; fits(s) {
 			return s
 		}
 	}
-	s := prefix + fmt.Sprintf("%d versions", len(refs)) + suffix
+	s := prefix + countVersions(len(refs)) + suffix
 	if fits(s) {
 		return s
 	}
@@ -260,4 +259,11 @@ func (s *Service) openRemovalParts(ctx context.Context, repo Repo, lh head, bran
 		out = append(out, opened)
 	}
 	return out, nil
+}
+
+func countVersions(n int) string {
+	if n == 1 {
+		return "1 version"
+	}
+	return fmt.Sprintf("%d versions", n)
 }
