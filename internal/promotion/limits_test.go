@@ -314,3 +314,23 @@ func TestFitComment(t *testing.T) {
 		t.Error("a marker over the limit: no error")
 	}
 }
+
+// TestPromoteLeavesNothingWhenThePRIsRefused: when GitHub refuses the PR after the branch was written, the
+// branch this attempt created is deleted (the reply says nothing is left half done), and a retry works.
+func TestPromoteLeavesNothingWhenThePRIsRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.putMany(t, "snapshot", []string{"foo@1.2.3"})
+	e.fake.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/pulls", Status: 422, Times: 1})
+	req := PromoteRequest{Versions: refs("foo@1.2.3"), Target: "staging"}
+	if _, err := e.svc.Promote(ctx, e.r, req); err == nil {
+		t.Fatal("Promote succeeded although GitHub refused the PR")
+	}
+	if sha := e.repo.BranchSHA("storagebot/promote/staging/foo-1.2.3"); sha != "" {
+		t.Errorf("the promotion branch is left at %s without a PR", sha)
+	}
+	res, err := e.svc.Promote(ctx, e.r, req)
+	if err != nil || res.PR.Number == 0 {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+}

@@ -74,7 +74,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 	if len(versions) == 0 {
 		return PromoteResult{}, ErrNoVersions
 	}
-	loc := &locator{repo: repo, r: s.reader(repo), roots: map[string]string{}, listed: map[string]map[string]string{}}
+	loc := s.newLocator(repo)
 	res := PromoteResult{Target: req.Target}
 	target, refusals, err := s.resolveTarget(ctx, cfg, loc, versions, req.Target)
 	if err != nil || len(refusals) > 0 {
@@ -153,8 +153,9 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 	}
 	pr, created, err := openPR(ctx, repo, branch, target.Branch, title, promoteBody(target.Name, res.Source, plan, req, newMarker(commit)))
 	if err != nil {
-		if createdBranch {
-			// Nothing is left half done: the branch this call created goes with the PR it could not open.
+		if createdBranch && refused(err) {
+			// Nothing is left half done: the branch this call created goes with the PR GitHub refused. Not
+			// after a 5xx or a lost answer: the PR may exist, and deleting its head branch would close it.
 			if _, derr := repo.Client.Git.DeleteRef(ctx, repo.Owner, repo.Name, "heads/"+branch); derr != nil {
 				log.Warn().Err(derr).Msg("could not delete the promotion branch after failing to open its PR; a retry reuses it")
 			}
@@ -222,6 +223,10 @@ type locator struct {
 	r      storage.Reader
 	roots  map[string]string // channel → root tree of its head
 	listed map[string]map[string]string
+}
+
+func (s *Service) newLocator(repo Repo) *locator {
+	return &locator{repo: repo, r: s.reader(repo), roots: map[string]string{}, listed: map[string]map[string]string{}}
 }
 
 func (l *locator) versions(ctx context.Context, ch repoconfig.Channel, pkg string) (map[string]string, error) {

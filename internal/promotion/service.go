@@ -88,20 +88,10 @@ func branchHead(ctx context.Context, repo Repo, ch repoconfig.Channel) (head, er
 	return h, nil
 }
 
-// packageVersions lists the version directories of one package at ref (a branch or commit SHA): version →
-// tree SHA. A package that is absent has no versions. It reads git trees, never the contents API, which
-// lists at most 1,000 entries of a directory: a package with more versions would lose some silently.
-func (s *Service) packageVersions(ctx context.Context, repo Repo, pkg, ref string) (map[string]string, error) {
-	r := s.reader(repo)
-	c, err := r.ResolveRevision(ctx, ref)
-	if err != nil {
-		return nil, fmt.Errorf("list versions of %s at %s in %s: %w", pkg, ref, repo.fullName(), err)
-	}
-	return packageVersionsAt(ctx, r, c.TreeSHA, pkg)
-}
-
-// packageVersionsAt lists the version directories of one package in a root tree: version → tree SHA. The
-// root and packages/ trees are read by SHA, so they come from the cache after the first package.
+// packageVersionsAt lists the version directories of one package in a root tree: version → tree SHA; none
+// when the package is absent. It reads git trees, never the contents API, which lists at most 1,000 entries
+// of a directory: a package with more versions would lose some silently. The root and packages/ trees are
+// read by SHA, so they come from the cache after the first package.
 func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) (map[string]string, error) {
 	sha := root
 	for _, name := range []string{storage.PackagesDir, pkg} {
@@ -386,6 +376,12 @@ func prRef(pr *github.PullRequest) PRRef {
 func hasStatus(err error, status int) bool {
 	var er *github.ErrorResponse
 	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == status
+}
+
+// refused reports whether err is GitHub's definite refusal (a 4xx answer): the request had no effect.
+func refused(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode >= 400 && er.Response.StatusCode < 500
 }
 
 // errorMessage is GitHub's message of an error answer, with its validation errors.
