@@ -143,3 +143,38 @@ func TestLimitsReplyFitsCommentLimit(t *testing.T) {
 		t.Errorf("reply does not refuse and say it was shortened:\n%s", tail(reply.Body, 5))
 	}
 }
+
+// TestLimitsAllowReplyOverCommentLimit: /allow on a PR overwriting hundreds of versions records more
+// exceptions than one comment can hold. GitHub refused the reply (422), so the maintainer got no answer and
+// nothing was recorded without anyone being told; now the reply says that nothing was allowed and why.
+func TestLimitsAllowReplyOverCommentLimit(t *testing.T) {
+	h := newHarness(t)
+	h.repo.SetPermission("maint", "maintain")
+	var list []string
+	for i := 0; i < 400; i++ {
+		list = append(list, fmt.Sprintf("pkg_%03d@2.0.%d", i%50, i))
+	}
+	h.commit("staging", "400 versions", versionFiles(list))
+	edits := map[string]*githubfake.File{}
+	for _, ref := range list {
+		pkg, v, _ := strings.Cut(ref, "@")
+		edits["packages/"+pkg+"/"+v+"/data_stream/ds1/fields/fields.yml"] = &githubfake.File{Content: []byte("- name: fixed\n")}
+	}
+	pr := h.openPR("staging", "fix-all", "[staging] Fix the field docs of 400 versions", edits)
+	if run := h.completedRun(pr.HeadSHA); run.Conclusion != "failure" {
+		t.Fatalf("staging overwrite = %s, want failure", run.Conclusion)
+	}
+	if _, err := h.repo.Comment(pr.Number, "maint", "/allow overwrite * bulk fix of the field docs"); err != nil {
+		t.Fatal(err)
+	}
+	reply := h.botReply(pr.Number, "Nothing was recorded")
+	if n := utf8.RuneCountInString(reply.Body); n > githubfake.MaxBodyLength || !strings.Contains(reply.Body, "allow fewer versions per comment") {
+		t.Errorf("reply (%d characters) does not say what to do:\n%s", n, reply.Body)
+	}
+	h.settle()
+	for _, r := range h.repo.CheckRuns(pr.HeadSHA) {
+		if r.Conclusion != "failure" {
+			t.Errorf("check run %d concluded %s after an /allow that recorded nothing, want failure", r.ID, r.Conclusion)
+		}
+	}
+}

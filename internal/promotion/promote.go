@@ -175,45 +175,37 @@ func (s *Service) claimBranch(ctx context.Context, repo Repo, branch, commit str
 	return commit, err
 }
 
-// claimBranchCreated is claimBranch, also saying whether this call created the branch.
+// claimBranchCreated is claimBranch, also saying whether this call created the branch (so that it may
+// delete it again when what the branch was for cannot be done).
 func (s *Service) claimBranchCreated(ctx context.Context, repo Repo, branch, commit string, ready func(tree string) (bool, error)) (string, bool, error) {
 	created, err := createBranch(ctx, repo, branch, commit)
 	if err != nil || created {
 		return commit, created, err
 	}
-	got, err := s.claimExisting(ctx, repo, branch, commit, ready)
-	return got, false, err
-}
-
-func (s *Service) claimExisting(ctx context.Context, repo Repo, branch, commit string, ready func(tree string) (bool, error)) (string, error) {
 	existing, err := branchCommit(ctx, repo, branch)
 	if err != nil {
-		return "", err
-	}
-	if existing != "" {
-		c, err := s.reader(repo).ResolveRevision(ctx, existing)
-		if err != nil {
-			return "", fmt.Errorf("read existing branch %s: %w", branch, err)
-		}
-		ok, err := ready(c.TreeSHA)
-		if err != nil {
-			return "", fmt.Errorf("check existing branch %s: %w", branch, err)
-		}
-		if ok {
-			return existing, nil
-		}
+		return "", false, err
 	}
 	if existing == "" {
 		// Deleted between our create and our read: create it again.
-		if _, err := createBranch(ctx, repo, branch, commit); err != nil {
-			return "", err
-		}
-		return commit, nil // created by this call, but a retry after a race: left in place on failure
+		created, err := createBranch(ctx, repo, branch, commit)
+		return commit, created, err
+	}
+	c, err := s.reader(repo).ResolveRevision(ctx, existing)
+	if err != nil {
+		return "", false, fmt.Errorf("read existing branch %s: %w", branch, err)
+	}
+	ok, err := ready(c.TreeSHA)
+	if err != nil {
+		return "", false, fmt.Errorf("check existing branch %s: %w", branch, err)
+	}
+	if ok {
+		return existing, false, nil
 	}
 	if err := resetBranch(ctx, repo, branch, commit); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return commit, nil
+	return commit, false, nil
 }
 
 // locator lists package versions per channel branch, each (channel, package) at most once per request, and
