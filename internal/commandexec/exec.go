@@ -302,6 +302,15 @@ func (c *comment) promotionRepo() promotion.Repo {
 }
 
 func (c *comment) reply(ctx context.Context, body string) error {
+	// GitHub refuses a comment over 65,536 characters: a long reply is shortened, its records kept whole.
+	fitted, err := promotion.FitComment(body)
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Int("characters", len(body)).Msg("reply too long for GitHub even shortened; its records are not posted")
+		c.granted, c.recheck = nil, false
+		fitted = "❌ Nothing was recorded: this reply's records (the exceptions granted) would pass GitHub's limit of " +
+			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment."
+	}
+	body = fitted
 	if _, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.number, &github.IssueComment{Body: &body}); err != nil {
 		return fmt.Errorf("reply on #%d: %w", c.number, err)
 	}

@@ -212,6 +212,9 @@ func (s *Server) updateIssue(c *call) (int, any, error) {
 	if in.State != "" && in.State != "open" && in.State != "closed" {
 		return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: state %q", in.State)
 	}
+	if err := checkIssueText(in.Title, in.Body); err != nil {
+		return 0, nil, err
+	}
 	if in.Labels != nil {
 		is.labels = uniqueLabels(nil, *in.Labels)
 	}
@@ -247,8 +250,8 @@ func (s *Server) createComment(c *call) (int, any, error) {
 	if in.Body == "" {
 		return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: body is missing")
 	}
-	if len(in.Body) > 65536 {
-		return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: body is too long (maximum is 65536 characters)")
+	if err := checkLength("IssueComment", "body", in.Body, MaxBodyLength); err != nil {
+		return 0, nil, err
 	}
 	cm, events, err := r.commentLocked(is.number, appSlug+"[bot]", in.Body)
 	if err != nil {
@@ -268,6 +271,9 @@ func (s *Server) updateComment(c *call) (int, any, error) {
 		Body string `json:"body"`
 	}
 	if err := c.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if err := checkLength("IssueComment", "body", in.Body, MaxBodyLength); err != nil {
 		return 0, nil, err
 	}
 	events, err := r.editCommentLocked(id, appSlug+"[bot]", in.Body)

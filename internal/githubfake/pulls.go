@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -35,6 +36,41 @@ type PullRequest struct {
 // maxPullFiles is where GitHub stops listing a pull request's files.
 const maxPullFiles = 3000
 
+// GitHub's length limits, in characters: issue and pull request titles, and bodies of issues, pull
+// requests and comments. Over them GitHub answers 422 Validation Failed.
+const (
+	MaxTitleLength = 256
+	MaxBodyLength  = 65536
+)
+
+// checkLength refuses value when it is longer than limit characters, as GitHub does: 422 "Validation
+// Failed" with one error naming the resource and field ("title is too long (maximum is 256 characters)").
+func checkLength(resource, field, value string, limit int) error {
+	if utf8.RuneCountInString(value) <= limit {
+		return nil
+	}
+	return &apiError{status: http.StatusUnprocessableEntity, message: "Validation Failed", errors: []map[string]any{{
+		"resource": resource, "code": "custom", "field": field,
+		"message": fmt.Sprintf("%s is too long (maximum is %d characters)", field, limit),
+	}}}
+}
+
+// checkIssueText applies the title and body limits to an issue or pull request (GitHub reports both as
+// resource "Issue"); nil values are not being set.
+func checkIssueText(title, body *string) error {
+	if title != nil {
+		if err := checkLength("Issue", "title", *title, MaxTitleLength); err != nil {
+			return err
+		}
+	}
+	if body != nil {
+		if err := checkLength("Issue", "body", *body, MaxBodyLength); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // OpenPullRequest opens a pull request and emits pull_request "opened".
 func (r *Repo) OpenPullRequest(o PROptions) (*PullRequest, error) {
 	r.s.mu.Lock()
@@ -52,6 +88,9 @@ func (r *Repo) OpenPullRequest(o PROptions) (*PullRequest, error) {
 }
 
 func (r *Repo) openPullLocked(o PROptions) (*issueState, []event, error) {
+	if err := checkIssueText(&o.Title, &o.Body); err != nil {
+		return nil, nil, err
+	}
 	head, ok := r.branches[o.Head]
 	if !ok {
 		return nil, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: head %q does not exist", o.Head)
@@ -112,6 +151,9 @@ func (r *Repo) PushToPullRequest(number int, message string, changes map[string]
 func (r *Repo) EditPullRequestTitle(number int, title string) error {
 	r.s.mu.Lock()
 	is, err := r.pull(number)
+	if err == nil {
+		err = checkIssueText(&title, nil)
+	}
 	if err != nil {
 		r.s.mu.Unlock()
 		return err
@@ -163,8 +205,8 @@ func (r *Repo) editIssueLocked(is *issueState, by string, title, body *string, s
 	return events
 }
 
-// MergePullRequest merges with method "merge" (a two-parent merge commit) or "squash", moves the
-// base branch and emits push then pull_request "closed" with merged true. Paths changed differently
+// MergePullRequest merges with method "merge" (a two-parent merge commit), "squash" (one commit) or
+// "rebase" (each commit replayed onto the base; merge_commit_sha is the last of them), moves the base branch and emits push then pull_request "closed" with merged true. Paths changed differently
 // on both sides make it fail with a 409 error.
 func (r *Repo) MergePullRequest(number int, method string) (string, error) {
 	r.s.mu.Lock()
@@ -238,6 +280,24 @@ func (r *Repo) mergeLocked(is *issueState, method, expectSHA, title, message, by
 			message = is.body
 		}
 		parents = []plumbing.Hash{base}
+	case "rebase":
+		// GitHub replays each commit of the pull request onto the base and moves the base to the last
+		// one: there is no merge commit, and merge_commit_sha is that last rebased commit.
+		rebased, err := r.rebaseLocked(base, headC)
+		if err != nil {
+			return "", nil, err
+		}
+		last := rebased[len(rebased)-1]
+		r.branches[pr.base] = last
+		now := time.Now().UTC().Truncate(time.Second)
+		pr.merged, pr.mergedAt, pr.mergedBy, pr.mergeCommitSHA = true, now, by, last.String()
+		pr.headSHA, pr.baseSHA = head.String(), base.String()
+		is.state, is.closed, is.updated = "closed", now, now
+		events := []event{
+			r.pushEvent(pr.base, base, last, rebased, by),
+			r.newEvent("pull_request", "closed", by, map[string]any{"number": is.number, "pull_request": r.pullJSON(is)}),
+		}
+		return last.String(), events, nil
 	default:
 		return "", nil, errorf(http.StatusMethodNotAllowed, "Merge method %s is not allowed on this repository", method)
 	}
@@ -259,6 +319,64 @@ func (r *Repo) mergeLocked(is *issueState, method, expectSHA, title, message, by
 		r.newEvent("pull_request", "closed", by, map[string]any{"number": is.number, "pull_request": r.pullJSON(is)}),
 	}
 	return merged.String(), events, nil
+}
+
+// rebaseLocked replays the commits of head that base lacks onto base, oldest first, each keeping its author,
+// message and date, and returns the new commits. It follows head's first parents back to base's history
+// (a merge commit on the branch is replayed as its change against its first parent, which is what it
+// brought in), and refuses with GitHub's 405 when a commit does not apply cleanly.
+func (r *Repo) rebaseLocked(base plumbing.Hash, head *object.Commit) ([]plumbing.Hash, error) {
+	inBase := map[plumbing.Hash]bool{}
+	bc, err := object.GetCommit(r.st, base)
+	if err != nil {
+		return nil, fmt.Errorf("read base %s: %w", base, err)
+	}
+	if err := object.NewCommitPreorderIter(bc, nil, nil).ForEach(func(c *object.Commit) error {
+		inBase[c.Hash] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("walk %s: %w", base, err)
+	}
+	var chain []*object.Commit
+	for c := head; !inBase[c.Hash]; {
+		chain = append(chain, c)
+		if len(c.ParentHashes) == 0 {
+			break
+		}
+		if c, err = object.GetCommit(r.st, c.ParentHashes[0]); err != nil {
+			return nil, fmt.Errorf("read parent: %w", err)
+		}
+	}
+	if len(chain) == 0 {
+		return nil, errorf(http.StatusMethodNotAllowed, "Pull Request is not mergeable: no commits to rebase")
+	}
+	onto, tree := base, bc.TreeHash
+	var out []plumbing.Hash
+	for i := len(chain) - 1; i >= 0; i-- {
+		c := chain[i]
+		var parentTree plumbing.Hash
+		if len(c.ParentHashes) > 0 {
+			p, err := object.GetCommit(r.st, c.ParentHashes[0])
+			if err != nil {
+				return nil, fmt.Errorf("read parent of %s: %w", c.Hash, err)
+			}
+			parentTree = p.TreeHash
+		}
+		next, err := mergeTrees(r.st, parentTree, tree, c.TreeHash, "")
+		if err != nil {
+			if strings.Contains(err.Error(), errMergeConflict.Error()) {
+				return nil, errorf(http.StatusMethodNotAllowed, "This branch can't be rebased: %v", err)
+			}
+			return nil, err
+		}
+		h, err := writeCommit(r.st, next, []plumbing.Hash{onto}, c.Message, signature{name: c.Author.Name, email: c.Author.Email}, c.Author.When)
+		if err != nil {
+			return nil, err
+		}
+		onto, tree = h, next
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // pushEvent describes moving branch from before to after, adding commits.

@@ -224,6 +224,13 @@ func (s *Server) createTree(c *call) (int, any, error) {
 			}
 			changes = append(changes, treeChange{path: e.Path, mode: mode, hash: h})
 		case e.SHA == nil:
+			// GitHub documents "sha": null as deleting a file. For a directory it is not documented
+			// and must not be relied on: refuse it like any other invalid tree entry, so a caller has
+			// to write the parent tree without the entry instead.
+			if mode == filemode.Dir || e.Type == "tree" || r.isTreeAt(base, e.Path) {
+				return 0, nil, errorf(http.StatusUnprocessableEntity,
+					"tree.sha is null for %q, which is a directory: only files can be deleted with a null sha (GitHub answers 422 for this tree entry)", e.Path)
+			}
 			changes = append(changes, treeChange{path: e.Path, del: true})
 		default:
 			h := plumbing.NewHash(*e.SHA)
@@ -244,6 +251,20 @@ func (s *Server) createTree(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, out, nil
+}
+
+// isTreeAt reports whether path names a directory in the tree root (false when root is zero or the path
+// is absent).
+func (r *Repo) isTreeAt(root plumbing.Hash, p string) bool {
+	if root.IsZero() {
+		return false
+	}
+	t, err := object.GetTree(r.st, root)
+	if err != nil {
+		return false
+	}
+	e, err := t.FindEntry(strings.Trim(p, "/"))
+	return err == nil && e.Mode == filemode.Dir
 }
 
 func (s *Server) getGitCommit(c *call) (int, any, error) {
@@ -539,6 +560,9 @@ func (s *Server) getBranch(c *call) (int, any, error) {
 	}, nil
 }
 
+// maxContentsEntries is where the contents API stops listing a directory.
+const maxContentsEntries = 1000
+
 func (s *Server) getContents(c *call) (int, any, error) {
 	r := c.repo
 	ref := c.r.URL.Query().Get("ref")
@@ -601,7 +625,13 @@ func (s *Server) getContents(c *call) (int, any, error) {
 		return 0, nil, fmt.Errorf("read tree %s: %w", p, err)
 	}
 	out := []any{}
-	for _, child := range t.Entries {
+	entries := t.Entries
+	// GitHub lists at most 1,000 entries of a directory here ("use the Git Trees API" for more), and
+	// says nothing about the rest.
+	if len(entries) > maxContentsEntries {
+		entries = entries[:maxContentsEntries]
+	}
+	for _, child := range entries {
 		cp := strings.TrimPrefix(p+"/"+child.Name, "/")
 		m, err := item(cp, child, false)
 		if err != nil {

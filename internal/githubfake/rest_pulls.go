@@ -150,6 +150,9 @@ func (s *Server) updatePull(c *call) (int, any, error) {
 	if in.State != "" && in.State != "open" && in.State != "closed" {
 		return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: state %q", in.State)
 	}
+	if err := checkIssueText(in.Title, in.Body); err != nil {
+		return 0, nil, err
+	}
 	if in.Base != "" && in.Base != is.pr.base {
 		if _, ok := r.branches[in.Base]; !ok {
 			return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: base %q does not exist", in.Base)

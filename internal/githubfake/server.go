@@ -192,9 +192,17 @@ func (s *Server) ClearFaults() {
 type apiError struct {
 	status  int
 	message string
+	// errors are the validation errors GitHub lists with a 422 ("resource", "code", "field", "message").
+	errors []map[string]any
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s", e.status, e.message) }
+func (e *apiError) Error() string {
+	msg := fmt.Sprintf("%d %s", e.status, e.message)
+	for _, v := range e.errors {
+		msg += fmt.Sprintf(": %v", v["message"])
+	}
+	return msg
+}
 
 func errorf(status int, format string, args ...any) error {
 	return &apiError{status: status, message: fmt.Sprintf(format, args...)}
@@ -363,7 +371,11 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = &apiError{status: http.StatusInternalServerError, message: err.Error()}
 	}
-	s.writeBody(w, ae.status, map[string]any{"message": ae.message, "documentation_url": "https://docs.github.com/rest"})
+	body := map[string]any{"message": ae.message, "documentation_url": "https://docs.github.com/rest"}
+	if len(ae.errors) > 0 {
+		body["errors"] = ae.errors
+	}
+	s.writeBody(w, ae.status, body)
 }
 
 // rateHeaders sets the headers GitHub sends on every answer.

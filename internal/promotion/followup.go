@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
@@ -32,8 +31,10 @@ type added struct {
 	Tree    string
 }
 
-// AddedBy lists the versions a merged PR added to its base channel: the difference between the merge
-// commit's first parent and the merge commit (so it works for merge, squash and rebase merges alike).
+// AddedBy lists the versions a merged PR added to its base channel: the difference between the merge base
+// of the PR's base and head and its head. That is what the PR changed whatever the merge method; the merge
+// commit's first parent is not: on a rebase merge, merge_commit_sha is only the last rebased commit, and
+// its parent diff holds that commit's changes alone.
 func (s *Service) AddedBy(ctx context.Context, repo Repo, pr *github.PullRequest) ([]commands.VersionRef, error) {
 	list, err := s.addedBy(ctx, repo, pr)
 	if err != nil {
@@ -50,19 +51,24 @@ func (s *Service) addedBy(ctx context.Context, repo Repo, pr *github.PullRequest
 	if !pr.GetMerged() || pr.GetMergeCommitSHA() == "" {
 		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), ErrNotMerged)
 	}
+	baseSHA, headSHA := pr.GetBase().GetSHA(), pr.GetHead().GetSHA()
+	if baseSHA == "" || headSHA == "" {
+		return nil, fmt.Errorf("versions added by #%d: the PR answer lacks its base or head SHA", pr.GetNumber())
+	}
 	r := s.reader(repo)
-	mc, err := r.ResolveRevision(ctx, pr.GetMergeCommitSHA())
+	mb, err := r.MergeBase(ctx, baseSHA, headSHA)
 	if err != nil {
 		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), err)
 	}
-	if len(mc.Parents) == 0 {
-		return nil, fmt.Errorf("versions added by #%d: merge commit %s has no parent", pr.GetNumber(), mc.SHA)
-	}
-	parent, err := r.ResolveRevision(ctx, mc.Parents[0])
+	from, err := r.ResolveRevision(ctx, mb)
 	if err != nil {
 		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), err)
 	}
-	delta, err := storage.DiffVersions(ctx, r, parent.TreeSHA, mc.TreeSHA)
+	to, err := r.ResolveRevision(ctx, headSHA)
+	if err != nil {
+		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), err)
+	}
+	delta, err := storage.DiffVersions(ctx, r, from.TreeSHA, to.TreeSHA)
 	if err != nil {
 		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), err)
 	}
@@ -158,15 +164,14 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 			}
 			continue
 		}
-		title := fmt.Sprintf("[%s] Remove packages promoted to %s in #%d (%s)", lower.Name, ch.Name, n, listRefs(refsOf(remove)))
 		intro := fmt.Sprintf("#%d merged these versions into %s, which shadows %s: the copies below are identical (file modes aside) "+
 			"and no longer served from %s, so they are removed.", n, ch.Name, lower.Name, lower.Name)
-		opened, err := s.openRemoval(ctx, repo, lh, branch, title, intro, remove, res.Skipped, n)
+		title := func(part []removal) string { return followUpTitle(lower.Name, ch.Name, n, refsOf(part)) }
+		opened, err := s.openRemovalParts(ctx, repo, lh, branch, title, intro, remove, res.Skipped, n)
 		if err != nil {
 			return results, fmt.Errorf("follow up #%d: %w", n, err)
 		}
-		opened.Skipped = res.Skipped
-		results = append(results, opened)
+		results = append(results, opened...)
 	}
 	return results, nil
 }
@@ -190,15 +195,7 @@ func refsOf(rs []removal) []commands.VersionRef {
 // (or keeps an existing branch that already removes them), opens the PR and labels it.
 func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, title, intro string, remove []removal, skipped []Refusal, promotedIn int) (FollowUpResult, error) {
 	res := FollowUpResult{Channel: lh.Channel.Name, Removed: refsOf(remove)}
-	entries := make([]*github.TreeEntry, 0, len(remove))
-	for _, rm := range remove {
-		// Mode and type with no SHA: go-github sends "sha": null, which deletes the directory.
-		entries = append(entries, &github.TreeEntry{
-			Path: github.String(storage.VersionPath(rm.Version.Package, rm.Version.Version)),
-			Mode: github.String("040000"), Type: github.String("tree"),
-		})
-	}
-	commit, err := commitTree(ctx, repo, lh.Tree, lh.Commit, title, entries)
+	commit, err := s.commitRemoval(ctx, repo, lh, title, refsOf(remove))
 	if err != nil {
 		return res, err
 	}
@@ -215,11 +212,8 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	if err != nil {
 		return res, err
 	}
-	marker := Marker{Kind: "removal", Target: lh.Channel.Name, Commit: commit, PromotedIn: promotedIn}
-	for _, rm := range remove {
-		marker.Versions = append(marker.Versions, MarkedVersion{Package: rm.Version.Package, Version: rm.Version.Version, Channel: lh.Channel.Name, Tree: rm.Tree})
-	}
-	pr, created, err := openPR(ctx, repo, branch, lh.Channel.Branch, title, removalBody(intro, lh.Channel.Name, remove, skipped, marker.String(s.markerKey(repo))))
+	marker := removalMarker(lh.Channel.Name, commit, remove, promotedIn).String(s.markerKey(repo))
+	pr, created, err := openPR(ctx, repo, branch, lh.Channel.Branch, title, removalBody(intro, lh.Channel.Name, remove, skipped, marker))
 	if err != nil {
 		return res, err
 	}
@@ -230,21 +224,4 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	zerolog.Ctx(ctx).Info().Str("repo", repo.fullName()).Str("channel", lh.Channel.Name).Int("pr", pr.GetNumber()).
 		Str("versions", listRefs(res.Removed)).Bool("created", created).Msg("removal PR")
 	return res, nil
-}
-
-func removalBody(intro, channel string, remove []removal, skipped []Refusal, marker string) string {
-	var b strings.Builder
-	b.WriteString(intro)
-	b.WriteString("\n\n| Version | Also in | Tree removed here |\n|---|---|---|\n")
-	for _, rm := range remove {
-		fmt.Fprintf(&b, "| `%s` | %s | `%s` |\n", rm.Version, rm.Higher, rm.Tree)
-	}
-	if len(skipped) > 0 {
-		fmt.Fprintf(&b, "\nNot removed from %s:\n", channel)
-		for _, sk := range skipped {
-			fmt.Fprintf(&b, "- `%s`: %s\n", sk.Version, sk.Reason)
-		}
-	}
-	fmt.Fprintf(&b, "\n%s\n", marker)
-	return b.String()
 }

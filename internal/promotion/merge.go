@@ -125,12 +125,13 @@ func (s *Service) stillShadowed(ctx context.Context, repo Repo, baseBranch strin
 	if !ok {
 		return fmt.Sprintf("%s is not a channel branch", baseBranch), nil
 	}
-	r := s.reader(repo)
+	loc := s.newLocator(repo)
+	r := loc.r
 	for _, v := range m.Versions {
 		ref := commands.VersionRef{Package: v.Package, Version: v.Version}
 		found := false
 		for _, higher := range cfg.Higher(lower.Name) {
-			listed, err := packageVersions(ctx, repo, v.Package, higher.Branch)
+			listed, err := loc.versions(ctx, higher, v.Package)
 			if err != nil {
 				return "", err
 			}

@@ -61,5 +61,10 @@ func FollowUpNote(results []FollowUpResult, merged int, key seal.Key) string {
 	if b.Len() == 0 {
 		return ""
 	}
-	return "Removal follow-up for the versions this pull request merged:\n\n" + b.String() + "\n" + FollowUpNoteMarker(merged, key)
+	note := "Removal follow-up for the versions this pull request merged:\n\n" + b.String() + "\n" + FollowUpNoteMarker(merged, key)
+	// A very long list is shortened to GitHub's comment limit; the marker at its end is kept whole.
+	if fitted, err := FitComment(note); err == nil {
+		return fitted
+	}
+	return note
 }

@@ -74,7 +74,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 	if len(versions) == 0 {
 		return PromoteResult{}, ErrNoVersions
 	}
-	loc := &locator{repo: repo, listed: map[string]map[string]string{}}
+	loc := s.newLocator(repo)
 	res := PromoteResult{Target: req.Target}
 	target, refusals, err := s.resolveTarget(ctx, cfg, loc, versions, req.Target)
 	if err != nil || len(refusals) > 0 {
@@ -119,23 +119,47 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 			Mode: github.String("040000"), Type: github.String("tree"), SHA: github.String(p.Tree),
 		})
 	}
-	title := fmt.Sprintf("[%s] Promote %s from %s", target.Name, listRefs(versions), res.Source)
+	title := promoteTitle(target.Name, res.Source, versions)
+	if title != fmt.Sprintf("[%s] Promote %s from %s", target.Name, listRefs(versions), res.Source) {
+		log.Info().Int("versions", len(versions)).Str("title", title).Msg("promotion title summarised to fit GitHub's 256 characters; the body lists every version")
+	}
+	newMarker := func(commit string) string {
+		m := Marker{Kind: "promotion", Target: target.Name, Commit: commit, By: req.RequestedBy, FromPR: req.FromPR}
+		for _, p := range plan {
+			m.Versions = append(m.Versions, MarkedVersion{Package: p.Version.Package, Version: p.Version.Version, Channel: p.Source, Tree: p.Tree})
+		}
+		return m.String(s.markerKey(repo))
+	}
+	// Measured before anything is written: a body GitHub would refuse must not leave a branch behind.
+	if body := promoteBody(target.Name, res.Source, plan, req, newMarker(placeholderCommit)); !fitsBody(body) {
+		most := mostThatFit(len(plan), func(n int) bool {
+			return fitsBody(promoteBody(target.Name, res.Source, plan[:n], req, newMarker(placeholderCommit)))
+		})
+		log.Info().Int("versions", len(plan)).Int("fit", most).Msg("promotion refused: its PR body would pass GitHub's limit")
+		res.Refusals = refuseAll(versions, fmt.Sprintf("%d versions are too many for one promotion PR: even with the list collapsed its body would pass "+
+			"GitHub's limit of %d characters. Promote them in several commands of at most %d versions each", len(plan), MaxBodyLength, most))
+		res.Versions, res.Source = nil, ""
+		return res, nil
+	}
 	commit, err := commitTree(ctx, repo, th.Tree, th.Commit, promoteMessage(title, plan), entries)
 	if err != nil {
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
-	commit, err = s.claimBranch(ctx, repo, branch, commit, func(tree string) (bool, error) {
+	commit, createdBranch, err := s.claimBranchCreated(ctx, repo, branch, commit, func(tree string) (bool, error) {
 		return holdsVersions(ctx, s.reader(repo), tree, plan)
 	})
 	if err != nil {
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
-	marker := Marker{Kind: "promotion", Target: target.Name, Commit: commit, By: req.RequestedBy, FromPR: req.FromPR}
-	for _, p := range plan {
-		marker.Versions = append(marker.Versions, MarkedVersion{Package: p.Version.Package, Version: p.Version.Version, Channel: p.Source, Tree: p.Tree})
-	}
-	pr, created, err := openPR(ctx, repo, branch, target.Branch, title, promoteBody(target.Name, res.Source, plan, req, marker.String(s.markerKey(repo))))
+	pr, created, err := openPR(ctx, repo, branch, target.Branch, title, promoteBody(target.Name, res.Source, plan, req, newMarker(commit)))
 	if err != nil {
+		if createdBranch && refused(err) {
+			// Nothing is left half done: the branch this call created goes with the PR GitHub refused. Not
+			// after a 5xx or a lost answer: the PR may exist, and deleting its head branch would close it.
+			if _, derr := repo.Client.Git.DeleteRef(ctx, repo.Owner, repo.Name, "heads/"+branch); derr != nil {
+				log.Warn().Err(derr).Msg("could not delete the promotion branch after failing to open its PR; a retry reuses it")
+			}
+		}
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
 	res.PR, res.Reused = prRef(pr), !created
@@ -147,44 +171,54 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 // opening its PR, or a replica raced us) and ready says its tree already holds the change, the existing
 // commit is kept; otherwise the branch is reset to commit. It returns the commit the branch ends up at.
 func (s *Service) claimBranch(ctx context.Context, repo Repo, branch, commit string, ready func(tree string) (bool, error)) (string, error) {
+	commit, _, err := s.claimBranchCreated(ctx, repo, branch, commit, ready)
+	return commit, err
+}
+
+// claimBranchCreated is claimBranch, also saying whether this call created the branch (so that it may
+// delete it again when what the branch was for cannot be done).
+func (s *Service) claimBranchCreated(ctx context.Context, repo Repo, branch, commit string, ready func(tree string) (bool, error)) (string, bool, error) {
 	created, err := createBranch(ctx, repo, branch, commit)
 	if err != nil || created {
-		return commit, err
+		return commit, created, err
 	}
 	existing, err := branchCommit(ctx, repo, branch)
 	if err != nil {
-		return "", err
-	}
-	if existing != "" {
-		c, err := s.reader(repo).ResolveRevision(ctx, existing)
-		if err != nil {
-			return "", fmt.Errorf("read existing branch %s: %w", branch, err)
-		}
-		ok, err := ready(c.TreeSHA)
-		if err != nil {
-			return "", fmt.Errorf("check existing branch %s: %w", branch, err)
-		}
-		if ok {
-			return existing, nil
-		}
+		return "", false, err
 	}
 	if existing == "" {
 		// Deleted between our create and our read: create it again.
-		if _, err := createBranch(ctx, repo, branch, commit); err != nil {
-			return "", err
-		}
-		return commit, nil
+		created, err := createBranch(ctx, repo, branch, commit)
+		return commit, created, err
+	}
+	c, err := s.reader(repo).ResolveRevision(ctx, existing)
+	if err != nil {
+		return "", false, fmt.Errorf("read existing branch %s: %w", branch, err)
+	}
+	ok, err := ready(c.TreeSHA)
+	if err != nil {
+		return "", false, fmt.Errorf("check existing branch %s: %w", branch, err)
+	}
+	if ok {
+		return existing, false, nil
 	}
 	if err := resetBranch(ctx, repo, branch, commit); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return commit, nil
+	return commit, false, nil
 }
 
-// locator lists package versions per channel branch, each (channel, package) at most once per request.
+// locator lists package versions per channel branch, each (channel, package) at most once per request, and
+// reads each channel's head once.
 type locator struct {
 	repo   Repo
+	r      storage.Reader
+	roots  map[string]string // channel → root tree of its head
 	listed map[string]map[string]string
+}
+
+func (s *Service) newLocator(repo Repo) *locator {
+	return &locator{repo: repo, r: s.reader(repo), roots: map[string]string{}, listed: map[string]map[string]string{}}
 }
 
 func (l *locator) versions(ctx context.Context, ch repoconfig.Channel, pkg string) (map[string]string, error) {
@@ -192,9 +226,17 @@ func (l *locator) versions(ctx context.Context, ch repoconfig.Channel, pkg strin
 	if v, ok := l.listed[key]; ok {
 		return v, nil
 	}
-	v, err := packageVersions(ctx, l.repo, pkg, ch.Branch)
+	root, ok := l.roots[ch.Name]
+	if !ok {
+		h, err := branchHead(ctx, l.repo, ch)
+		if err != nil {
+			return nil, err
+		}
+		root, l.roots[ch.Name] = h.Tree, h.Tree
+	}
+	v, err := packageVersionsAt(ctx, l.r, root, pkg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
 	}
 	l.listed[key] = v
 	return v, nil
@@ -275,7 +317,7 @@ func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, l
 		tv, ok := inTarget[v.Package]
 		if !ok {
 			var err error
-			if tv, err = packageVersions(ctx, repo, v.Package, th.Commit); err != nil {
+			if tv, err = packageVersionsAt(ctx, loc.r, th.Tree, v.Package); err != nil {
 				return nil, nil, err
 			}
 			inTarget[v.Package] = tv
@@ -445,23 +487,5 @@ func promoteMessage(title string, plan []Planned) string {
 	for _, p := range plan {
 		fmt.Fprintf(&b, "- %s from %s: %s\n", p.Version, p.Source, p.Tree)
 	}
-	return b.String()
-}
-
-func promoteBody(target, source string, plan []Planned, req PromoteRequest, marker string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Promotes %d version(s) from %s to %s, copied by reference: each new tree entry points at the source "+
-		"channel's tree, so the contents are exactly what %s holds.\n\n", len(plan), source, target, source)
-	b.WriteString("| Version | From | Source tree |\n|---|---|---|\n")
-	for _, p := range plan {
-		fmt.Fprintf(&b, "| `%s` | %s | `%s` |\n", p.Version, p.Source, p.Tree)
-	}
-	switch {
-	case req.RequestedBy != "" && req.FromPR != 0:
-		fmt.Fprintf(&b, "\nRequested by @%s in #%d.\n", req.RequestedBy, req.FromPR)
-	case req.RequestedBy != "":
-		fmt.Fprintf(&b, "\nRequested by @%s.\n", req.RequestedBy)
-	}
-	fmt.Fprintf(&b, "\nOnce this merges, storagebot opens a PR removing the now shadowed copies from %s.\n\n%s\n", source, marker)
 	return b.String()
 }

@@ -74,16 +74,26 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 		if len(remove) == 0 {
 			continue
 		}
-		opened, err := s.reconcileChannel(ctx, repo, heads[i], remove)
+		// A large backlog is split into PRs whose bodies fit GitHub's limit, each keyed by its own versions.
+		intro := reconcileIntro(heads[i].Channel.Name, highersOf(remove))
+		parts, err := splitRemovals(remove, func(part []removal) string {
+			return removalBody(intro, heads[i].Channel.Name, part, nil, removalMarker(heads[i].Channel.Name, placeholderCommit, part, 0).String(s.markerKey(repo)))
+		})
 		if err != nil {
 			return res, fmt.Errorf("reconcile: %w", err)
 		}
-		res.Removals = append(res.Removals, opened)
+		for p, part := range parts {
+			opened, err := s.reconcileChannel(ctx, repo, heads[i], part, p+1, len(parts))
+			if err != nil {
+				return res, fmt.Errorf("reconcile: %w", err)
+			}
+			res.Removals = append(res.Removals, opened)
+		}
 	}
 	return res, nil
 }
 
-func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remove []removal) (FollowUpResult, error) {
+func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remove []removal, part, parts int) (FollowUpResult, error) {
 	branch := fmt.Sprintf("%s%s/reconcile-%s", RemoveBranchPrefix, lh.Channel.Name, branchKey(refsOf(remove)))
 	if pr, err := findPR(ctx, repo, branch, "all"); err != nil || pr != nil {
 		if pr == nil {
@@ -92,6 +102,13 @@ func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remo
 		// The same set was reconciled before; a closed PR means a person decided against it.
 		return FollowUpResult{Channel: lh.Channel.Name, PR: prRef(pr), Removed: refsOf(remove)}, nil
 	}
+	highers := highersOf(remove)
+	title := partTitle(reconcileTitle(lh.Channel.Name, highers, refsOf(remove)), part, parts)
+	return s.openRemoval(ctx, repo, lh, branch, title, reconcileIntro(lh.Channel.Name, highers), remove, nil, 0)
+}
+
+// highersOf names the higher channels holding the removed versions ("staging and production").
+func highersOf(remove []removal) string {
 	var highers []string
 	seen := map[string]bool{}
 	for _, rm := range remove {
@@ -100,11 +117,13 @@ func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remo
 			highers = append(highers, rm.Higher)
 		}
 	}
-	title := fmt.Sprintf("[%s] Remove packages already in %s (%s)", lh.Channel.Name, strings.Join(highers, " and "), listRefs(refsOf(remove)))
-	intro := fmt.Sprintf("These versions are in %s and, identically (file modes aside), in %s, which shadows it: the %s copies "+
+	return strings.Join(highers, " and ")
+}
+
+func reconcileIntro(lower, highers string) string {
+	return fmt.Sprintf("These versions are in %s and, identically (file modes aside), in %s, which shadows it: the %s copies "+
 		"are no longer served and no open removal PR covers them (a missed follow-up), so they are removed.",
-		lh.Channel.Name, strings.Join(highers, " and "), lh.Channel.Name)
-	return s.openRemoval(ctx, repo, lh, branch, title, intro, remove, nil, 0)
+		lower, highers, lower)
 }
 
 // duplicates compares one channel's packages with every higher channel's: versions identical to a higher

@@ -92,24 +92,190 @@ func branchHead(ctx context.Context, repo Repo, ch repoconfig.Channel) (head, er
 	return h, nil
 }
 
-// packageVersions lists the version directories of one package at ref (a branch or commit SHA) with one
-// contents call: version → tree SHA. A package that is absent has no versions.
-func packageVersions(ctx context.Context, repo Repo, pkg, ref string) (map[string]string, error) {
-	_, dir, _, err := repo.Client.Repositories.GetContents(ctx, repo.Owner, repo.Name, storage.PackagesDir+"/"+pkg,
-		&github.RepositoryContentGetOptions{Ref: ref})
-	if hasStatus(err, http.StatusNotFound) {
-		return map[string]string{}, nil
+// packageVersionsAt lists the version directories of one package in a root tree: version → tree SHA; none
+// when the package is absent. It reads git trees, never the contents API, which lists at most 1,000 entries
+// of a directory: a package with more versions would lose some silently. The root and packages/ trees are
+// read by SHA, so they come from the cache after the first package.
+func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) (map[string]string, error) {
+	sha := root
+	for _, name := range []string{storage.PackagesDir, pkg} {
+		entries, err := r.Tree(ctx, sha, false)
+		if err != nil {
+			return nil, fmt.Errorf("list versions of %s: %w", pkg, err)
+		}
+		sha = ""
+		for _, e := range entries {
+			if e.Path == name && e.Type == storage.TypeTree {
+				sha = e.SHA
+				break
+			}
+		}
+		if sha == "" {
+			return map[string]string{}, nil
+		}
 	}
+	entries, err := r.Tree(ctx, sha, false)
 	if err != nil {
-		return nil, fmt.Errorf("list versions of %s at %s in %s: %w", pkg, ref, repo.fullName(), err)
+		return nil, fmt.Errorf("list versions of %s: %w", pkg, err)
 	}
-	out := make(map[string]string, len(dir))
-	for _, e := range dir {
-		if e.GetType() == "dir" {
-			out[e.GetName()] = e.GetSHA()
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		if e.Type == storage.TypeTree {
+			out[e.Path] = e.SHA
 		}
 	}
 	return out, nil
+}
+
+// removeVersionsTree writes a root tree like root without the given version directories, and returns it.
+// GitHub documents "sha": null in a tree entry only for files, so a version directory is dropped by writing
+// its package tree again without it, and a package left empty by writing packages/ again without the
+// package. Every entry written points at an existing SHA: nothing is uploaded.
+func removeVersionsTree(ctx context.Context, repo Repo, r storage.Reader, root string, versions []commands.VersionRef) (string, error) {
+	rootEntries, err := r.Tree(ctx, root, false)
+	if err != nil {
+		return "", fmt.Errorf("read root tree %s: %w", root, err)
+	}
+	pkgsSHA := entrySHA(rootEntries, storage.PackagesDir)
+	if pkgsSHA == "" {
+		return root, nil
+	}
+	pkgEntries, err := r.Tree(ctx, pkgsSHA, false)
+	if err != nil {
+		return "", fmt.Errorf("read %s tree %s: %w", storage.PackagesDir, pkgsSHA, err)
+	}
+	drop := map[string]map[string]bool{}
+	var pkgs []string
+	for _, v := range versions {
+		if drop[v.Package] == nil {
+			drop[v.Package] = map[string]bool{}
+			pkgs = append(pkgs, v.Package)
+		}
+		drop[v.Package][v.Version] = true
+	}
+	sort.Strings(pkgs)
+	rewritten := map[string]string{} // package → new tree SHA; "" when it empties
+	for _, pkg := range pkgs {
+		sha := entrySHA(pkgEntries, pkg)
+		if sha == "" {
+			continue
+		}
+		entries, err := r.Tree(ctx, sha, false)
+		if err != nil {
+			return "", fmt.Errorf("read tree of package %s: %w", pkg, err)
+		}
+		kept := withoutEntries(entries, drop[pkg])
+		if len(kept) == len(entries) {
+			continue
+		}
+		if len(kept) == 0 {
+			rewritten[pkg] = ""
+			continue
+		}
+		if rewritten[pkg], err = createTree(ctx, repo, "", toTreeEntries(kept)); err != nil {
+			return "", fmt.Errorf("write package %s without %d version(s): %w", pkg, len(entries)-len(kept), err)
+		}
+	}
+	if len(rewritten) == 0 {
+		return root, nil
+	}
+	emptied := false
+	var changes []*github.TreeEntry
+	for _, pkg := range pkgs {
+		sha, ok := rewritten[pkg]
+		if !ok {
+			continue
+		}
+		if sha == "" {
+			emptied = true
+			continue
+		}
+		changes = append(changes, treeEntry(storage.PackagesDir+"/"+pkg, "040000", storage.TypeTree, sha))
+	}
+	if !emptied {
+		// Only version directories went: the root is written on top of itself with the new package trees.
+		return createTree(ctx, repo, root, changes)
+	}
+	// A package empties: packages/ is written again without it (and with the other rewritten packages).
+	var pkgsKept []storage.TreeEntry
+	for _, e := range pkgEntries {
+		sha, ok := rewritten[e.Path]
+		switch {
+		case !ok:
+			pkgsKept = append(pkgsKept, e)
+		case sha != "":
+			e.SHA = sha
+			pkgsKept = append(pkgsKept, e)
+		}
+	}
+	if len(pkgsKept) > 0 {
+		newPkgs, err := createTree(ctx, repo, "", toTreeEntries(pkgsKept))
+		if err != nil {
+			return "", fmt.Errorf("write %s without emptied packages: %w", storage.PackagesDir, err)
+		}
+		return createTree(ctx, repo, root, []*github.TreeEntry{treeEntry(storage.PackagesDir, "040000", storage.TypeTree, newPkgs)})
+	}
+	// packages/ empties too: the root is written again without it.
+	rest := withoutEntries(rootEntries, map[string]bool{storage.PackagesDir: true})
+	if len(rest) == 0 {
+		return "", fmt.Errorf("removing %d version(s) would leave the channel's tree empty, which git cannot commit", len(versions))
+	}
+	return createTree(ctx, repo, "", toTreeEntries(rest))
+}
+
+func entrySHA(entries []storage.TreeEntry, name string) string {
+	for _, e := range entries {
+		if e.Path == name {
+			return e.SHA
+		}
+	}
+	return ""
+}
+
+func withoutEntries(entries []storage.TreeEntry, drop map[string]bool) []storage.TreeEntry {
+	out := make([]storage.TreeEntry, 0, len(entries))
+	for _, e := range entries {
+		if !drop[e.Path] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func treeEntry(path, mode string, typ storage.EntryType, sha string) *github.TreeEntry {
+	return &github.TreeEntry{Path: github.String(path), Mode: github.String(mode), Type: github.String(string(typ)), SHA: github.String(sha)}
+}
+
+// createTree writes a tree of entries, on top of base when base is not "" (a complete tree otherwise).
+func createTree(ctx context.Context, repo Repo, base string, entries []*github.TreeEntry) (string, error) {
+	tree, _, err := repo.Client.Git.CreateTree(ctx, repo.Owner, repo.Name, base, entries)
+	if err != nil {
+		return "", fmt.Errorf("create tree in %s: %w", repo.fullName(), err)
+	}
+	return tree.GetSHA(), nil
+}
+
+func toTreeEntries(es []storage.TreeEntry) []*github.TreeEntry {
+	out := make([]*github.TreeEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, treeEntry(e.Path, e.Mode, e.Type, e.SHA))
+	}
+	return out
+}
+
+// commitRemoval writes the commit removing versions from the channel head h.
+func (s *Service) commitRemoval(ctx context.Context, repo Repo, h head, message string, versions []commands.VersionRef) (string, error) {
+	tree, err := removeVersionsTree(ctx, repo, s.reader(repo), h.Tree, versions)
+	if err != nil {
+		return "", err
+	}
+	c, _, err := repo.Client.Git.CreateCommit(ctx, repo.Owner, repo.Name, &github.Commit{
+		Message: github.String(message), Tree: &github.Tree{SHA: github.String(tree)}, Parents: []*github.Commit{{SHA: github.String(h.Commit)}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("create commit of tree %s on %s in %s: %w", tree, h.Commit, repo.fullName(), err)
+	}
+	return c.GetSHA(), nil
 }
 
 // findPR returns the PR whose head is branch of this repository in state ("open", "closed" or "all"), the
@@ -214,6 +380,12 @@ func prRef(pr *github.PullRequest) PRRef {
 func hasStatus(err error, status int) bool {
 	var er *github.ErrorResponse
 	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == status
+}
+
+// refused reports whether err is GitHub's definite refusal (a 4xx answer): the request had no effect.
+func refused(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode >= 400 && er.Response.StatusCode < 500
 }
 
 // errorMessage is GitHub's message of an error answer, with its validation errors.
