@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/google/go-github/v50/github"
@@ -98,13 +100,7 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		if pr, err := findPR(ctx, repo, branch, "all"); err != nil {
 			return results, fmt.Errorf("follow up #%d: %w", n, err)
 		} else if pr != nil {
-			res := FollowUpResult{Channel: lower.Name, PR: prRef(pr)}
-			if m, ok := ParseMarker(pr.GetBody()); ok {
-				for _, v := range m.Versions {
-					res.Removed = append(res.Removed, commands.VersionRef{Package: v.Package, Version: v.Version})
-				}
-			}
-			results = append(results, res)
+			results = append(results, existingRemoval(lower.Name, pr))
 			continue
 		}
 		lh, err := branchHead(ctx, repo, lower)
@@ -141,9 +137,21 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 			if err != nil {
 				return results, fmt.Errorf("follow up #%d: %w", n, err)
 			}
+			if coversAny(covered, remove, branch) {
+				// This very follow-up, run by another replica (or by the reconciler on behalf of this merge),
+				// opened its PR since we looked: that PR is ours.
+				pr, err := findPR(ctx, repo, branch, "all")
+				if err != nil {
+					return results, fmt.Errorf("follow up #%d: %w", n, err)
+				}
+				if pr != nil {
+					results = append(results, existingRemoval(lower.Name, pr))
+					continue
+				}
+			}
 			kept := remove[:0]
 			for _, rm := range remove {
-				if covered[rm.Version] {
+				if _, ok := covered[rm.Version]; ok {
 					res.Skipped = append(res.Skipped, Refusal{Version: rm.Version, Reason: fmt.Sprintf(
 						"an open removal PR into %s already removes it", lower.Branch)})
 					continue
@@ -169,6 +177,101 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		results = append(results, opened)
 	}
 	return results, nil
+}
+
+// existingRemoval describes a removal PR found on the deterministic branch: what its marker says it removes.
+func existingRemoval(channel string, pr *github.PullRequest) FollowUpResult {
+	res := FollowUpResult{Channel: channel, PR: prRef(pr)}
+	if m, ok := ParseMarker(pr.GetBody()); ok {
+		for _, v := range m.Versions {
+			res.Removed = append(res.Removed, commands.VersionRef{Package: v.Package, Version: v.Version})
+		}
+	}
+	return res
+}
+
+// coversAny reports whether the open removal PR from branch covers one of the versions.
+func coversAny(covered map[commands.VersionRef]string, remove []removal, branch string) bool {
+	for _, rm := range remove {
+		if covered[rm.Version] == branch {
+			return true
+		}
+	}
+	return false
+}
+
+// FollowUpMerged runs the removal follow-up of a merged PR (FollowUp) and then tells the PR what became of
+// the lower copies (NoteFollowUp). The merge event and the reconciler both call it, so that they converge on
+// the same removal branch and the same note whichever runs first, on whichever replica.
+func (s *Service) FollowUpMerged(ctx context.Context, repo Repo, merged *github.PullRequest) ([]FollowUpResult, error) {
+	results, err := s.FollowUp(ctx, repo, merged)
+	if err != nil {
+		return results, err
+	}
+	return results, s.NoteFollowUp(ctx, repo, merged.GetNumber(), FollowUpNote(results, merged.GetNumber()))
+}
+
+// NoteFollowUp posts note (FollowUpNote) on merged PR number once, recognised by its marker among the bot's
+// comments: a redelivery, a restart or the reconciler finds it and posts nothing. Two replicas may both find
+// none and both post; each then lists the notes again, and a note that is not the first one (lowest ID,
+// GitHub's IDs only grow) is deleted by the replica that posted it, so exactly one stays whatever the order.
+func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note string) error {
+	if note == "" || s.BotLogin == nil {
+		return nil
+	}
+	bot := s.BotLogin(ctx)
+	if bot == "" {
+		return fmt.Errorf("follow-up note on #%d: the App's bot login is unknown (GET /app failed), so an existing note "+
+			"cannot be told from a forged one; nothing posted, the next event or reconcile run tries again", number)
+	}
+	marker := FollowUpNoteMarker(number)
+	notes, err := botComments(ctx, repo, number, bot, marker)
+	if err != nil {
+		return err
+	}
+	if len(notes) > 0 {
+		return nil
+	}
+	posted, _, err := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &github.IssueComment{Body: &note})
+	if err != nil {
+		return fmt.Errorf("post the follow-up note on #%d: %w", number, err)
+	}
+	if notes, err = botComments(ctx, repo, number, bot, marker); err != nil {
+		return err
+	}
+	if len(notes) == 0 || notes[0] >= posted.GetID() {
+		return nil
+	}
+	_, err = repo.Client.Issues.DeleteComment(ctx, repo.Owner, repo.Name, posted.GetID())
+	if err != nil && !hasStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("delete duplicate follow-up note %d on #%d (note %d came first): %w", posted.GetID(), number, notes[0], err)
+	}
+	zerolog.Ctx(ctx).Info().Int("pr", number).Int64("kept", notes[0]).Int64("deleted", posted.GetID()).
+		Msg("follow-up note posted twice (another replica raced us); deleted ours")
+	return nil
+}
+
+// botComments lists the IDs of bot's comments on issue number holding marker, lowest first.
+func botComments(ctx context.Context, repo Repo, number int, bot, marker string) ([]int64, error) {
+	var ids []int64
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	for {
+		comments, resp, err := repo.Client.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
+		if err != nil {
+			return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+		}
+		for _, c := range comments {
+			if strings.EqualFold(c.GetUser().GetLogin(), bot) && strings.Contains(c.GetBody(), marker) {
+				ids = append(ids, c.GetID())
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
 }
 
 // removal is a version to delete from a lower channel, present identically in Higher.

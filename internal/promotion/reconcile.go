@@ -25,16 +25,29 @@ type Conflict struct {
 
 // ReconcileResult is what Reconcile found and did.
 type ReconcileResult struct {
-	// Removals lists the removal PRs opened (or found, for a version set reconciled before).
-	Removals  []FollowUpResult
-	Conflicts []Conflict
+	// Removals lists the removal PRs opened (or found, for a version set reconciled before), those of the
+	// merged PRs' follow-ups included.
+	Removals []FollowUpResult
+	// FollowedUp lists the merged PRs whose follow-up Reconcile ran, oldest first.
+	FollowedUp []int
+	Conflicts  []Conflict
 }
 
-// Reconcile finds versions held identically by a channel and any higher one that no open removal PR covers,
-// and opens one removal PR per lower channel for them (branch storagebot/remove/<channel>/reconcile-<key>,
-// labelled storage/removal). Versions held by two channels with different contents are reported as
-// Conflicts and never removed. It reads the packages/ tree of each channel and only the package trees whose
-// SHAs differ between two channels (an equal package tree SHA means every version is identical).
+// Reconcile finds versions held identically by a channel and any higher one, and has them removed exactly
+// once, whoever else is at work (a merge event being handled, another replica's reconciler):
+//
+//   - A duplicate that a merged PR brought into a higher channel belongs to that PR's follow-up: Reconcile
+//     runs the very same follow-up (FollowUpMerged), which writes branch storagebot/remove/<channel>/pr-<N>.
+//     The merge event's handler writes that same branch, and GitHub creates a ref only once, so whichever
+//     comes second finds the first one's branch and PR instead of opening another.
+//   - Only duplicates no recently merged PR explains (pushed directly, or history older than the last 100
+//     closed PRs into the higher channel) get a PR of their own, branch
+//     storagebot/remove/<channel>/reconcile-<key>, unless an open removal PR covers them already.
+//
+// Versions held by two channels with different contents are reported as Conflicts and never removed. It
+// reads the packages/ tree of each channel and only the package trees whose SHAs differ between two channels
+// (an equal package tree SHA means every version is identical); merged PRs are read only while a duplicate
+// is left to explain, and what they added is read by SHA (cached).
 func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, error) {
 	cfg := repo.config()
 	r := s.reader(repo)
@@ -51,13 +64,53 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 		}
 	}
 	var res ReconcileResult
+	dups := make([][]removal, len(cfg.Channels))
 	for i := range cfg.Channels[:len(cfg.Channels)-1] {
-		dups, conflicts, err := s.duplicates(ctx, r, cfg.Channels[i].Name, pkgs[i], cfg.Channels[i+1:], pkgs[i+1:])
+		d, conflicts, err := s.duplicates(ctx, r, cfg.Channels[i].Name, pkgs[i], cfg.Channels[i+1:], pkgs[i+1:])
 		if err != nil {
 			return res, fmt.Errorf("reconcile: %w", err)
 		}
 		res.Conflicts = append(res.Conflicts, conflicts...)
-		if len(dups) == 0 {
+		dups[i] = d
+	}
+
+	// Attribute each duplicate to the merged PR that brought it into a higher channel.
+	origins := &mergeOrigins{svc: s, repo: repo, cfg: cfg, listed: map[string][]*mergedPR{}}
+	followUps := map[int]*github.PullRequest{}
+	unexplained := make([][]removal, len(cfg.Channels))
+	for i, list := range dups {
+		for _, d := range list {
+			pr, err := origins.of(ctx, i, d)
+			if err != nil {
+				return res, fmt.Errorf("reconcile: %w", err)
+			}
+			if pr == nil {
+				unexplained[i] = append(unexplained[i], d)
+				continue
+			}
+			followUps[pr.GetNumber()] = pr
+		}
+	}
+	numbers := make([]int, 0, len(followUps))
+	for n := range followUps {
+		numbers = append(numbers, n)
+	}
+	sort.Ints(numbers)
+	for _, n := range numbers {
+		results, err := s.FollowUpMerged(ctx, repo, followUps[n])
+		if err != nil {
+			return res, fmt.Errorf("reconcile: %w", err)
+		}
+		res.FollowedUp = append(res.FollowedUp, n)
+		for _, fr := range results {
+			if fr.PR.Number != 0 {
+				res.Removals = append(res.Removals, fr)
+			}
+		}
+	}
+
+	for i, list := range unexplained {
+		if len(list) == 0 {
 			continue
 		}
 		covered, err := coveredByOpenRemovals(ctx, repo, cfg.Channels[i].Branch)
@@ -65,8 +118,8 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 			return res, fmt.Errorf("reconcile: %w", err)
 		}
 		var remove []removal
-		for _, d := range dups {
-			if !covered[d.Version] {
+		for _, d := range list {
+			if _, ok := covered[d.Version]; !ok {
 				remove = append(remove, d)
 			}
 		}
@@ -80,6 +133,95 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 		res.Removals = append(res.Removals, opened)
 	}
 	return res, nil
+}
+
+// recentMerges is how many recently updated closed PRs into a channel Reconcile reads (one page) to explain
+// duplicates. A merge whose follow-up is still in flight is among the newest; older ones are done or missed.
+const recentMerges = 100
+
+// mergedPR is a PR merged into a channel and, once read, the versions it added there.
+type mergedPR struct {
+	pr     *github.PullRequest
+	added  []added
+	loaded bool
+}
+
+// mergeOrigins finds which merged PR brought a version into a higher channel, listing each channel's recent
+// merges at most once per Reconcile.
+type mergeOrigins struct {
+	svc    *Service
+	repo   Repo
+	cfg    *repoconfig.Config
+	listed map[string][]*mergedPR // channel branch → merged PRs into it
+}
+
+// of returns the merged PR whose follow-up removes d from channel index lower: among the PRs merged into any
+// channel above it, the most recently merged one that added d's version with contents identical to the lower
+// copy (as FollowUp compares them). nil when none did.
+func (o *mergeOrigins) of(ctx context.Context, lower int, d removal) (*github.PullRequest, error) {
+	var candidates []*mergedPR
+	for _, ch := range o.cfg.Channels[lower+1:] {
+		list, err := o.merges(ctx, ch)
+		if err != nil {
+			return nil, err
+		}
+		candidates = append(candidates, list...)
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		ti, tj := candidates[i].pr.GetMergedAt().Time, candidates[j].pr.GetMergedAt().Time
+		if !ti.Equal(tj) {
+			return ti.After(tj)
+		}
+		return candidates[i].pr.GetNumber() > candidates[j].pr.GetNumber()
+	})
+	r := o.svc.reader(o.repo)
+	for _, c := range candidates {
+		if !c.loaded {
+			added, err := o.svc.addedBy(ctx, o.repo, c.pr)
+			if err != nil {
+				return nil, fmt.Errorf("what merged #%d added: %w", c.pr.GetNumber(), err)
+			}
+			c.added, c.loaded = added, true
+		}
+		for _, a := range c.added {
+			if a.Version != d.Version {
+				continue
+			}
+			same, err := storage.Identical(ctx, r, a.Tree, d.Tree)
+			if err != nil {
+				return nil, fmt.Errorf("compare %s with what #%d merged: %w", d.Version, c.pr.GetNumber(), err)
+			}
+			if same {
+				return c.pr, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// merges lists the PRs merged into a channel among the most recently updated closed ones.
+func (o *mergeOrigins) merges(ctx context.Context, ch repoconfig.Channel) ([]*mergedPR, error) {
+	if list, ok := o.listed[ch.Branch]; ok {
+		return list, nil
+	}
+	prs, _, err := o.repo.Client.PullRequests.List(ctx, o.repo.Owner, o.repo.Name, &github.PullRequestListOptions{
+		State: "closed", Base: ch.Branch, Sort: "updated", Direction: "desc", ListOptions: github.ListOptions{PerPage: recentMerges},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list PRs merged into %s: %w", ch.Branch, err)
+	}
+	list := []*mergedPR{}
+	for _, pr := range prs {
+		// GitHub's list answer has merged_at and merge_commit_sha but no "merged" field (only a single PR's
+		// answer has it); merged_at is set exactly when the PR merged.
+		if pr.MergedAt == nil || pr.GetMergeCommitSHA() == "" {
+			continue
+		}
+		pr.Merged = github.Bool(true)
+		list = append(list, &mergedPR{pr: pr})
+	}
+	o.listed[ch.Branch] = list
+	return list, nil
 }
 
 func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remove []removal) (FollowUpResult, error) {
@@ -159,9 +301,10 @@ func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName st
 	return dups, conflicts, nil
 }
 
-// coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete.
-func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string) (map[commands.VersionRef]bool, error) {
-	covered := map[commands.VersionRef]bool{}
+// coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, each with
+// the head branch of the PR that removes it.
+func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string) (map[commands.VersionRef]string, error) {
+	covered := map[commands.VersionRef]string{}
 	opts := &github.PullRequestListOptions{State: "open", Base: branch, ListOptions: github.ListOptions{PerPage: 100}}
 	for {
 		prs, resp, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, opts)
@@ -174,7 +317,7 @@ func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string) (map[c
 				continue
 			}
 			for _, v := range m.Versions {
-				covered[commands.VersionRef{Package: v.Package, Version: v.Version}] = true
+				covered[commands.VersionRef{Package: v.Package, Version: v.Version}] = pr.GetHead().GetRef()
 			}
 		}
 		if resp.NextPage == 0 {

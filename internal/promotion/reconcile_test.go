@@ -71,8 +71,11 @@ func TestReconcileSkipsVersionsAFollowUpCovers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Reconcile: %v", err)
 	}
-	if len(res.Removals) != 0 || len(res.Conflicts) != 1 || res.Conflicts[0].Version.String() != "bar@2.0.0" {
-		t.Errorf("result = %+v, want no removal (foo@1.2.3 is covered) and bar@2.0.0 as a conflict", res)
+	if len(res.Removals) != 1 || res.Removals[0].Created || len(res.Conflicts) != 1 || res.Conflicts[0].Version.String() != "bar@2.0.0" {
+		t.Errorf("result = %+v, want the follow-up's PR found (not created) for foo@1.2.3 and bar@2.0.0 as a conflict", res)
+	}
+	if n := len(e.prsFrom(RemoveBranchPrefix)); n != 1 {
+		t.Errorf("removal PRs = %d, want the follow-up's one only", n)
 	}
 }
 

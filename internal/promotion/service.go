@@ -30,6 +30,10 @@ const (
 type Service struct {
 	// Cache holds git objects read by SHA; nil gives every call a cache of its own.
 	Cache *storage.ObjectCache
+	// BotLogin returns the App's bot login ("<slug>[bot]"), "" when GitHub could not be asked. The follow-up
+	// note is recognised only among that user's comments (anyone can write a comment holding the marker).
+	// nil: this service posts no notes (tools and tests that want only the PRs).
+	BotLogin func(context.Context) string
 }
 
 // Repo is a storage repository and the client that may write to it.
