@@ -80,9 +80,14 @@ func removalRace(t *testing.T, seeds []int64) {
 
 	var mu sync.Mutex
 	var rng *rand.Rand
+	var onMergeEvent func() // starts a reconcile run as the merge event reaches a replica
 	h.routeWebhooks(func(event, action string) []string {
 		mu.Lock()
 		defer mu.Unlock()
+		if event == "pull_request" && action == "closed" && onMergeEvent != nil {
+			onMergeEvent()
+			onMergeEvent = nil
+		}
 		first := rng.Intn(2)
 		if event == "pull_request" && action == "closed" && rng.Intn(2) == 0 {
 			// The merge event reaches both replicas at once (a redelivery handled by the other pod).
@@ -103,6 +108,10 @@ func removalRace(t *testing.T, seeds []int64) {
 		}
 	}
 
+	var raced struct{ branch, note int }
+	defer func() {
+		t.Logf("%d seeds: %d with two actors writing the removal branch, %d with two notes posted", len(seeds), raced.branch, raced.note)
+	}()
 	for _, seed := range seeds {
 		mu.Lock()
 		rng = rand.New(rand.NewSource(seed))
@@ -113,34 +122,49 @@ func removalRace(t *testing.T, seeds []int64) {
 		promo := h.openPR("staging", "promote-"+pkg, "[staging] Promote "+pkg+"@1.0.0", files)
 		settleAll()
 
-		// Plan the reconcile runs: each starts this long after the merge begins (0 = at the same moment; the
-		// merge itself takes a few milliseconds, the follow-up tens).
+		// Plan the reconcile runs: each starts this long after the merge begins (the merge takes a few
+		// milliseconds on this fake, the follow-up about as long again), and half the seeds start one more
+		// at the very moment the merge event reaches a replica.
 		mu.Lock()
 		delays := make([]time.Duration, 1+rng.Intn(3))
 		for i := range delays {
-			delays[i] = time.Duration(rng.Intn(40_000)) * time.Microsecond
+			delays[i] = time.Duration(rng.Intn(15_000)) * time.Microsecond
 		}
+		atMergeEvent := rng.Intn(2) == 0
 		mu.Unlock()
 		var runs sync.WaitGroup
-		errs := make([]error, len(delays))
-		start := time.Now()
-		for i, d := range delays {
+		var errMu sync.Mutex
+		var errs []error
+		reconcileAt := func(what string) {
+			if err := newReconciler(clients).RunOnce(context.Background()); err != nil {
+				errMu.Lock()
+				errs = append(errs, fmt.Errorf("reconcile run %s: %w", what, err))
+				errMu.Unlock()
+			}
+		}
+		if atMergeEvent {
 			runs.Add(1)
-			go func(i int, d time.Duration) {
+			mu.Lock()
+			onMergeEvent = func() { go func() { defer runs.Done(); reconcileAt("at the merge event") }() }
+			mu.Unlock()
+		}
+		start := time.Now()
+		for _, d := range delays {
+			runs.Add(1)
+			go func(d time.Duration) {
 				defer runs.Done()
 				time.Sleep(time.Until(start.Add(d)))
-				errs[i] = newReconciler(clients).RunOnce(context.Background())
-			}(i, d)
+				reconcileAt("at +" + d.String())
+			}(d)
 		}
+		h.fake.ResetCalls()
 		if _, err := h.repo.MergePullRequest(promo.Number, "merge"); err != nil {
 			t.Fatalf("seed %d: merge #%d: %v", seed, promo.Number, err)
 		}
 		runs.Wait()
 		settleAll()
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("seed %d: reconcile run %d (at +%s): %v", seed, i, delays[i], err)
-			}
+		for _, err := range errs {
+			t.Errorf("seed %d: %v", seed, err)
 		}
 
 		var removals []githubfake.PullRequest
@@ -159,6 +183,14 @@ func removalRace(t *testing.T, seeds []int64) {
 		}
 		if tree, _ := h.repo.TreeSHA(rm.Head, "packages/"+pkg+"/1.0.0"); tree != "" {
 			t.Errorf("seed %d: removal branch %s still holds %s@1.0.0", seed, rm.Head, pkg)
+		}
+		// Evidence that the seed raced: more than one actor tried to create the removal branch, or posted
+		// the note.
+		if h.fake.Calls("POST /repos/{owner}/{repo}/git/refs") > 1 {
+			raced.branch++
+		}
+		if h.fake.Calls("POST /repos/{owner}/{repo}/issues/{issue_number}/comments") > 1 {
+			raced.note++
 		}
 		notes := 0
 		for _, c := range h.repo.IssueComments(promo.Number) {

@@ -329,6 +329,16 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	if _, _, err := repo.Client.Issues.AddLabelsToIssue(ctx, repo.Owner, repo.Name, pr.GetNumber(), []string{RemovalLabel}); err != nil {
 		return res, fmt.Errorf("label #%d %s: %w", pr.GetNumber(), RemovalLabel, err)
 	}
+	if created {
+		older, shared, err := yieldToOlderRemoval(ctx, repo, lh.Channel.Branch, pr, res.Removed)
+		if err != nil {
+			return res, err
+		}
+		if older != nil {
+			// What ours removed beyond the shared versions is left to the next reconcile run.
+			pr, created, res.Removed = older, false, shared
+		}
+	}
 	res.PR, res.Created = prRef(pr), created
 	zerolog.Ctx(ctx).Info().Str("repo", repo.fullName()).Str("channel", lh.Channel.Name).Int("pr", pr.GetNumber()).
 		Str("versions", listRefs(res.Removed)).Bool("created", created).Msg("removal PR")

@@ -333,3 +333,43 @@ func TestNoteFollowUpOnceWhenTwoPost(t *testing.T) {
 		t.Errorf("comments after a redelivery = %d, want 1", got)
 	}
 }
+
+// TestOverlappingRemovalYieldsToOlder: when two actors wrote different removal branches for the same copy
+// (a reconcile PR while a follow-up the reconciler could not attribute was in flight), the PR opened second
+// closes itself and points at the first; the first stays.
+func TestOverlappingRemovalYieldsToOlder(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.put(t, "snapshot", 3, "", "foo@1.2.3")
+	e.put(t, "staging", 3, "", "foo@1.2.3")
+	ch, _ := e.r.config().ChannelByName("snapshot")
+	lh, err := branchHead(ctx, e.r, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove := []removal{{Version: refs("foo@1.2.3")[0], Tree: e.treeAt(t, "snapshot", "foo@1.2.3"), Higher: "staging"}}
+	first, err := e.svc.openRemoval(ctx, e.r, lh, RemoveBranchPrefix+"snapshot/reconcile-foo-1.2.3", "[snapshot] Remove foo@1.2.3", "intro", remove, nil, 0)
+	if err != nil || !first.Created {
+		t.Fatalf("first removal = %+v, %v; want created", first, err)
+	}
+	second, err := e.svc.openRemoval(ctx, e.r, lh, RemoveBranchPrefix+"snapshot/pr-7", "[snapshot] Remove packages promoted to staging in #7 (foo@1.2.3)", "intro", remove, nil, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Created || second.PR.Number != first.PR.Number {
+		t.Errorf("second removal = %+v, want the first one (#%d) returned, not created", second, first.PR.Number)
+	}
+	var open []githubfake.PullRequest
+	for _, pr := range e.prsFrom(RemoveBranchPrefix) {
+		if pr.State == "open" {
+			open = append(open, pr)
+		} else if pr.Head != RemoveBranchPrefix+"snapshot/pr-7" {
+			t.Errorf("closed %s, want only the newer pr-7 closed", pr.Head)
+		} else if cs := e.repo.IssueComments(pr.Number); len(cs) != 1 || !strings.Contains(cs[0].Body, fmt.Sprintf("#%d", first.PR.Number)) {
+			t.Errorf("comments on the closed duplicate = %+v, want one pointing at #%d", cs, first.PR.Number)
+		}
+	}
+	if len(open) != 1 || open[0].Number != first.PR.Number {
+		t.Errorf("open removal PRs = %+v, want only #%d", open, first.PR.Number)
+	}
+}

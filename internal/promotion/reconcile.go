@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v50/github"
+	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -304,8 +305,29 @@ func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName st
 // coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, each with
 // the head branch of the PR that removes it.
 func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string) (map[commands.VersionRef]string, error) {
+	open, err := openRemovals(ctx, repo, branch)
+	if err != nil {
+		return nil, err
+	}
 	covered := map[commands.VersionRef]string{}
-	opts := &github.PullRequestListOptions{State: "open", Base: branch, ListOptions: github.ListOptions{PerPage: 100}}
+	for _, o := range open {
+		for _, v := range o.Versions {
+			covered[v] = o.PR.GetHead().GetRef()
+		}
+	}
+	return covered, nil
+}
+
+// openRemoval is an open storagebot removal PR and the versions its marker says it removes.
+type openRemoval struct {
+	PR       *github.PullRequest
+	Versions []commands.VersionRef
+}
+
+// openRemovals lists the open storagebot removal PRs into branch, oldest first.
+func openRemovals(ctx context.Context, repo Repo, branch string) ([]openRemoval, error) {
+	var out []openRemoval
+	opts := &github.PullRequestListOptions{State: "open", Base: branch, Sort: "created", Direction: "asc", ListOptions: github.ListOptions{PerPage: 100}}
 	for {
 		prs, resp, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, opts)
 		if err != nil {
@@ -316,15 +338,65 @@ func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string) (map[c
 			if !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix) {
 				continue
 			}
+			o := openRemoval{PR: pr}
 			for _, v := range m.Versions {
-				covered[commands.VersionRef{Package: v.Package, Version: v.Version}] = pr.GetHead().GetRef()
+				o.Versions = append(o.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
 			}
+			out = append(out, o)
 		}
 		if resp.NextPage == 0 {
-			return covered, nil
+			break
 		}
 		opts.Page = resp.NextPage
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PR.GetNumber() < out[j].PR.GetNumber() })
+	return out, nil
+}
+
+// yieldToOlderRemoval is the last line of defence against two removal PRs for one copy, when two actors
+// wrote different branches (a reconcile-<key> PR while the follow-up of a merge older than the reconciler's
+// look-back was in flight, or the follow-ups of two merges into different higher channels). Every actor that
+// has just opened a removal PR calls it: if an older open removal PR into the same branch removes one of the
+// same versions, the new PR is closed with a comment saying which one remains, and that one is returned.
+// The oldest PR is never closed, and whichever of two PRs was opened second sees the first one, so no two
+// overlapping removal PRs stay open, whatever the order. It returns that PR and the versions both remove, or
+// nil when ours stays.
+func yieldToOlderRemoval(ctx context.Context, repo Repo, branch string, ours *github.PullRequest, versions []commands.VersionRef) (*github.PullRequest, []commands.VersionRef, error) {
+	open, err := openRemovals(ctx, repo, branch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("look for older removal PRs than #%d: %w", ours.GetNumber(), err)
+	}
+	mine := map[commands.VersionRef]bool{}
+	for _, v := range versions {
+		mine[v] = true
+	}
+	for _, o := range open {
+		if o.PR.GetNumber() >= ours.GetNumber() {
+			break
+		}
+		var shared []commands.VersionRef
+		for _, v := range o.Versions {
+			if mine[v] {
+				shared = append(shared, v)
+			}
+		}
+		if len(shared) == 0 {
+			continue
+		}
+		n := ours.GetNumber()
+		body := fmt.Sprintf("Closed as a duplicate: #%d, opened first, already removes %s from %s. Nothing to do here; "+
+			"review and merge #%d instead.", o.PR.GetNumber(), listRefs(shared), branch, o.PR.GetNumber())
+		if _, _, err := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, n, &github.IssueComment{Body: &body}); err != nil {
+			return nil, nil, fmt.Errorf("explain closing duplicate removal #%d: %w", n, err)
+		}
+		if _, _, err := repo.Client.PullRequests.Edit(ctx, repo.Owner, repo.Name, n, &github.PullRequest{State: github.String("closed")}); err != nil {
+			return nil, nil, fmt.Errorf("close duplicate removal #%d (#%d removes %s): %w", n, o.PR.GetNumber(), listRefs(shared), err)
+		}
+		zerolog.Ctx(ctx).Warn().Str("repo", repo.fullName()).Int("closed", n).Int("kept", o.PR.GetNumber()).
+			Str("versions", listRefs(shared)).Msg("two removal PRs for the same copies: closed the newer one")
+		return o.PR, shared, nil
+	}
+	return nil, nil, nil
 }
 
 // childEntries lists the entries of the subtree called name under root; none when it is absent.
