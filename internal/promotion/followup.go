@@ -24,6 +24,8 @@ type FollowUpResult struct {
 	Channel string
 	PR      PRRef
 	Created bool
+	// Open is true while PR is open; a removal PR found merged or closed removes nothing any more.
+	Open    bool
 	Removed []commands.VersionRef
 	Skipped []Refusal
 }
@@ -80,8 +82,12 @@ func (s *Service) addedBy(ctx context.Context, repo Repo, pr *github.PullRequest
 // FollowUp is called when a PR merged into a channel branch. For each lower channel holding copies identical
 // (file modes ignored) to versions the PR added, it opens exactly one removal PR, branch
 // storagebot/remove/<channel>/pr-<N>, labelled storage/removal. Lower copies that differ are left in place
-// and returned as Skipped. It is safe to call any number of times, from any replica: a removal PR that
-// exists in any state (open, closed or merged) is never opened again.
+// and returned as Skipped. It is safe to call any number of times, from any replica, and the reconciler calls
+// it too for the merges that explain the duplicates it finds: a removal PR that exists in any state (open,
+// closed or merged) is never opened again; two concurrent calls race on creating the same branch, which
+// GitHub does once, and the loser adopts the winner's branch and PR. Versions another open removal PR already
+// removes are Skipped; should such a PR appear while this one is being opened, the newer of the two closes
+// itself (yieldToOlderRemoval).
 func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRequest) ([]FollowUpResult, error) {
 	cfg := repo.config()
 	ch, ok := cfg.ChannelByBranch(merged.GetBase().GetRef())
@@ -181,7 +187,7 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 
 // existingRemoval describes a removal PR found on the deterministic branch: what its marker says it removes.
 func existingRemoval(channel string, pr *github.PullRequest) FollowUpResult {
-	res := FollowUpResult{Channel: channel, PR: prRef(pr)}
+	res := FollowUpResult{Channel: channel, PR: prRef(pr), Open: pr.GetState() == "open"}
 	if m, ok := ParseMarker(pr.GetBody()); ok {
 		for _, v := range m.Versions {
 			res.Removed = append(res.Removed, commands.VersionRef{Package: v.Package, Version: v.Version})
@@ -339,7 +345,7 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 			pr, created, res.Removed = older, false, shared
 		}
 	}
-	res.PR, res.Created = prRef(pr), created
+	res.PR, res.Created, res.Open = prRef(pr), created, true
 	zerolog.Ctx(ctx).Info().Str("repo", repo.fullName()).Str("channel", lh.Channel.Name).Int("pr", pr.GetNumber()).
 		Str("versions", listRefs(res.Removed)).Bool("created", created).Msg("removal PR")
 	return res, nil

@@ -79,8 +79,9 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 	origins := &mergeOrigins{svc: s, repo: repo, cfg: cfg, listed: map[string][]*mergedPR{}}
 	followUps := map[int]*github.PullRequest{}
 	unexplained := make([][]removal, len(cfg.Channels))
+	var explained [][2]int // (channel index, index in dups)
 	for i, list := range dups {
-		for _, d := range list {
+		for j, d := range list {
 			pr, err := origins.of(ctx, i, d)
 			if err != nil {
 				return res, fmt.Errorf("reconcile: %w", err)
@@ -90,6 +91,7 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 				continue
 			}
 			followUps[pr.GetNumber()] = pr
+			explained = append(explained, [2]int{i, j})
 		}
 	}
 	numbers := make([]int, 0, len(followUps))
@@ -107,6 +109,23 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 			if fr.PR.Number != 0 {
 				res.Removals = append(res.Removals, fr)
 			}
+		}
+	}
+	// A duplicate whose follow-up PR is not open any more (merged, and the copy came back since; or closed
+	// by a person) is past that follow-up, which will never write again: it is handled like one no merge
+	// explains, so it can neither be lost nor collide with the follow-up.
+	removing := map[string]bool{}
+	for _, fr := range res.Removals {
+		if fr.Open {
+			for _, v := range fr.Removed {
+				removing[fr.Channel+"\x00"+v.String()] = true
+			}
+		}
+	}
+	for _, at := range explained {
+		i, d := at[0], dups[at[0]][at[1]]
+		if !removing[cfg.Channels[i].Name+"\x00"+d.Version.String()] {
+			unexplained[i] = append(unexplained[i], d)
 		}
 	}
 
