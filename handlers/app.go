@@ -41,7 +41,7 @@ type App struct {
 	bot        botIdentity
 
 	// followUpLocks serialise follow-ups of one merged PR in this process: GitHub's "Redeliver" can hand the
-	// same merge to two workers at once, and both would otherwise look for the note before either posts it.
+	// same merge to two workers at once. Correctness does not depend on it (see followUp); it saves calls.
 	followUpLocks [64]sync.Mutex
 }
 
@@ -52,7 +52,7 @@ func New(deps Deps) *App {
 	}
 	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}}
 	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal}
-	a.promotions = &promotion.Service{Cache: deps.Cache, Seal: deps.Seal}
+	a.promotions = &promotion.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal}
 	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions, Seal: deps.Seal}
 	return a
 }
@@ -146,7 +146,11 @@ func (a *App) installationClient(installationID int64) (*github.Client, error) {
 	return a.deps.Clients.NewInstallationClient(installationID)
 }
 
-// followUp opens the removal PRs after a merge into a channel branch (exactly once, by deterministic branch).
+// followUp opens the removal PRs after a merge into a channel branch and notes them on the merged PR. Exactly
+// once does not rest on this process: the removal branch name is deterministic (GitHub creates a ref once, so
+// another replica or the reconciler, which runs this same follow-up for the merge, finds it instead of opening
+// a second PR) and a duplicate note is deleted by whoever posted it second. The lock only spares the API
+// calls of two workers of this process handling the same merge at once ("Redeliver" while the first runs).
 func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) error {
 	h := fnv.New32a()
 	_, _ = fmt.Fprintf(h, "%s#%d", repo.GetFullName(), pr.GetNumber())
@@ -160,48 +164,14 @@ func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.
 	if _, ok := cfg.ChannelByBranch(pr.GetBase().GetRef()); !ok {
 		return nil
 	}
-	results, err := a.promotions.FollowUp(ctx, promotion.Repo{Client: client, Owner: repo.GetOwner().GetLogin(), Name: repo.GetName(), Config: cfg}, pr)
-	if err != nil {
-		return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
-	}
+	results, err := a.promotions.FollowUpMerged(ctx, promotion.Repo{Client: client, Owner: repo.GetOwner().GetLogin(), Name: repo.GetName(), Config: cfg}, pr)
 	log := zerolog.Ctx(ctx)
 	for _, r := range results {
 		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
 			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
 	}
-	return a.noteFollowUp(ctx, client, repo, pr.GetNumber(), promotion.FollowUpNote(results, pr.GetNumber(), promotion.MarkerKey(a.deps.Seal, repo.GetFullName())))
-}
-
-// noteFollowUp tells the merged PR what became of the lower copies, once: a redelivery finds the note by
-// its marker among the bot's comments and posts nothing.
-func (a *App) noteFollowUp(ctx context.Context, client *github.Client, repo *github.Repository, number int, note string) error {
-	if note == "" {
-		return nil
-	}
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
-	bot, err := a.bot.Login(ctx)
 	if err != nil {
-		return fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
-	}
-	key := promotion.MarkerKey(a.deps.Seal, repo.GetFullName())
-	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		comments, resp, err := client.Issues.ListComments(ctx, owner, name, number, opts)
-		if err != nil {
-			return fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
-		}
-		for _, c := range comments {
-			if promotion.IsFollowUpNote(ctx, c, bot, number, key) {
-				return nil
-			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
-	}
-	if _, _, err := client.Issues.CreateComment(ctx, owner, name, number, &github.IssueComment{Body: &note}); err != nil {
-		return fmt.Errorf("post the follow-up note on #%d: %w", number, err)
+		return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
 	}
 	return nil
 }

@@ -6,10 +6,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,25 +78,127 @@ func newHarness(t testing.TB, extraArgs ...string) *harness {
 // start runs serve on a free loopback port and waits until it is ready.
 func (h *harness) start(extraArgs ...string) {
 	h.t.Helper()
+	h.addr, h.cancel, h.done = h.launch(h.logs, extraArgs...)
+	h.fake.SetWebhookURL("http://" + h.addr + "/api/github/hook")
+}
+
+// launch runs one serve process (run() in a goroutine) on a free loopback port, logging to logs, and waits
+// until it is ready. It does not point the fake's webhooks at it.
+func (h *harness) launch(logs *syncBuffer, extraArgs ...string) (addr string, cancel context.CancelFunc, done chan int) {
+	h.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.addr = ln.Addr().String()
+	addr = ln.Addr().String()
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel, h.done = cancel, make(chan int, 1)
-	args := append([]string{"serve", "--addr", h.addr, "--log-level", "debug", "--workers", "4"}, extraArgs...)
-	go func() { h.done <- run(ctx, args, io.Discard, h.logs) }()
-	h.waitFor("serve to be ready", func() bool {
-		resp, err := http.Get("http://" + h.addr + "/readyz")
+	done = make(chan int, 1)
+	args := append([]string{"serve", "--addr", addr, "--log-level", "debug", "--workers", "4"}, extraArgs...)
+	go func() { done <- run(ctx, args, io.Discard, logs) }()
+	h.waitFor("serve on "+addr+" to be ready", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	h.fake.SetWebhookURL("http://" + h.addr + "/api/github/hook")
+	return addr, cancel, done
+}
+
+// replica is a further `serve` process against the harness's fake GitHub: what a second pod of the same
+// Deployment is. It shares nothing in memory with the first; only GitHub's state is common.
+type replica struct {
+	addr   string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+// startReplica starts another serve on another port against the same fake, stopped when the test ends.
+// Webhooks keep going where they went; route them with routeWebhooks.
+func (h *harness) startReplica(extraArgs ...string) *replica {
+	h.t.Helper()
+	r := &replica{logs: &syncBuffer{}}
+	r.addr, r.cancel, r.done = h.launch(r.logs, extraArgs...)
+	h.t.Cleanup(func() {
+		r.cancel()
+		select {
+		case code := <-r.done:
+			if code != 0 {
+				h.t.Errorf("replica %s exited %d; logs:\n%s", r.addr, code, tail(r.logs.String(), 40))
+			}
+		case <-time.After(30 * time.Second):
+			h.t.Errorf("replica %s did not stop within 30s", r.addr)
+		}
+	})
+	return r
+}
+
+// routeWebhooks points the fake's webhooks at a router that hands each delivery to the serve addresses pick
+// returns (all at once when several: one delivery reaching two replicas, as a redelivery landing on another
+// pod does). The answer of the first address is GitHub's view of the delivery.
+func (h *harness) routeWebhooks(pick func(event, action string) []string) {
+	h.t.Helper()
+	router := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var probe struct {
+			Action string `json:"action"`
+		}
+		_ = json.Unmarshal(body, &probe)
+		targets := pick(r.Header.Get("X-GitHub-Event"), probe.Action)
+		codes := make([]int, len(targets))
+		var wg sync.WaitGroup
+		for i, addr := range targets {
+			wg.Add(1)
+			go func(i int, addr string) {
+				defer wg.Done()
+				req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/api/github/hook", bytes.NewReader(body))
+				if err != nil {
+					codes[i] = http.StatusBadGateway
+					return
+				}
+				req.Header = r.Header.Clone()
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					codes[i] = http.StatusBadGateway
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			}(i, addr)
+		}
+		wg.Wait()
+		if len(codes) == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(codes[0])
+	}))
+	h.t.Cleanup(router.Close)
+	// Unroute before the router closes (cleanups run last-in first-out).
+	h.t.Cleanup(func() { h.fake.SetWebhookURL("") })
+	h.fake.SetWebhookURL(router.URL + "/api/github/hook")
+}
+
+// settleAt waits until the serve at addr has finished every event delivered so far (see settle).
+func (h *harness) settleAt(addr string) {
+	h.t.Helper()
+	h.waitFor("no event in flight on "+addr, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		m, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(m), "\nstoragebot_events_in_flight 0\n")
+	})
 }
 
 // stop shuts serve down gracefully and checks it exited cleanly.

@@ -284,6 +284,32 @@ func (s *Server) updateComment(c *call) (int, any, error) {
 	return http.StatusOK, r.commentJSON(r.comments[id]), nil
 }
 
+// deleteComment deletes an issue comment and emits issue_comment "deleted", as GitHub does (204, no body).
+func (s *Server) deleteComment(c *call) (int, any, error) {
+	r := c.repo
+	id, err := c.intParam("comment_id")
+	if err != nil {
+		return 0, nil, err
+	}
+	cm := r.comments[id]
+	if cm == nil {
+		return 0, nil, errNotFound
+	}
+	delete(r.comments, id)
+	is := r.issues[cm.number]
+	kept := is.comments[:0]
+	for _, other := range is.comments {
+		if other != id {
+			kept = append(kept, other)
+		}
+	}
+	is.comments = kept
+	c.events = append(c.events, r.newEvent("issue_comment", "deleted", appSlug+"[bot]", map[string]any{
+		"issue": r.issueJSON(is), "comment": r.commentJSON(cm),
+	}))
+	return http.StatusNoContent, nil, nil
+}
+
 var reactionContents = map[string]bool{
 	"+1": true, "-1": true, "laugh": true, "confused": true, "heart": true, "hooray": true, "rocket": true, "eyes": true,
 }

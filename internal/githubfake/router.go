@@ -137,6 +137,7 @@ func (s *Server) routeTable() []route {
 		newRoute("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", i, s.listComments),
 		newRoute("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", i, s.createComment),
 		newRoute("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", i, s.updateComment),
+		newRoute("DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}", i, s.deleteComment),
 		newRoute("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", i, s.createReaction),
 		newRoute("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", i, s.addLabels),
 		newRoute("GET /repos/{owner}/{repo}/issues/{issue_number}/labels", i, s.listLabels),

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sort"
 
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 )
 
@@ -21,6 +24,8 @@ type FollowUpResult struct {
 	Channel string
 	PR      PRRef
 	Created bool
+	// Open is true while PR is open; a removal PR found merged or closed removes nothing any more.
+	Open    bool
 	Removed []commands.VersionRef
 	Skipped []Refusal
 }
@@ -84,8 +89,12 @@ func (s *Service) addedBy(ctx context.Context, repo Repo, pr *github.PullRequest
 // FollowUp is called when a PR merged into a channel branch. For each lower channel holding copies identical
 // (file modes ignored) to versions the PR added, it opens exactly one removal PR, branch
 // storagebot/remove/<channel>/pr-<N>, labelled storage/removal. Lower copies that differ are left in place
-// and returned as Skipped. It is safe to call any number of times, from any replica: a removal PR that
-// exists in any state (open, closed or merged) is never opened again.
+// and returned as Skipped. It is safe to call any number of times, from any replica, and the reconciler calls
+// it too for the merges that explain the duplicates it finds: a removal PR that exists in any state (open,
+// closed or merged) is never opened again; two concurrent calls race on creating the same branch, which
+// GitHub does once, and the loser adopts the winner's branch and PR. Versions another open removal PR already
+// removes are Skipped; should such a PR appear while this one is being opened, the newer of the two closes
+// itself (yieldToOlderRemoval).
 func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRequest) ([]FollowUpResult, error) {
 	cfg := repo.config()
 	ch, ok := cfg.ChannelByBranch(merged.GetBase().GetRef())
@@ -104,13 +113,7 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		if pr, err := findPR(ctx, repo, branch, "all"); err != nil {
 			return results, fmt.Errorf("follow up #%d: %w", n, err)
 		} else if pr != nil {
-			res := FollowUpResult{Channel: lower.Name, PR: prRef(pr)}
-			if m, ok := ParseMarker(ctx, pr, s.markerKey(repo)); ok {
-				for _, v := range m.Versions {
-					res.Removed = append(res.Removed, commands.VersionRef{Package: v.Package, Version: v.Version})
-				}
-			}
-			results = append(results, res)
+			results = append(results, existingRemoval(ctx, lower.Name, pr, s.markerKey(repo)))
 			continue
 		}
 		lh, err := branchHead(ctx, repo, lower)
@@ -147,9 +150,21 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 			if err != nil {
 				return results, fmt.Errorf("follow up #%d: %w", n, err)
 			}
+			if coversAny(covered, remove, branch) {
+				// This very follow-up, run by another replica (or by the reconciler on behalf of this merge),
+				// opened its PR since we looked: that PR is ours.
+				pr, err := findPR(ctx, repo, branch, "all")
+				if err != nil {
+					return results, fmt.Errorf("follow up #%d: %w", n, err)
+				}
+				if pr != nil {
+					results = append(results, existingRemoval(ctx, lower.Name, pr, s.markerKey(repo)))
+					continue
+				}
+			}
 			kept := remove[:0]
 			for _, rm := range remove {
-				if covered[rm.Version] {
+				if _, ok := covered[rm.Version]; ok {
 					res.Skipped = append(res.Skipped, Refusal{Version: rm.Version, Reason: fmt.Sprintf(
 						"an open removal PR into %s already removes it", lower.Branch)})
 					continue
@@ -174,6 +189,101 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		results = append(results, opened...)
 	}
 	return results, nil
+}
+
+// existingRemoval describes a removal PR found on the deterministic branch: what its marker says it removes.
+func existingRemoval(ctx context.Context, channel string, pr *github.PullRequest, key seal.Key) FollowUpResult {
+	res := FollowUpResult{Channel: channel, PR: prRef(pr), Open: pr.GetState() == "open"}
+	if m, ok := ParseMarker(ctx, pr, key); ok {
+		for _, v := range m.Versions {
+			res.Removed = append(res.Removed, commands.VersionRef{Package: v.Package, Version: v.Version})
+		}
+	}
+	return res
+}
+
+// coversAny reports whether the open removal PR from branch covers one of the versions.
+func coversAny(covered map[commands.VersionRef]string, remove []removal, branch string) bool {
+	for _, rm := range remove {
+		if covered[rm.Version] == branch {
+			return true
+		}
+	}
+	return false
+}
+
+// FollowUpMerged runs the removal follow-up of a merged PR (FollowUp) and then tells the PR what became of
+// the lower copies (NoteFollowUp). The merge event and the reconciler both call it, so that they converge on
+// the same removal branch and the same note whichever runs first, on whichever replica.
+func (s *Service) FollowUpMerged(ctx context.Context, repo Repo, merged *github.PullRequest) ([]FollowUpResult, error) {
+	results, err := s.FollowUp(ctx, repo, merged)
+	if err != nil {
+		return results, err
+	}
+	return results, s.NoteFollowUp(ctx, repo, merged.GetNumber(), FollowUpNote(results, merged.GetNumber(), s.markerKey(repo)))
+}
+
+// NoteFollowUp posts note (FollowUpNote) on merged PR number once, recognised by its marker among the bot's
+// comments: a redelivery, a restart or the reconciler finds it and posts nothing. Two replicas may both find
+// none and both post; each then lists the notes again, and a note that is not the first one (lowest ID,
+// GitHub's IDs only grow) is deleted by the replica that posted it, so exactly one stays whatever the order.
+func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note string) error {
+	if note == "" || s.BotLogin == nil {
+		return nil
+	}
+	bot, err := s.BotLogin(ctx)
+	if err != nil || bot == "" {
+		return fmt.Errorf("follow-up note on #%d: the App's bot login is unknown, so an existing note cannot be told "+
+			"from a forged one; nothing posted, the next event or reconcile run tries again: %w", number, err)
+	}
+	key := s.markerKey(repo)
+	notes, err := botComments(ctx, repo, number, bot, key)
+	if err != nil {
+		return err
+	}
+	if len(notes) > 0 {
+		return nil
+	}
+	posted, _, err := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &github.IssueComment{Body: &note})
+	if err != nil {
+		return fmt.Errorf("post the follow-up note on #%d: %w", number, err)
+	}
+	if notes, err = botComments(ctx, repo, number, bot, key); err != nil {
+		return err
+	}
+	if len(notes) == 0 || notes[0] >= posted.GetID() {
+		return nil
+	}
+	_, err = repo.Client.Issues.DeleteComment(ctx, repo.Owner, repo.Name, posted.GetID())
+	if err != nil && !hasStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("delete duplicate follow-up note %d on #%d (note %d came first): %w", posted.GetID(), number, notes[0], err)
+	}
+	zerolog.Ctx(ctx).Info().Int("pr", number).Int64("kept", notes[0]).Int64("deleted", posted.GetID()).
+		Msg("follow-up note posted twice (another replica raced us); deleted ours")
+	return nil
+}
+
+// botComments lists the IDs of bot's follow-up notes on the merged PR number (sealed under key), lowest first.
+func botComments(ctx context.Context, repo Repo, number int, bot string, key seal.Key) ([]int64, error) {
+	var ids []int64
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	for {
+		comments, resp, err := repo.Client.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
+		if err != nil {
+			return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+		}
+		for _, c := range comments {
+			if IsFollowUpNote(ctx, c, bot, number, key) {
+				ids = append(ids, c.GetID())
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
 }
 
 // removal is a version to delete from a lower channel, present identically in Higher.
@@ -220,7 +330,17 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	if _, _, err := repo.Client.Issues.AddLabelsToIssue(ctx, repo.Owner, repo.Name, pr.GetNumber(), []string{RemovalLabel}); err != nil {
 		return res, fmt.Errorf("label #%d %s: %w", pr.GetNumber(), RemovalLabel, err)
 	}
-	res.PR, res.Created = prRef(pr), created
+	if created {
+		older, shared, err := s.yieldToOlderRemoval(ctx, repo, lh.Channel.Branch, pr, res.Removed)
+		if err != nil {
+			return res, err
+		}
+		if older != nil {
+			// What ours removed beyond the shared versions is left to the next reconcile run.
+			pr, created, res.Removed = older, false, shared
+		}
+	}
+	res.PR, res.Created, res.Open = prRef(pr), created, true
 	zerolog.Ctx(ctx).Info().Str("repo", repo.fullName()).Str("channel", lh.Channel.Name).Int("pr", pr.GetNumber()).
 		Str("versions", listRefs(res.Removed)).Bool("created", created).Msg("removal PR")
 	return res, nil

@@ -2,12 +2,15 @@ package promotion
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 
+	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
 
@@ -205,9 +208,10 @@ func checkRun(t *testing.T, e *env, sha, name, conclusion string) {
 	}
 }
 
-// TestFollowUpSkipsVersionsReconcileAlreadyRemoves covers the race between the reconciler and the merge
-// event: when a reconcile removal PR already removes the copy, the follow-up opens no second PR.
-func TestFollowUpSkipsVersionsReconcileAlreadyRemoves(t *testing.T) {
+// TestReconcileRunsTheMergedPRsFollowUp covers the race between the reconciler and the merge event: the
+// reconciler, running before the event is handled, opens the merged PR's own follow-up (branch pr-<N>), so
+// the event's follow-up finds that PR instead of opening a second one beside a reconcile-<key> PR.
+func TestReconcileRunsTheMergedPRsFollowUp(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.put(t, "snapshot", 3, "", "foo@1.2.3")
@@ -223,18 +227,150 @@ func TestFollowUpSkipsVersionsReconcileAlreadyRemoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.Removals) != 1 {
-		t.Fatalf("reconcile removals = %+v, want one", rec.Removals)
+	wantBranch := fmt.Sprintf("%ssnapshot/pr-%d", RemoveBranchPrefix, res.PR.Number)
+	if len(rec.Removals) != 1 || !rec.Removals[0].Created || rec.Removals[0].PR.Branch != wantBranch {
+		t.Fatalf("reconcile removals = %+v, want one created on %s", rec.Removals, wantBranch)
+	}
+	if diff := cmp.Diff([]int{res.PR.Number}, rec.FollowedUp); diff != "" {
+		t.Errorf("followed up (-want +got):\n%s", diff)
 	}
 	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, res.PR.Number))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != 1 || results[0].PR.Number != 0 || len(results[0].Skipped) != 1 ||
-		!strings.Contains(results[0].Skipped[0].Reason, "already removes it") {
-		t.Errorf("follow-up results = %+v, want foo@1.2.3 skipped as already being removed", results)
+	if len(results) != 1 || results[0].Created || results[0].PR.Number != rec.Removals[0].PR.Number {
+		t.Errorf("follow-up results = %+v, want the reconciler's PR #%d found", results, rec.Removals[0].PR.Number)
 	}
-	if got := e.prsFrom(RemoveBranchPrefix); len(got) != 1 {
-		t.Errorf("removal PRs = %+v, want the reconciler's one only", got)
+	got := e.prsFrom(RemoveBranchPrefix)
+	if len(got) != 1 {
+		t.Fatalf("removal PRs = %+v, want exactly one", got)
+	}
+	want := fmt.Sprintf("[snapshot] Remove packages promoted to staging in #%d (foo@1.2.3)", res.PR.Number)
+	if got[0].Title != want {
+		t.Errorf("title = %q, want %q", got[0].Title, want)
+	}
+}
+
+// TestReconcileSplitsMergedFromPushed: duplicates a merged PR explains go to its follow-up; the others (pushed
+// straight to both branches) to one reconcile PR.
+func TestReconcileSplitsMergedFromPushed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	merged := mergedPromotion(t, e) // foo@1.2.3 (identical) and bar@2.0.0 (edited in snapshot since)
+	e.put(t, "snapshot", 3, "", "baz@1.0.0")
+	e.put(t, "staging", 3, "", "baz@1.0.0")
+	rec, err := e.svc.Reconcile(ctx, e.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byBranch := map[string][]string{}
+	for _, rm := range rec.Removals {
+		for _, v := range rm.Removed {
+			byBranch[rm.PR.Branch] = append(byBranch[rm.PR.Branch], v.String())
+		}
+	}
+	want := map[string][]string{
+		fmt.Sprintf("%ssnapshot/pr-%d", RemoveBranchPrefix, merged.GetNumber()): {"foo@1.2.3"},
+		RemoveBranchPrefix + "snapshot/reconcile-baz-1.0.0":                     {"baz@1.0.0"},
+	}
+	if diff := cmp.Diff(want, byBranch); diff != "" {
+		t.Errorf("removal PRs by branch (-want +got):\n%s", diff)
+	}
+	if n := len(e.prsFrom(RemoveBranchPrefix)); n != 2 {
+		t.Errorf("removal PRs = %d, want 2", n)
+	}
+	again, err := e.svc.Reconcile(ctx, e.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rm := range again.Removals {
+		if rm.Created {
+			t.Errorf("second pass created %+v, want only PRs found", rm)
+		}
+	}
+	if n := len(e.prsFrom(RemoveBranchPrefix)); n != 2 {
+		t.Errorf("removal PRs after a second pass = %d, want 2", n)
+	}
+}
+
+// TestNoteFollowUpOnceWhenTwoPost: two replicas both find no note and both post (the posts are slowed so
+// that both look first); exactly one note stays, the first.
+func TestNoteFollowUpOnceWhenTwoPost(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	merged := mergedPromotion(t, e)
+	n := merged.GetNumber()
+	bot := func(context.Context) (string, error) { return "storagebot[bot]", nil }
+	replicas := []*Service{{BotLogin: bot, Seal: testSeal}, {BotLogin: bot, Seal: testSeal}}
+	key := MarkerKey(testSeal, e.repo.FullName())
+	e.fake.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/issues/{issue_number}/comments", Latency: 300 * time.Millisecond, Times: 2})
+	note := FollowUpNote([]FollowUpResult{{Channel: "snapshot", PR: PRRef{Number: 99}, Removed: refs("foo@1.2.3")}}, n, key)
+	errs := make(chan error, len(replicas))
+	for _, svc := range replicas {
+		go func(svc *Service) { errs <- svc.NoteFollowUp(ctx, e.r, n, note) }(svc)
+	}
+	for range replicas {
+		if err := <-errs; err != nil {
+			t.Fatalf("NoteFollowUp: %v", err)
+		}
+	}
+	var notes []int64
+	for _, c := range e.repo.IssueComments(n) {
+		if strings.Contains(c.Body, FollowUpNoteMarker(n, key)) {
+			notes = append(notes, c.ID)
+		}
+	}
+	if len(notes) != 1 {
+		t.Fatalf("follow-up notes = %v, want exactly one", notes)
+	}
+	if posts := e.fake.Calls("POST /repos/{owner}/{repo}/issues/{issue_number}/comments"); posts != 2 {
+		t.Errorf("notes posted = %d, want 2 (the race this test is about did not happen)", posts)
+	}
+	// A later run (a redelivery, the reconciler) finds the note and posts nothing.
+	if err := replicas[0].NoteFollowUp(ctx, e.r, n, note); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.repo.IssueComments(n)); got != 1 {
+		t.Errorf("comments after a redelivery = %d, want 1", got)
+	}
+}
+
+// TestOverlappingRemovalYieldsToOlder: when two actors wrote different removal branches for the same copy
+// (a reconcile PR while a follow-up the reconciler could not attribute was in flight), the PR opened second
+// closes itself and points at the first; the first stays.
+func TestOverlappingRemovalYieldsToOlder(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.put(t, "snapshot", 3, "", "foo@1.2.3")
+	e.put(t, "staging", 3, "", "foo@1.2.3")
+	ch, _ := e.r.config().ChannelByName("snapshot")
+	lh, err := branchHead(ctx, e.r, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove := []removal{{Version: refs("foo@1.2.3")[0], Tree: e.treeAt(t, "snapshot", "foo@1.2.3"), Higher: "staging"}}
+	first, err := e.svc.openRemoval(ctx, e.r, lh, RemoveBranchPrefix+"snapshot/reconcile-foo-1.2.3", "[snapshot] Remove foo@1.2.3", "intro", remove, nil, 0)
+	if err != nil || !first.Created {
+		t.Fatalf("first removal = %+v, %v; want created", first, err)
+	}
+	second, err := e.svc.openRemoval(ctx, e.r, lh, RemoveBranchPrefix+"snapshot/pr-7", "[snapshot] Remove packages promoted to staging in #7 (foo@1.2.3)", "intro", remove, nil, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Created || second.PR.Number != first.PR.Number {
+		t.Errorf("second removal = %+v, want the first one (#%d) returned, not created", second, first.PR.Number)
+	}
+	var open []githubfake.PullRequest
+	for _, pr := range e.prsFrom(RemoveBranchPrefix) {
+		if pr.State == "open" {
+			open = append(open, pr)
+		} else if pr.Head != RemoveBranchPrefix+"snapshot/pr-7" {
+			t.Errorf("closed %s, want only the newer pr-7 closed", pr.Head)
+		} else if cs := e.repo.IssueComments(pr.Number); len(cs) != 1 || !strings.Contains(cs[0].Body, fmt.Sprintf("#%d", first.PR.Number)) {
+			t.Errorf("comments on the closed duplicate = %+v, want one pointing at #%d", cs, first.PR.Number)
+		}
+	}
+	if len(open) != 1 || open[0].Number != first.PR.Number {
+		t.Errorf("open removal PRs = %+v, want only #%d", open, first.PR.Number)
 	}
 }

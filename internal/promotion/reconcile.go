@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v50/github"
+	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -26,16 +27,29 @@ type Conflict struct {
 
 // ReconcileResult is what Reconcile found and did.
 type ReconcileResult struct {
-	// Removals lists the removal PRs opened (or found, for a version set reconciled before).
-	Removals  []FollowUpResult
-	Conflicts []Conflict
+	// Removals lists the removal PRs opened (or found, for a version set reconciled before), those of the
+	// merged PRs' follow-ups included.
+	Removals []FollowUpResult
+	// FollowedUp lists the merged PRs whose follow-up Reconcile ran, oldest first.
+	FollowedUp []int
+	Conflicts  []Conflict
 }
 
-// Reconcile finds versions held identically by a channel and any higher one that no open removal PR covers,
-// and opens one removal PR per lower channel for them (branch storagebot/remove/<channel>/reconcile-<key>,
-// labelled storage/removal). Versions held by two channels with different contents are reported as
-// Conflicts and never removed. It reads the packages/ tree of each channel and only the package trees whose
-// SHAs differ between two channels (an equal package tree SHA means every version is identical).
+// Reconcile finds versions held identically by a channel and any higher one, and has them removed exactly
+// once, whoever else is at work (a merge event being handled, another replica's reconciler):
+//
+//   - A duplicate that a merged PR brought into a higher channel belongs to that PR's follow-up: Reconcile
+//     runs the very same follow-up (FollowUpMerged), which writes branch storagebot/remove/<channel>/pr-<N>.
+//     The merge event's handler writes that same branch, and GitHub creates a ref only once, so whichever
+//     comes second finds the first one's branch and PR instead of opening another.
+//   - Only duplicates no recently merged PR explains (pushed directly, or history older than the last 100
+//     closed PRs into the higher channel) get a PR of their own, branch
+//     storagebot/remove/<channel>/reconcile-<key>, unless an open removal PR covers them already.
+//
+// Versions held by two channels with different contents are reported as Conflicts and never removed. It
+// reads the packages/ tree of each channel and only the package trees whose SHAs differ between two channels
+// (an equal package tree SHA means every version is identical); merged PRs are read only while a duplicate
+// is left to explain, and what they added is read by SHA (cached).
 func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, error) {
 	cfg := repo.config()
 	r := s.reader(repo)
@@ -52,13 +66,72 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 		}
 	}
 	var res ReconcileResult
+	dups := make([][]removal, len(cfg.Channels))
 	for i := range cfg.Channels[:len(cfg.Channels)-1] {
-		dups, conflicts, err := s.duplicates(ctx, r, cfg.Channels[i].Name, pkgs[i], cfg.Channels[i+1:], pkgs[i+1:])
+		d, conflicts, err := s.duplicates(ctx, r, cfg.Channels[i].Name, pkgs[i], cfg.Channels[i+1:], pkgs[i+1:])
 		if err != nil {
 			return res, fmt.Errorf("reconcile: %w", err)
 		}
 		res.Conflicts = append(res.Conflicts, conflicts...)
-		if len(dups) == 0 {
+		dups[i] = d
+	}
+
+	// Attribute each duplicate to the merged PR that brought it into a higher channel.
+	origins := &mergeOrigins{svc: s, repo: repo, cfg: cfg, listed: map[string][]*mergedPR{}}
+	followUps := map[int]*github.PullRequest{}
+	unexplained := make([][]removal, len(cfg.Channels))
+	var explained [][2]int // (channel index, index in dups)
+	for i, list := range dups {
+		for j, d := range list {
+			pr, err := origins.of(ctx, i, d)
+			if err != nil {
+				return res, fmt.Errorf("reconcile: %w", err)
+			}
+			if pr == nil {
+				unexplained[i] = append(unexplained[i], d)
+				continue
+			}
+			followUps[pr.GetNumber()] = pr
+			explained = append(explained, [2]int{i, j})
+		}
+	}
+	numbers := make([]int, 0, len(followUps))
+	for n := range followUps {
+		numbers = append(numbers, n)
+	}
+	sort.Ints(numbers)
+	for _, n := range numbers {
+		results, err := s.FollowUpMerged(ctx, repo, followUps[n])
+		if err != nil {
+			return res, fmt.Errorf("reconcile: %w", err)
+		}
+		res.FollowedUp = append(res.FollowedUp, n)
+		for _, fr := range results {
+			if fr.PR.Number != 0 {
+				res.Removals = append(res.Removals, fr)
+			}
+		}
+	}
+	// A duplicate whose follow-up PR is not open any more (merged, and the copy came back since; or closed
+	// by a person) is past that follow-up, which will never write again: it is handled like one no merge
+	// explains, so it can neither be lost nor collide with the follow-up.
+	removing := map[string]bool{}
+	for _, fr := range res.Removals {
+		if fr.Open {
+			for _, v := range fr.Removed {
+				removing[fr.Channel+"\x00"+v.String()] = true
+			}
+		}
+	}
+	for _, at := range explained {
+		i, d := at[0], dups[at[0]][at[1]]
+		if !removing[cfg.Channels[i].Name+"\x00"+d.Version.String()] {
+			unexplained[i] = append(unexplained[i], d)
+		}
+	}
+
+	for i, list := range unexplained {
+		if len(list) == 0 {
 			continue
 		}
 		covered, err := coveredByOpenRemovals(ctx, repo, cfg.Channels[i].Branch, s.markerKey(repo))
@@ -66,8 +139,8 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 			return res, fmt.Errorf("reconcile: %w", err)
 		}
 		var remove []removal
-		for _, d := range dups {
-			if !covered[d.Version] {
+		for _, d := range list {
+			if _, ok := covered[d.Version]; !ok {
 				remove = append(remove, d)
 			}
 		}
@@ -91,6 +164,95 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 		}
 	}
 	return res, nil
+}
+
+// recentMerges is how many recently updated closed PRs into a channel Reconcile reads (one page) to explain
+// duplicates. A merge whose follow-up is still in flight is among the newest; older ones are done or missed.
+const recentMerges = 100
+
+// mergedPR is a PR merged into a channel and, once read, the versions it added there.
+type mergedPR struct {
+	pr     *github.PullRequest
+	added  []added
+	loaded bool
+}
+
+// mergeOrigins finds which merged PR brought a version into a higher channel, listing each channel's recent
+// merges at most once per Reconcile.
+type mergeOrigins struct {
+	svc    *Service
+	repo   Repo
+	cfg    *repoconfig.Config
+	listed map[string][]*mergedPR // channel branch → merged PRs into it
+}
+
+// of returns the merged PR whose follow-up removes d from channel index lower: among the PRs merged into any
+// channel above it, the most recently merged one that added d's version with contents identical to the lower
+// copy (as FollowUp compares them). nil when none did.
+func (o *mergeOrigins) of(ctx context.Context, lower int, d removal) (*github.PullRequest, error) {
+	var candidates []*mergedPR
+	for _, ch := range o.cfg.Channels[lower+1:] {
+		list, err := o.merges(ctx, ch)
+		if err != nil {
+			return nil, err
+		}
+		candidates = append(candidates, list...)
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		ti, tj := candidates[i].pr.GetMergedAt().Time, candidates[j].pr.GetMergedAt().Time
+		if !ti.Equal(tj) {
+			return ti.After(tj)
+		}
+		return candidates[i].pr.GetNumber() > candidates[j].pr.GetNumber()
+	})
+	r := o.svc.reader(o.repo)
+	for _, c := range candidates {
+		if !c.loaded {
+			added, err := o.svc.addedBy(ctx, o.repo, c.pr)
+			if err != nil {
+				return nil, fmt.Errorf("what merged #%d added: %w", c.pr.GetNumber(), err)
+			}
+			c.added, c.loaded = added, true
+		}
+		for _, a := range c.added {
+			if a.Version != d.Version {
+				continue
+			}
+			same, err := storage.Identical(ctx, r, a.Tree, d.Tree)
+			if err != nil {
+				return nil, fmt.Errorf("compare %s with what #%d merged: %w", d.Version, c.pr.GetNumber(), err)
+			}
+			if same {
+				return c.pr, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// merges lists the PRs merged into a channel among the most recently updated closed ones.
+func (o *mergeOrigins) merges(ctx context.Context, ch repoconfig.Channel) ([]*mergedPR, error) {
+	if list, ok := o.listed[ch.Branch]; ok {
+		return list, nil
+	}
+	prs, _, err := o.repo.Client.PullRequests.List(ctx, o.repo.Owner, o.repo.Name, &github.PullRequestListOptions{
+		State: "closed", Base: ch.Branch, Sort: "updated", Direction: "desc", ListOptions: github.ListOptions{PerPage: recentMerges},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list PRs merged into %s: %w", ch.Branch, err)
+	}
+	list := []*mergedPR{}
+	for _, pr := range prs {
+		// GitHub's list answer has merged_at and merge_commit_sha but no "merged" field (only a single PR's
+		// answer has it); merged_at is set exactly when the PR merged.
+		if pr.MergedAt == nil || pr.GetMergeCommitSHA() == "" {
+			continue
+		}
+		pr.Merged = github.Bool(true)
+		list = append(list, &mergedPR{pr: pr})
+	}
+	o.listed[ch.Branch] = list
+	return list, nil
 }
 
 func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remove []removal, part, parts int) (FollowUpResult, error) {
@@ -179,11 +341,32 @@ func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName st
 	return dups, conflicts, nil
 }
 
-// coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, as their
-// markers (verified under key) say.
-func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) (map[commands.VersionRef]bool, error) {
-	covered := map[commands.VersionRef]bool{}
-	opts := &github.PullRequestListOptions{State: "open", Base: branch, ListOptions: github.ListOptions{PerPage: 100}}
+// coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, each with
+// the head branch of the PR that removes it, as their markers (verified under key) say.
+func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) (map[commands.VersionRef]string, error) {
+	open, err := openRemovals(ctx, repo, branch, key)
+	if err != nil {
+		return nil, err
+	}
+	covered := map[commands.VersionRef]string{}
+	for _, o := range open {
+		for _, v := range o.Versions {
+			covered[v] = o.PR.GetHead().GetRef()
+		}
+	}
+	return covered, nil
+}
+
+// openRemoval is an open storagebot removal PR and the versions its marker says it removes.
+type openRemoval struct {
+	PR       *github.PullRequest
+	Versions []commands.VersionRef
+}
+
+// openRemovals lists the open storagebot removal PRs into branch whose markers verify under key, oldest first.
+func openRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) ([]openRemoval, error) {
+	var out []openRemoval
+	opts := &github.PullRequestListOptions{State: "open", Base: branch, Sort: "created", Direction: "asc", ListOptions: github.ListOptions{PerPage: 100}}
 	for {
 		prs, resp, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, opts)
 		if err != nil {
@@ -194,15 +377,65 @@ func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string, key se
 			if !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix) {
 				continue
 			}
+			o := openRemoval{PR: pr}
 			for _, v := range m.Versions {
-				covered[commands.VersionRef{Package: v.Package, Version: v.Version}] = true
+				o.Versions = append(o.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
 			}
+			out = append(out, o)
 		}
 		if resp.NextPage == 0 {
-			return covered, nil
+			break
 		}
 		opts.Page = resp.NextPage
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PR.GetNumber() < out[j].PR.GetNumber() })
+	return out, nil
+}
+
+// yieldToOlderRemoval is the last line of defence against two removal PRs for one copy, when two actors
+// wrote different branches (a reconcile-<key> PR while the follow-up of a merge older than the reconciler's
+// look-back was in flight, or the follow-ups of two merges into different higher channels). Every actor that
+// has just opened a removal PR calls it: if an older open removal PR into the same branch removes one of the
+// same versions, the new PR is closed with a comment saying which one remains, and that one is returned.
+// The oldest PR is never closed, and whichever of two PRs was opened second sees the first one, so no two
+// overlapping removal PRs stay open, whatever the order. It returns that PR and the versions both remove, or
+// nil when ours stays.
+func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch string, ours *github.PullRequest, versions []commands.VersionRef) (*github.PullRequest, []commands.VersionRef, error) {
+	open, err := openRemovals(ctx, repo, branch, s.markerKey(repo))
+	if err != nil {
+		return nil, nil, fmt.Errorf("look for older removal PRs than #%d: %w", ours.GetNumber(), err)
+	}
+	mine := map[commands.VersionRef]bool{}
+	for _, v := range versions {
+		mine[v] = true
+	}
+	for _, o := range open {
+		if o.PR.GetNumber() >= ours.GetNumber() {
+			break
+		}
+		var shared []commands.VersionRef
+		for _, v := range o.Versions {
+			if mine[v] {
+				shared = append(shared, v)
+			}
+		}
+		if len(shared) == 0 {
+			continue
+		}
+		n := ours.GetNumber()
+		body := fmt.Sprintf("Closed as a duplicate: #%d, opened first, already removes %s from %s. Nothing to do here; "+
+			"review and merge #%d instead.", o.PR.GetNumber(), listRefs(shared), branch, o.PR.GetNumber())
+		if _, _, err := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, n, &github.IssueComment{Body: &body}); err != nil {
+			return nil, nil, fmt.Errorf("explain closing duplicate removal #%d: %w", n, err)
+		}
+		if _, _, err := repo.Client.PullRequests.Edit(ctx, repo.Owner, repo.Name, n, &github.PullRequest{State: github.String("closed")}); err != nil {
+			return nil, nil, fmt.Errorf("close duplicate removal #%d (#%d removes %s): %w", n, o.PR.GetNumber(), listRefs(shared), err)
+		}
+		zerolog.Ctx(ctx).Warn().Str("repo", repo.fullName()).Int("closed", n).Int("kept", o.PR.GetNumber()).
+			Str("versions", listRefs(shared)).Msg("two removal PRs for the same copies: closed the newer one")
+		return o.PR, shared, nil
+	}
+	return nil, nil, nil
 }
 
 // childEntries lists the entries of the subtree called name under root; none when it is absent.

@@ -75,8 +75,11 @@ func TestReconcileSkipsVersionsAFollowUpCovers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Reconcile: %v", err)
 	}
-	if len(res.Removals) != 0 || len(res.Conflicts) != 1 || res.Conflicts[0].Version.String() != "bar@2.0.0" {
-		t.Errorf("result = %+v, want no removal (foo@1.2.3 is covered) and bar@2.0.0 as a conflict", res)
+	if len(res.Removals) != 1 || res.Removals[0].Created || len(res.Conflicts) != 1 || res.Conflicts[0].Version.String() != "bar@2.0.0" {
+		t.Errorf("result = %+v, want the follow-up's PR found (not created) for foo@1.2.3 and bar@2.0.0 as a conflict", res)
+	}
+	if n := len(e.prsFrom(RemoveBranchPrefix)); n != 1 {
+		t.Errorf("removal PRs = %d, want the follow-up's one only", n)
 	}
 }
 
@@ -214,5 +217,42 @@ func TestFollowUpNoteMarker(t *testing.T) {
 				t.Errorf("tamper logged = %v, want %v:\n%s", logged, tc.wantLog, logs.String())
 			}
 		})
+	}
+}
+
+// TestReconcileCopyBackAfterFollowUpMerged: the merged PR's follow-up removal merged, then the same copy was
+// pushed back to the lower channel. The follow-up is done for good (its branch exists), so the copy gets a
+// reconcile PR rather than being left behind.
+func TestReconcileCopyBackAfterFollowUpMerged(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.put(t, "snapshot", 3, "", "foo@1.2.3")
+	res, err := e.svc.Promote(ctx, e.r, PromoteRequest{Versions: refs("foo@1.2.3"), Target: "staging"})
+	if err != nil || len(res.Refusals) > 0 {
+		t.Fatalf("promote: %v %+v", err, res.Refusals)
+	}
+	if _, err := e.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
+		t.Fatal(err)
+	}
+	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, res.PR.Number))
+	if err != nil || len(results) != 1 || !results[0].Created {
+		t.Fatalf("FollowUp = %+v, %v; want one removal PR", results, err)
+	}
+	if _, err := e.repo.MergePullRequest(results[0].PR.Number, "squash"); err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, "snapshot", 3, "", "foo@1.2.3") // the same files again: identical to staging's copy
+	rec, err := e.svc.Reconcile(ctx, e.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created []string
+	for _, rm := range rec.Removals {
+		if rm.Created {
+			created = append(created, rm.PR.Branch)
+		}
+	}
+	if diff := cmp.Diff([]string{RemoveBranchPrefix + "snapshot/reconcile-foo-1.2.3"}, created); diff != "" {
+		t.Errorf("removal PRs created (-want +got):\n%s", diff)
 	}
 }

@@ -34,6 +34,10 @@ type Service struct {
 	// Seal signs the markers in the PR bodies and notes the bot writes and verifies them when read back; the
 	// zero Key trusts no marker.
 	Seal seal.Key
+	// BotLogin returns the App's bot login ("<slug>[bot]"), or why GitHub could not tell it. The follow-up
+	// note is recognised only among that user's comments (anyone can write a comment holding the marker).
+	// nil: this service posts no notes (tools and tests that want only the PRs).
+	BotLogin func(context.Context) (string, error)
 }
 
 // Repo is a storage repository and the client that may write to it.
@@ -280,7 +284,7 @@ func (s *Service) commitRemoval(ctx context.Context, repo Repo, h head, message 
 
 // findPR returns the PR whose head is branch of this repository in state ("open", "closed" or "all"), the
 // most recent first; nil when there is none. The head filter must be "owner:branch": GitHub ignores a bare
-// branch name and returns every PR (docs/architecture.md, "GitHub facts that bite").
+// branch name and returns every PR.
 func findPR(ctx context.Context, repo Repo, branch, state string) (*github.PullRequest, error) {
 	prs, _, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, &github.PullRequestListOptions{
 		Head: repo.Owner + ":" + branch, State: state, ListOptions: github.ListOptions{PerPage: 10},

@@ -1,7 +1,9 @@
 // Package reconcile periodically finishes work that a missed or failed webhook left undone: for every
 // repository of every installation, removal PRs for versions already promoted, and a report of versions
-// held by two channels with different contents (docs/architecture.md, "Flows"). Every step is idempotent (deterministic branch
-// names, look before create), so running it on several replicas at once is safe, if wasteful.
+// held by two channels with different contents. Every step is idempotent (deterministic branch names, look
+// before create), so running it on several replicas at once is safe, if wasteful. A duplicate a merged PR
+// explains is removed by running that PR's own follow-up, so the reconciler and the merge event (on any
+// replica) write the same branch and GitHub's one-time ref creation decides who opens the PR.
 package reconcile
 
 import (
@@ -171,8 +173,16 @@ func (r *Runner) repository(ctx context.Context, client *github.Client, repo *gi
 			Msg("version held by two channels with different contents: the lower copy is invisible; fix it by hand")
 	}
 	for _, rm := range res.Removals {
-		log.Info().Str("channel", rm.Channel).Int("removal_pr", rm.PR.Number).Bool("created", rm.Created).
+		// A PR found again on every run is not news; one this run opened is.
+		ev := log.Debug()
+		if rm.Created {
+			ev = log.Info()
+		}
+		ev.Str("channel", rm.Channel).Int("removal_pr", rm.PR.Number).Str("branch", rm.PR.Branch).Bool("created", rm.Created).
 			Int("versions", len(rm.Removed)).Msg("reconcile: removal PR for versions already promoted")
+	}
+	if len(res.FollowedUp) > 0 {
+		log.Debug().Ints("merged_prs", res.FollowedUp).Msg("reconcile: ran the removal follow-up of merged PRs")
 	}
 	return r.staleChecks(log.WithContext(ctx), client, repo, cfg)
 }
