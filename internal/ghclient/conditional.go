@@ -86,7 +86,7 @@ func (c *conditionalCache) RoundTrip(req *http.Request) (*http.Response, error) 
 		for _, name := range []string{"ETag", "Date", "X-GitHub-Request-Id", "X-RateLimit-Limit", "X-RateLimit-Remaining",
 			"X-RateLimit-Used", "X-RateLimit-Reset", "X-RateLimit-Resource", "Cache-Control"} {
 			if v := resp.Header.Values(name); len(v) > 0 {
-				held.Header[name] = v
+				held.Header[http.CanonicalHeaderKey(name)] = v
 			}
 		}
 		held.Header.Set(revalidatedHeader, "1")
