@@ -84,8 +84,8 @@ type Server struct {
 	faults      []*Fault
 	deliveries  []Delivery
 	limit       *activeLimit
-	// whileLimited counts requests that arrived while a rate limit held.
-	whileLimited int
+	// whileLimited counts requests that arrived while a rate limit held, by method and path.
+	whileLimited map[string]int
 	tokenTTL     time.Duration
 	tokensIssued int
 }
@@ -123,6 +123,7 @@ func New(opts Options) *Server {
 		calls:          map[string]int{},
 		notModified:    map[string]int{},
 		tokenTTL:       time.Hour,
+		whileLimited:   map[string]int{},
 	}
 	s.routes = s.routeTable()
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
@@ -291,7 +292,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			limit = s.startLimit(*fault, time.Now())
 		}
 	} else {
-		s.whileLimited++
+		s.whileLimited[r.Method+" "+path]++
 	}
 	s.mu.Unlock()
 	s.logf("githubfake: %s %s (%s)", r.Method, r.URL.RequestURI(), name)
@@ -402,7 +403,23 @@ func (s *Server) startLimit(f Fault, now time.Time) *activeLimit {
 func (s *Server) RequestsWhileLimited() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.whileLimited
+	n := 0
+	for _, c := range s.whileLimited {
+		n += c
+	}
+	return n
+}
+
+// RequestsWhileLimitedByPath is RequestsWhileLimited per "METHOD /path". A request already on its way when
+// the limit began is refused once; a client that sends the same one again before the limit ends is knocking.
+func (s *Server) RequestsWhileLimitedByPath() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.whileLimited))
+	for k, v := range s.whileLimited {
+		out[k] = v
+	}
+	return out
 }
 
 // writeRateLimit answers as GitHub does while a limit holds.
