@@ -160,3 +160,12 @@ func (s *storeOnEOF) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Close stores a body the caller read to its end without seeing io.EOF (a JSON decoder stops after the
+// value; a chunked body reports EOF only on the next read): what is left, within the limit, is read first.
+func (s *storeOnEOF) Close() error {
+	if !s.done && !s.over {
+		_, _ = io.Copy(io.Discard, io.LimitReader(s, int64(s.limit-s.buf.Len()+1)))
+	}
+	return s.ReadCloser.Close()
+}

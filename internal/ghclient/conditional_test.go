@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // etagServer serves bodies by path with ETags computed as GitHub does (Accept, Authorization, Cookie, body),
@@ -221,5 +224,40 @@ func TestConditionalCacheSkipsOversizedBodies(t *testing.T) {
 	}
 	if lru.Size() != 0 {
 		t.Errorf("cache holds %d bytes, want nothing: the body is larger than the cache", lru.Size())
+	}
+}
+
+// TestConditionalCacheStoresBodiesReadWithoutEOF: go-github decodes JSON and closes the body without reading
+// to io.EOF; a chunked answer reports EOF only on a further read. The response is stored all the same.
+func TestConditionalCacheStoresBodiesReadWithoutEOF(t *testing.T) {
+	var answered []int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		const etag = `"v1"`
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") != "" && strings.Contains(r.Header.Get("If-None-Match"), etag) {
+			answered = append(answered, 304)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		answered = append(answered, 200)
+		_, _ = io.WriteString(w, `{"sha":"a"}`)
+		w.(http.Flusher).Flush() // chunked: the last data and the end arrive apart
+		_, _ = io.WriteString(w, "\n")
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: newConditionalCache(http.DefaultTransport, NewByteLRU(1<<20))}
+	for i := 0; i < 2; i++ {
+		resp, err := client.Get(srv.URL + "/r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ SHA string }
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v.SHA != "a" {
+			t.Fatalf("read %d: %v %+v", i+1, err, v)
+		}
+		resp.Body.Close()
+	}
+	if diff := cmp.Diff([]int{200, 304}, answered); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
 	}
 }
