@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -241,7 +242,8 @@ func TestConditionalCacheStoresBodiesReadWithoutEOF(t *testing.T) {
 		}
 		answered = append(answered, 200)
 		_, _ = io.WriteString(w, `{"sha":"a"}`)
-		w.(http.Flusher).Flush() // chunked: the last data and the end arrive apart
+		w.(http.Flusher).Flush() // chunked: the value, and a moment later the rest and the end
+		time.Sleep(100 * time.Millisecond)
 		_, _ = io.WriteString(w, "\n")
 	}))
 	defer srv.Close()
