@@ -156,3 +156,23 @@ func TestSecondaryLimitPastBudget(t *testing.T) {
 		t.Errorf("%d requests sent while the limit held, want 0", got)
 	}
 }
+
+// TestTokenFailureRetriedForWrites: when the installation token cannot be fetched (a 502 from the token
+// endpoint) the request was never sent, so even a POST is retried — once the comment is posted.
+func TestTokenFailureRetriedForWrites(t *testing.T) {
+	ctx := context.Background()
+	s, repo := newFake(t)
+	number := repo.OpenIssue("x", "", "alice")
+	var reasons []string
+	gh := installationClient(t, s, ghclient.Options{Observer: ghclient.Observer{Retry: func(r string) { reasons = append(reasons, r) }}})
+	s.InjectFault(githubfake.Fault{Route: "POST /app/installations/{installation_id}/access_tokens", Status: http.StatusBadGateway, Times: 1})
+	if _, _, err := gh.Issues.CreateComment(ctx, "storage-org", "package-storage", number, &github.IssueComment{Body: github.String("hi")}); err != nil {
+		t.Fatalf("CreateComment after a failed token fetch: %v", err)
+	}
+	if got := len(repo.IssueComments(number)); got != 1 {
+		t.Errorf("%d comments, want 1", got)
+	}
+	if len(reasons) != 1 || reasons[0] != "token" {
+		t.Errorf("retries %v, want one for the token", reasons)
+	}
+}

@@ -143,9 +143,10 @@ func TestRateLimitWaits(t *testing.T) {
 			wantKind: SecondaryLimit, wantUntil: time.Minute, wantCalls: 1,
 		},
 		{
-			name: "a second secondary limit in a row outlasts the budget", maxWait: 90 * time.Second,
+			// GitHub: wait exponentially longer while the secondary limit keeps coming back (1, then 2 minutes).
+			name: "a second secondary limit in a row waits twice as long, past the budget", maxWait: 90 * time.Second,
 			answers:          []limitAnswer{{status: 403, message: secondaryMsg}, {status: 403, message: secondaryMsg}},
-			wantSleepAtLeast: time.Minute, wantSleepAtMost: time.Minute + time.Second, wantKind: SecondaryLimit, wantUntil: 2 * time.Minute, wantCalls: 2,
+			wantSleepAtLeast: time.Minute, wantSleepAtMost: time.Minute + time.Second, wantKind: SecondaryLimit, wantUntil: 3 * time.Minute, wantCalls: 2,
 		},
 	}
 	for _, tc := range tests {
@@ -331,5 +332,28 @@ func TestRetryObserverReasons(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"server_error", "rate_limit"}, reasons); diff != "" {
 		t.Errorf("retry reasons (-want +got):\n%s", diff)
+	}
+}
+
+// TestLastRequestOfPrimaryLimitHoldsTheNext: an answer that spends the primary limit's last request (200
+// with X-RateLimit-Remaining: 0) holds the next request until the reset, without sending it.
+func TestLastRequestOfPrimaryLimitHoldsTheNext(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	srv, calls := scriptedServer(t, clock, []limitAnswer{{status: 200, resetIn: 30 * time.Minute}})
+	rt := newRetryTransport(http.DefaultTransport, RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, MaxWait: time.Minute}, nil)
+	rt.now, rt.sleep = clock.now, clock.sleep
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/repos/o/r/branches/snapshot", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first request: %v %v, want its 200", resp, err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/repos/o/r/branches/staging", nil)
+	_, err = rt.RoundTrip(req)
+	if lim, ok := AsRateLimit(err); !ok || lim.Kind != PrimaryLimit || lim.Status != 0 {
+		t.Errorf("second request: %v, want a primary *RateLimitError without sending it", err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("GitHub saw %d requests, want 1", calls.Load())
 	}
 }

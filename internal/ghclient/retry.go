@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
 )
 
 // RetryPolicy says how often and how long to retry.
@@ -45,7 +47,8 @@ func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{MaxAttempts: 4, BaseDelay: 250 * time.Millisecond, MaxDelay: 8 * time.Second, MaxWait: time.Minute, AttemptTimeout: 30 * time.Second}
 }
 
-// RetryObserver is told about each retry, for metrics; reason is server_error, rate_limit or transport.
+// RetryObserver is told about each retry, for metrics; reason is server_error, rate_limit, transport, or
+// token (the installation token could not be fetched, so the request was not sent).
 type RetryObserver func(reason string)
 
 // NewRetryTransport wraps next with the retry policy. The transport remembers rate limits GitHub reported,
@@ -72,6 +75,8 @@ type retryTransport struct {
 	mu sync.Mutex
 	// blocked holds the limits in force, by rate-limit resource; "" (a secondary limit) blocks every resource.
 	blocked map[string]*RateLimitError
+	// secondaryStreak counts secondary limits since the last answer that was none, for exponential waits.
+	secondaryStreak int
 }
 
 // decision is what to do with one attempt's outcome.
@@ -114,6 +119,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := t.attempt(areq)
 		d := t.classify(req, resp, err, attempt)
 		if d.reason == "" {
+			t.settled(resource, resp)
 			return resp, err
 		}
 		if d.limit != nil {
@@ -174,6 +180,16 @@ func (c *cancelOnClose) Close() error {
 // classify returns whether and when the outcome deserves another attempt.
 func (t *retryTransport) classify(req *http.Request, resp *http.Response, err error, attempt int) decision {
 	backoff := t.backoff(attempt)
+	var tokenErr *ghinstallation.HTTPError
+	if errors.As(err, &tokenErr) && req.Context().Err() == nil {
+		// The installation token could not be fetched, so the request itself was never sent: retrying is
+		// safe whatever the method, when GitHub's answer (if any) was a server error.
+		if tokenErr.Response != nil && tokenErr.Response.StatusCode < 500 {
+			return decision{}
+		}
+		discard(tokenErr.Response)
+		return decision{reason: "token", wait: backoff}
+	}
 	if err != nil {
 		if req.Context().Err() != nil || !idempotent(req.Method) {
 			// A write whose answer was lost may have been applied; the caller's look-before-create decides.
@@ -223,11 +239,37 @@ func (t *retryTransport) rateLimit(req *http.Request, resp *http.Response) *Rate
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || strings.Contains(strings.ToLower(message), "secondary rate limit") ||
 		strings.Contains(strings.ToLower(message), "abuse detection") {
+		// GitHub: at least a minute, and exponentially longer while the limit keeps coming back.
+		t.mu.Lock()
+		streak := min(t.secondaryStreak, 4)
+		t.secondaryStreak++
+		t.mu.Unlock()
 		lim.Kind = SecondaryLimit
-		lim.Until = now.Add(minSecondaryWait)
+		lim.Until = now.Add(minSecondaryWait << streak)
 		return lim
 	}
 	return nil
+}
+
+// settled notes what a final answer says about the limits: one that spends the last request of the primary
+// limit holds the next ones until the reset (go-github refuses those it sends itself, but not GetBranch's),
+// and an answer that is no secondary limit ends a streak of them.
+func (t *retryTransport) settled(resource string, resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	t.mu.Lock()
+	t.secondaryStreak = 0
+	t.mu.Unlock()
+	if resp.Header.Get("X-RateLimit-Remaining") != "0" {
+		return
+	}
+	reset, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64)
+	if err != nil {
+		return
+	}
+	t.block(resource, &RateLimitError{Kind: PrimaryLimit, Resource: rateResource(resp), Until: time.Unix(reset, 0).Add(time.Second),
+		Message: "the previous answer used the last request of the primary rate limit"})
 }
 
 func rateResource(resp *http.Response) string {
