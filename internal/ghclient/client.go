@@ -9,8 +9,8 @@ import (
 
 // Observer receives what the transport sees, for metrics. Any field may be nil.
 type Observer struct {
-	// Request is called once per request sent to GitHub (cache hits excluded), with the status code or
-	// "error" for a transport error.
+	// Request is called once per request sent to GitHub (token fetches and revalidations answered 304
+	// included), with the status code or "error" for a transport error.
 	Request func(method, status string)
 	// Retry is called before each retry with its reason.
 	Retry RetryObserver
@@ -42,8 +42,16 @@ func NewClientCreator(cfg githubapp.Config, privateKey []byte, opts Options) (gi
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = 32 << 20
 	}
+	def := DefaultRetryPolicy()
 	if opts.Retry.MaxAttempts == 0 {
-		opts.Retry = DefaultRetryPolicy()
+		opts.Retry = def
+	}
+	// A policy that names no deadline or budget gets the defaults: no request goes without a deadline.
+	if opts.Retry.AttemptTimeout <= 0 {
+		opts.Retry.AttemptTimeout = def.AttemptTimeout
+	}
+	if opts.Retry.MaxWait <= 0 {
+		opts.Retry.MaxWait = def.MaxWait
 	}
 	base := opts.Transport
 	if base == nil {
