@@ -22,8 +22,8 @@ var etagVaryHeaders = []string{"Accept", "Authorization", "Cookie"}
 // resource, and answers from that response when GitHub says 304 Not Modified (which costs no rate limit).
 //
 // The key is what names the resource — method, URL and Accept — never the token, so an entry outlives token
-// rotation: the request carries, besides the ETag GitHub last sent, the ETag GitHub computes for the current
-// token over the held body. Nothing is ever served without asking GitHub (GitHub's max-age=60 would serve
+// rotation: under the token that fetched the entry the request carries the ETag GitHub sent, under a new one
+// the ETag GitHub computes for that token over the held body. Nothing is ever served without asking GitHub (GitHub's max-age=60 would serve
 // branch heads and PR state a minute stale), and a 304 to an ETag computed with the requester's own token
 // means GitHub would send this requester exactly the held body: that is why one cache can serve every
 // installation without leaking a response to one that cannot see it (it gets a 404, never the body).
@@ -66,12 +66,14 @@ func (c *conditionalCache) RoundTrip(req *http.Request) (*http.Response, error) 
 		body, _ := io.ReadAll(held.Body)
 		_ = held.Body.Close()
 		held.Body = io.NopCloser(bytes.NewReader(body))
-		tags := []string{ExpectedETag(req.Header, body)}
-		if old := held.Header.Get("ETag"); old != "" && old != tags[0] {
-			tags = append(tags, old)
+		// Under the token that fetched it, the ETag GitHub sent is certain; under a new one, the computed tag.
+		tag := held.Header.Get("ETag")
+		if tag == "" || held.Header.Get(credentialHeader) != credentialDigest(req) {
+			tag = ExpectedETag(req.Header, body)
 		}
+		held.Header.Del(credentialHeader)
 		sent = req.Clone(req.Context())
-		sent.Header.Set("If-None-Match", strings.Join(tags, ", "))
+		sent.Header.Set("If-None-Match", tag)
 	} else {
 		held = nil // the caller's own conditional request: its 304 is for the caller to read
 	}
@@ -94,7 +96,8 @@ func (c *conditionalCache) RoundTrip(req *http.Request) (*http.Response, error) 
 		held.Request = req
 		return held, nil
 	case resp.StatusCode == http.StatusOK && resp.Header.Get("ETag") != "" && !strings.Contains(resp.Header.Get("Cache-Control"), "no-store"):
-		resp.Body = &storeOnEOF{ReadCloser: resp.Body, limit: c.cache.maxBytes, store: func(body []byte) { c.store(key, resp, body) }}
+		digest := credentialDigest(req)
+		resp.Body = &storeOnEOF{ReadCloser: resp.Body, limit: c.cache.maxBytes, store: func(body []byte) { c.store(key, resp, body, digest) }}
 	case resp.StatusCode != http.StatusNotModified:
 		c.cache.Delete(key) // gone, moved or refused: the held answer says nothing true any more
 	}
@@ -103,6 +106,15 @@ func (c *conditionalCache) RoundTrip(req *http.Request) (*http.Response, error) 
 
 // revalidatedHeader marks a response answered from the cache after GitHub confirmed it with a 304.
 const revalidatedHeader = "X-Storagebot-Revalidated"
+
+// credentialHeader holds, in a stored response only, the digest of the credential that fetched it: enough to
+// tell whether the token changed, nothing to recover it from.
+const credentialHeader = "X-Storagebot-Credential-Sha256"
+
+func credentialDigest(req *http.Request) string {
+	sum := sha256.Sum256([]byte(strings.Join(req.Header.Values("Authorization"), "\n")))
+	return hex.EncodeToString(sum[:])
+}
 
 func (c *conditionalCache) load(key string, req *http.Request) *http.Response {
 	b, ok := c.cache.Get(key)
@@ -117,7 +129,7 @@ func (c *conditionalCache) load(key string, req *http.Request) *http.Response {
 	return resp
 }
 
-func (c *conditionalCache) store(key string, resp *http.Response, body []byte) {
+func (c *conditionalCache) store(key string, resp *http.Response, body []byte, credential string) {
 	stored := &http.Response{
 		Status: resp.Status, StatusCode: resp.StatusCode, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: resp.Header.Clone(), ContentLength: int64(len(body)), Body: io.NopCloser(bytes.NewReader(body)),
@@ -127,6 +139,7 @@ func (c *conditionalCache) store(key string, resp *http.Response, body []byte) {
 	for _, name := range []string{"Content-Encoding", "Transfer-Encoding", "Content-Length", "Set-Cookie", revalidatedHeader} {
 		stored.Header.Del(name)
 	}
+	stored.Header.Set(credentialHeader, credential)
 	b, err := httputil.DumpResponse(stored, true)
 	if err != nil {
 		return

@@ -169,6 +169,9 @@ func TestConditionalCache(t *testing.T) {
 					t.Errorf("step %d: got %d %q revalidated=%v, want %d %q revalidated=%v", i+1, resp.StatusCode, body,
 						resp.Header.Get(revalidatedHeader) != "", w.status, w.body, w.revalidated)
 				}
+				if resp.Header.Get(credentialHeader) != "" {
+					t.Errorf("step %d: the stored credential digest reached the caller", i+1)
+				}
 				if len(wire) != 1 || wire[0] != w.wire {
 					t.Errorf("step %d: GitHub answered %v, want [%d]", i+1, wire, w.wire)
 				}
