@@ -32,7 +32,7 @@ func TestRetryTransport(t *testing.T) {
 	}{
 		{name: "5xx retried until success", method: "GET", answers: []answer{{status: 502}, {status: 500}, {status: 200}}, wantStatus: 200, wantCalls: 3, wantRetry: []string{"server_error", "server_error"}},
 		{name: "5xx gives up after max attempts", method: "GET", answers: []answer{{status: 503}, {status: 503}, {status: 503}, {status: 200}}, wantStatus: 503, wantCalls: 3, wantRetry: []string{"server_error", "server_error"}},
-		{name: "GET after a transport-level 5xx with Retry-After", method: "GET", answers: []answer{{status: 503, headers: map[string]string{"Retry-After": "0"}}, {status: 200}}, wantStatus: 200, wantCalls: 2, wantRetry: []string{"server_error"}},
+		{name: "GET retried after a 503 honouring its Retry-After", method: "GET", answers: []answer{{status: 503, headers: map[string]string{"Retry-After": "0"}}, {status: 200}}, wantStatus: 200, wantCalls: 2, wantRetry: []string{"server_error"}},
 		{name: "POST not retried after a 5xx: the write may have landed", method: "POST", answers: []answer{{status: 502}, {status: 201}}, wantStatus: 502, wantCalls: 1},
 		{name: "PATCH not retried after a 5xx: annotations would be appended twice", method: "PATCH", answers: []answer{{status: 500}, {status: 200}}, wantStatus: 500, wantCalls: 1},
 		{name: "PUT retried after a 5xx with its body replayed", method: "PUT", answers: []answer{{status: 500}, {status: 200}}, wantStatus: 200, wantCalls: 2, wantRetry: []string{"server_error"}},
