@@ -5,9 +5,8 @@ import (
 	"sync"
 )
 
-// ByteLRU is an HTTP response cache (httpcache.Cache) bounded by the bytes it holds, evicting the least
-// recently used response first. go-githubapp's default memory cache never evicts; a bot that reads many
-// trees would grow without bound.
+// ByteLRU holds the conditional cache's responses, bounded by the bytes it holds, evicting the least recently
+// used response first: a bot that reads many trees would otherwise grow without bound.
 type ByteLRU struct {
 	mu       sync.Mutex
 	maxBytes int

@@ -3,16 +3,14 @@ package ghclient
 import (
 	"net/http"
 	"strconv"
-	"time"
 
-	"github.com/gregjones/httpcache"
 	"github.com/palantir/go-githubapp/githubapp"
 )
 
 // Observer receives what the transport sees, for metrics. Any field may be nil.
 type Observer struct {
-	// Request is called once per request sent to GitHub (cache hits excluded), with the status code or
-	// "error" for a transport error.
+	// Request is called once per request sent to GitHub (token fetches and revalidations answered 304
+	// included), with the status code or "error" for a transport error.
 	Request func(method, status string)
 	// Retry is called before each retry with its reason.
 	Retry RetryObserver
@@ -23,42 +21,53 @@ type Observer struct {
 // Options tune the client creator.
 type Options struct {
 	UserAgent string
-	// CacheBytes bounds each installation's HTTP cache (default 32 MiB).
+	// CacheBytes bounds the HTTP response cache, shared by every installation (default 32 MiB).
 	CacheBytes int
-	Retry      RetryPolicy
-	Timeout    time.Duration
-	Observer   Observer
+	// Retry is the retry policy; its AttemptTimeout is every request's deadline.
+	Retry    RetryPolicy
+	Observer Observer
 	// Transport is the innermost transport (default http.DefaultTransport); tests may point it anywhere.
 	Transport http.RoundTripper
 }
 
-// NewClientCreator returns a go-githubapp ClientCreator for the App in cfg, whose clients authenticate as the
-// installation (ghinstallation), revalidate cached responses with ETags on every use (GitHub's max-age=60
-// would otherwise serve branch heads a minute stale, docs/architecture.md, "GitHub facts that bite"), retry per the policy, and report metrics.
+// NewClientCreator returns a go-githubapp ClientCreator for the App in cfg. Its clients authenticate as the
+// installation (ghinstallation); revalidate cached responses on every use, answered 304 across token rotations
+// (see conditionalCache); retry per the policy, each client remembering its installation's rate limits; give
+// every attempt a deadline; and report metrics.
+//
+// The layers, outermost first: go-github → retry and rate-limit gate (one per client, so per installation,
+// whose limits they are; above ghinstallation so a retry after a long wait gets a fresh token) →
+// ghinstallation → conditional cache (needs the Authorization header) → observer → network.
 func NewClientCreator(cfg githubapp.Config, privateKey []byte, opts Options) (githubapp.ClientCreator, error) {
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = 32 << 20
 	}
+	def := DefaultRetryPolicy()
 	if opts.Retry.MaxAttempts == 0 {
-		opts.Retry = DefaultRetryPolicy()
+		opts.Retry = def
 	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 30 * time.Second
+	// A policy that names no deadline or budget gets the defaults: no request goes without a deadline.
+	if opts.Retry.AttemptTimeout <= 0 {
+		opts.Retry.AttemptTimeout = def.AttemptTimeout
+	}
+	if opts.Retry.MaxWait <= 0 {
+		opts.Retry.MaxWait = def.MaxWait
 	}
 	base := opts.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	// Innermost: every real request (token refreshes included) is observed and retried; the cache and the
-	// token transport sit above it.
-	transport := NewRetryTransport(observe(base, opts.Observer), opts.Retry, opts.Observer.Retry)
-	cacheBytes := opts.CacheBytes
+	wire := newConditionalCache(observe(base, opts.Observer), NewByteLRU(opts.CacheBytes))
+	policy, onRetry := opts.Retry, opts.Observer.Retry
 	cc := githubapp.NewClientCreator(
 		cfg.V3APIURL, cfg.V4APIURL, cfg.App.IntegrationID, privateKey,
 		githubapp.WithClientUserAgent(opts.UserAgent),
-		githubapp.WithClientTimeout(opts.Timeout),
-		githubapp.WithTransport(transport),
-		githubapp.WithClientCaching(true, func() httpcache.Cache { return NewByteLRU(cacheBytes) }),
+		// No client-wide timeout: it would cover every retry and rate-limit wait of a request together (and
+		// go-github's GetBranch bypasses it anyway); AttemptTimeout bounds each attempt instead.
+		githubapp.WithTransport(wire),
+		githubapp.WithClientMiddleware(func(next http.RoundTripper) http.RoundTripper {
+			return NewRetryTransport(next, policy, onRetry)
+		}),
 	)
 	return githubapp.NewCachingClientCreator(cc, githubapp.DefaultCachingClientCapacity)
 }

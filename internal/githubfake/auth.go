@@ -101,14 +101,31 @@ func (s *Server) checkInstallation(c *call) error {
 	return nil
 }
 
-// createAccessToken mints an installation token valid for an hour.
+// SetTokenLifetime sets how long installation tokens minted from now on stay valid (GitHub: one hour).
+// ghinstallation renews a token a minute before it expires, so a lifetime under a minute makes the client
+// fetch a new token for every request: token rotation on demand.
+func (s *Server) SetTokenLifetime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenTTL = d
+}
+
+// TokensIssued is how many installation tokens were minted.
+func (s *Server) TokensIssued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokensIssued
+}
+
+// createAccessToken mints an installation token valid for the token lifetime (an hour by default).
 func (s *Server) createAccessToken(c *call) (int, any, error) {
 	if err := s.checkInstallation(c); err != nil {
 		return 0, nil, err
 	}
 	token := "ghs_" + randomHex(18)
-	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	exp := time.Now().Add(s.tokenTTL).UTC().Truncate(time.Second)
 	s.tokens[token] = exp
+	s.tokensIssued++
 	return http.StatusCreated, map[string]any{
 		"token":                token,
 		"expires_at":           isoTime(exp),

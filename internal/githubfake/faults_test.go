@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,5 +202,100 @@ func TestMerge(t *testing.T) {
 				t.Errorf("PR snapshot %+v, want merged and closed", got)
 			}
 		})
+	}
+}
+
+// TestRateLimitFaultsHold: a rate-limit fault answers like GitHub and, like GitHub's limits, keeps refusing
+// every installation request — any route, whatever Times says — until it ends, counting the requests that
+// arrived meanwhile; the App's own routes (token minting) are not affected.
+func TestRateLimitFaultsHold(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name           string
+		fault          Fault
+		wantStatus     int
+		wantRemaining  string // X-RateLimit-Remaining of the refusal
+		wantRetryAfter string
+		wantMessage    string
+		wantHoldsFor   time.Duration // roughly; 0 = do not wait for the end
+	}{
+		{"primary 403", Fault{Route: getRepoRoute, RateLimit: PrimaryLimit, ResetIn: 1500 * time.Millisecond, Times: 1}, 403, "0", "", "API rate limit exceeded", 1500 * time.Millisecond},
+		{"primary 429", Fault{Route: getRepoRoute, RateLimit: PrimaryLimit, Status: 429, ResetIn: time.Hour, Times: 1}, 429, "0", "", "API rate limit exceeded", 0},
+		{"secondary without Retry-After", Fault{Route: getRepoRoute, RateLimit: SecondaryLimit, Times: 1}, 403, "", "", "secondary rate limit", 0},
+		{"secondary with Retry-After", Fault{Route: getRepoRoute, RateLimit: SecondaryLimit, RetryAfter: "1", Times: 1}, 403, "", "1", "secondary rate limit", time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newFake(t)
+			s.SetTokenLifetime(30 * time.Second) // a new token per request: token minting must keep working
+			s.InjectFault(tc.fault)
+			start := time.Now()
+			check := func(what string, resp *github.Response, err error) {
+				t.Helper()
+				if resp == nil || resp.StatusCode != tc.wantStatus {
+					t.Fatalf("%s: %v (%v), want %d", what, resp, err, tc.wantStatus)
+				}
+				h := resp.Header
+				if tc.wantRemaining != "" && h.Get("X-RateLimit-Remaining") != tc.wantRemaining {
+					t.Errorf("%s: X-RateLimit-Remaining %q, want %q", what, h.Get("X-RateLimit-Remaining"), tc.wantRemaining)
+				}
+				if h.Get("X-RateLimit-Limit") == "" || h.Get("X-RateLimit-Reset") == "" || h.Get("X-RateLimit-Remaining") == "" {
+					t.Errorf("%s: rate-limit headers %v, want all three", what, h)
+				}
+				if h.Get("Retry-After") != tc.wantRetryAfter {
+					t.Errorf("%s: Retry-After %q, want %q", what, h.Get("Retry-After"), tc.wantRetryAfter)
+				}
+				if !strings.Contains(err.Error(), tc.wantMessage) {
+					t.Errorf("%s: error %q, want it to say %q", what, err, tc.wantMessage)
+				}
+			}
+			// Fresh clients: go-github itself refuses calls locally after some of these answers.
+			_, resp, err := newClient(t, s, s.PrivateKeyPEM()).Repositories.Get(ctx, "storage-org", "package-storage")
+			check("first request", resp, err)
+			if tc.fault.RateLimit == PrimaryLimit {
+				reset, _ := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64)
+				if want := start.Add(tc.fault.ResetIn).Unix(); reset < want-1 || reset > want+1 {
+					t.Errorf("X-RateLimit-Reset %d, want about %d", reset, want)
+				}
+			}
+			_, resp, err = newClient(t, s, s.PrivateKeyPEM()).Repositories.ListBranches(ctx, "storage-org", "package-storage", nil)
+			check("another route while the limit holds", resp, err)
+			if got := s.RequestsWhileLimited(); got != 1 {
+				t.Errorf("RequestsWhileLimited = %d, want 1", got)
+			}
+			if tc.wantHoldsFor == 0 {
+				return
+			}
+			time.Sleep(time.Until(start.Add(tc.wantHoldsFor + 100*time.Millisecond)))
+			if _, _, err := newClient(t, s, s.PrivateKeyPEM()).Repositories.Get(ctx, "storage-org", "package-storage"); err != nil {
+				t.Errorf("after the limit ended: %v", err)
+			}
+		})
+	}
+}
+
+// TestTokenRotationChangesETags: GitHub binds an ETag to the request's Accept and Authorization headers, so
+// after a token rotation the ETag received under the old token is answered 200, and the new one 304.
+func TestTokenRotationChangesETags(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newFake(t)
+	s.SetTokenLifetime(30 * time.Second)
+	gh := newClient(t, s, s.PrivateKeyPEM())
+	req := mustRequest(t, gh, "repos/storage-org/package-storage/git/ref/heads/snapshot")
+	first, err := gh.Do(ctx, req, nil)
+	if err != nil {
+		t.Fatalf("first GET: %v", err)
+	}
+	req = mustRequest(t, gh, "repos/storage-org/package-storage/git/ref/heads/snapshot")
+	req.Header.Set("If-None-Match", first.Header.Get("ETag"))
+	second, err := gh.Do(ctx, req, nil)
+	if err != nil || second.StatusCode != http.StatusOK {
+		t.Fatalf("revalidation with the previous token's ETag: %v (%v), want 200", second, err)
+	}
+	if second.Header.Get("ETag") == first.Header.Get("ETag") {
+		t.Errorf("same ETag %s under two tokens, want GitHub's token-bound ETags", first.Header.Get("ETag"))
+	}
+	if got := s.TokensIssued(); got != 2 {
+		t.Errorf("TokensIssued = %d, want 2 (one per request)", got)
 	}
 }

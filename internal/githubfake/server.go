@@ -36,6 +36,27 @@ type Fault struct {
 	Latency      time.Duration // wait this long before answering
 	DropResponse bool          // apply the request, then fail: Status when set, else close the connection
 	Times        int           // how many requests to affect; 0 = forever
+	// RateLimit (PrimaryLimit or SecondaryLimit) answers the way GitHub does when the installation hits that
+	// limit, with Status (default 403; 429 is also GitHub's) and, for a secondary limit, Retry-After when
+	// RetryAfter is set. Like GitHub's, the limit then holds for every request made with an installation token,
+	// whatever the route and Times, until it ends: ResetIn after it started for a primary limit (reported in
+	// X-RateLimit-Reset), RetryAfter or one minute for a secondary one. Requests sent while it holds are
+	// answered the same way and counted by RequestsWhileLimited: GitHub may ban an integration that sends them.
+	// Routes authenticated as the App (its JWT) have their own budget and are not affected.
+	RateLimit string
+	ResetIn   time.Duration
+}
+
+// Rate limits a Fault can start.
+const (
+	PrimaryLimit   = "primary"   // the hourly budget is spent: 403/429 with X-RateLimit-Remaining: 0
+	SecondaryLimit = "secondary" // too many requests too fast: 403/429 "You have exceeded a secondary rate limit"
+)
+
+// activeLimit is a rate limit in force.
+type activeLimit struct {
+	fault Fault
+	until time.Time
 }
 
 // Server is a fake api.github.com holding real git objects. All methods are goroutine-safe.
@@ -62,6 +83,11 @@ type Server struct {
 	totalCalls  int
 	faults      []*Fault
 	deliveries  []Delivery
+	limit       *activeLimit
+	// whileLimited counts requests that arrived while a rate limit held, by method and path.
+	whileLimited map[string]int
+	tokenTTL     time.Duration
+	tokensIssued int
 }
 
 // appSlug is the fake app's slug; its bot user is appSlug+"[bot]".
@@ -96,6 +122,8 @@ func New(opts Options) *Server {
 		nextID:         1000,
 		calls:          map[string]int{},
 		notModified:    map[string]int{},
+		tokenTTL:       time.Hour,
+		whileLimited:   map[string]int{},
 	}
 	s.routes = s.routeTable()
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
@@ -257,12 +285,29 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		name = rt.pattern
 	}
 
+	appRoute := rt != nil && rt.auth == authApp
 	s.mu.Lock()
 	s.calls[name]++
 	s.totalCalls++
-	fault := s.takeFault(name)
+	var limit *activeLimit
+	if !appRoute {
+		limit = s.limitInForce(time.Now())
+	}
+	var fault *Fault
+	if limit == nil {
+		fault = s.takeFault(name, appRoute)
+		if fault != nil && fault.RateLimit != "" {
+			limit = s.startLimit(*fault, time.Now())
+		}
+	} else {
+		s.whileLimited[r.Method+" "+path]++
+	}
 	s.mu.Unlock()
 	s.logf("githubfake: %s %s (%s)", r.Method, r.URL.RequestURI(), name)
+	if limit != nil {
+		s.writeRateLimit(w, limit)
+		return
+	}
 
 	if fault != nil && fault.Latency > 0 {
 		t := time.NewTimer(fault.Latency)
@@ -322,10 +367,11 @@ func (s *Server) dispatch(rt *route, c *call) (int, any, error) {
 	return rt.handle(c)
 }
 
-// takeFault returns the first fault matching route and counts it down. Callers hold s.mu.
-func (s *Server) takeFault(route string) *Fault {
+// takeFault returns the first fault matching route and counts it down; rate limits never apply to routes
+// authenticated as the App. Callers hold s.mu.
+func (s *Server) takeFault(route string, appRoute bool) *Fault {
 	for i, f := range s.faults {
-		if f.Route != "" && f.Route != route {
+		if f.Route != "" && f.Route != route || appRoute && f.RateLimit != "" {
 			continue
 		}
 		out := *f
@@ -338,6 +384,80 @@ func (s *Server) takeFault(route string) *Fault {
 		return &out
 	}
 	return nil
+}
+
+// limitInForce returns the rate limit holding at now, forgetting one that ended. Callers hold s.mu.
+func (s *Server) limitInForce(now time.Time) *activeLimit {
+	if s.limit != nil && !now.Before(s.limit.until) {
+		s.limit = nil
+	}
+	return s.limit
+}
+
+// startLimit puts f's rate limit in force from now. Callers hold s.mu.
+func (s *Server) startLimit(f Fault, now time.Time) *activeLimit {
+	d := f.ResetIn
+	if f.RateLimit == SecondaryLimit {
+		d = time.Minute // GitHub: without Retry-After, wait at least a minute
+		if n, err := strconv.Atoi(f.RetryAfter); err == nil {
+			d = time.Duration(n) * time.Second
+		}
+	}
+	s.limit = &activeLimit{fault: f, until: now.Add(d)}
+	return s.limit
+}
+
+// RequestsWhileLimited is how many requests arrived while a rate limit started by a Fault held.
+func (s *Server) RequestsWhileLimited() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.whileLimited {
+		n += c
+	}
+	return n
+}
+
+// RequestsWhileLimitedByPath is RequestsWhileLimited per "METHOD /path". A request already on its way when
+// the limit began is refused once; a client that sends the same one again before the limit ends is knocking.
+func (s *Server) RequestsWhileLimitedByPath() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.whileLimited))
+	for k, v := range s.whileLimited {
+		out[k] = v
+	}
+	return out
+}
+
+// writeRateLimit answers as GitHub does while a limit holds.
+func (s *Server) writeRateLimit(w http.ResponseWriter, l *activeLimit) {
+	status := l.fault.Status
+	if status == 0 {
+		status = http.StatusForbidden
+	}
+	requestID := strings.ToUpper(randomHex(8))
+	if l.fault.RateLimit == PrimaryLimit {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", "5000")
+		h.Set("X-RateLimit-Remaining", "0")
+		h.Set("X-RateLimit-Used", "5000")
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(l.until.Unix(), 10))
+		h.Set("X-RateLimit-Resource", "core")
+		h.Set("X-GitHub-Request-Id", requestID)
+		s.writeRaw(w, status, map[string]any{
+			"message":           fmt.Sprintf("API rate limit exceeded for installation ID %d. If you reach out to GitHub Support for help, please include the request ID %s.", s.installationID, requestID),
+			"documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting",
+		})
+		return
+	}
+	if l.fault.RetryAfter != "" {
+		w.Header().Set("Retry-After", l.fault.RetryAfter)
+	}
+	s.writeBody(w, status, map[string]any{
+		"message":           "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID " + requestID + ".",
+		"documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#secondary-rate-limits",
+	})
 }
 
 func (s *Server) writeFault(w http.ResponseWriter, f *Fault) {
@@ -395,6 +515,11 @@ func (s *Server) rateHeaders(w http.ResponseWriter) {
 
 func (s *Server) writeBody(w http.ResponseWriter, status int, v any) {
 	s.rateHeaders(w)
+	s.writeRaw(w, status, v)
+}
+
+// writeRaw writes v as JSON with the headers already set.
+func (s *Server) writeRaw(w http.ResponseWriter, status int, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		status, data = http.StatusInternalServerError, []byte(`{"message":"encode response"}`)
@@ -421,8 +546,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, name string, 
 		s.writeError(w, fmt.Errorf("encode %s: %w", name, err))
 		return
 	}
-	sum := sha256.Sum256(data)
-	etag := `"` + hex.EncodeToString(sum[:20]) + `"`
+	etag := githubETag(r.Header, data)
 	s.rateHeaders(w)
 	h := w.Header()
 	h.Set("ETag", etag)
@@ -439,6 +563,22 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, name string, 
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
+}
+
+// githubETag computes an ETag the way GitHub does: SHA-256 over the values of the request's Accept,
+// Authorization and Cookie headers, each followed by ":", then the body. So a new installation token gets a
+// new ETag for the same resource, and a client revalidating with the ETag it got under the previous token is
+// answered 200, not 304, as on GitHub.
+func githubETag(req http.Header, body []byte) string {
+	h := sha256.New()
+	for _, name := range []string{"Accept", "Authorization", "Cookie"} {
+		for _, v := range req.Values(name) {
+			h.Write([]byte(v))
+			h.Write([]byte{':'})
+		}
+	}
+	h.Write(body)
+	return `"` + hex.EncodeToString(h.Sum(nil)) + `"`
 }
 
 func etagMatches(header, etag string) bool {

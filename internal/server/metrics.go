@@ -13,7 +13,7 @@ type Metrics struct {
 	// Deliveries counts webhook deliveries by event and outcome: accepted, ignored (no handler),
 	// bad_signature, malformed, too_large, overloaded (queue full), shutting_down.
 	Deliveries *prometheus.CounterVec
-	// Handled counts finished handler runs by event and result: ok, error, panic.
+	// Handled counts finished handler runs by event and result: ok, error, panic, rate_limited.
 	Handled *prometheus.CounterVec
 	// QueueDepth is the number of events accepted but not yet picked up by a worker.
 	QueueDepth prometheus.Gauge
@@ -25,6 +25,9 @@ type Metrics struct {
 	GitHubRequests *prometheus.CounterVec
 	// GitHubRetries counts requests retried after a 5xx or a rate limit, by reason.
 	GitHubRetries *prometheus.CounterVec
+	// RateLimited counts events that gave up on a GitHub rate limit, by event and outcome: requeued (run again
+	// when the limit ends) or gave_up (logged as an error: re-queued too often, shutting down, queue full).
+	RateLimited *prometheus.CounterVec
 	// RateLimitRemaining is the last X-RateLimit-Remaining GitHub reported, by installation.
 	RateLimitRemaining *prometheus.GaugeVec
 }
@@ -39,7 +42,7 @@ func NewMetrics() *Metrics {
 		}, []string{"event", "outcome"}),
 		Handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storagebot_events_handled_total",
-			Help: "Events handled, by event and result (ok, error, panic).",
+			Help: "Events handled, by event and result (ok, error, panic, rate_limited).",
 		}, []string{"event", "result"}),
 		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "storagebot_queue_depth",
@@ -62,6 +65,10 @@ func NewMetrics() *Metrics {
 			Name: "storagebot_github_retries_total",
 			Help: "GitHub requests retried, by reason (server_error, rate_limit, transport).",
 		}, []string{"reason"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "storagebot_github_rate_limited_events_total",
+			Help: "Events that gave up on a GitHub rate limit, by event and outcome (requeued, gave_up).",
+		}, []string{"event", "outcome"}),
 		RateLimitRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "storagebot_github_rate_limit_remaining",
 			Help: "Last X-RateLimit-Remaining reported by GitHub, by installation.",
@@ -69,7 +76,7 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(
 		m.Deliveries, m.Handled, m.QueueDepth, m.InFlight, m.HandlerSeconds,
-		m.GitHubRequests, m.GitHubRetries, m.RateLimitRemaining,
+		m.GitHubRequests, m.GitHubRetries, m.RateLimited, m.RateLimitRemaining,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

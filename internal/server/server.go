@@ -19,6 +19,8 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/storagebot/storagebot/internal/ghclient"
 )
 
 // WebhookPath is where GitHub delivers events.
@@ -38,6 +40,8 @@ type Server struct {
 
 	inflight sync.WaitGroup
 	draining atomic.Bool
+	// sched runs events again after a rate limit (ratelimit.go).
+	sched *trackingScheduler
 
 	mu   sync.Mutex
 	http *http.Server
@@ -61,8 +65,9 @@ func New(cfg Config, logger zerolog.Logger, metrics *Metrics, handlers []githuba
 	)
 	// The intake (webhookIntake) has verified the signature already, with its own status and metrics; an
 	// empty secret keeps the dispatcher from computing the HMAC of every body a second time.
+	s.sched = &trackingScheduler{inner: queue, s: s}
 	dispatcher := githubapp.NewEventDispatcher(handlers, "",
-		githubapp.WithScheduler(&trackingScheduler{inner: queue, s: s}),
+		githubapp.WithScheduler(s.sched),
 		githubapp.WithResponseCallback(s.onResponse),
 		githubapp.WithErrorCallback(s.onDispatchError),
 	)
@@ -202,11 +207,16 @@ type trackingScheduler struct {
 }
 
 func (t *trackingScheduler) Schedule(ctx context.Context, d githubapp.Dispatch) error {
+	return t.schedule(ctx, d, 0)
+}
+
+// schedule queues d, which has been run and re-queued after a rate limit requeues times already.
+func (t *trackingScheduler) schedule(ctx context.Context, d githubapp.Dispatch, requeues int) error {
 	m := t.s.metrics
 	t.s.inflight.Add(1)
 	m.InFlight.Inc()
 	m.QueueDepth.Inc()
-	d.Handler = &trackedHandler{inner: d.Handler, s: t.s}
+	d.Handler = &trackedHandler{inner: d.Handler, s: t.s, requeues: requeues}
 	if err := t.inner.Schedule(ctx, d); err != nil {
 		m.QueueDepth.Dec()
 		m.InFlight.Dec()
@@ -217,8 +227,9 @@ func (t *trackingScheduler) Schedule(ctx context.Context, d githubapp.Dispatch) 
 }
 
 type trackedHandler struct {
-	inner githubapp.EventHandler
-	s     *Server
+	inner    githubapp.EventHandler
+	s        *Server
+	requeues int
 }
 
 func (h *trackedHandler) Handles() []string { return h.inner.Handles() }
@@ -234,6 +245,9 @@ func (h *trackedHandler) Handle(ctx context.Context, eventType, deliveryID strin
 			result = "panic"
 			err = fmt.Errorf("handler panic: %v", p)
 			log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked; event dropped, server keeps serving")
+		} else if lim, ok := ghclient.AsRateLimit(err); ok {
+			result = "rate_limited"
+			h.s.onRateLimited(ctx, githubapp.Dispatch{Handler: h.inner, EventType: eventType, DeliveryID: deliveryID, Payload: payload}, h.requeues, lim, err)
 		} else if err != nil {
 			result = "error"
 			log.Error().Err(err).Msg("handler failed")
