@@ -16,6 +16,9 @@ type PROptions struct {
 	Head, Base  string // branch names in this repository
 	Title, Body string
 	User        string // author login
+	// Fork, when set, is the owner of the fork the head branch comes from (e.g. the author's): the PR's
+	// head.repo is that fork, and check runs on its head list no pull requests, as on GitHub.
+	Fork string
 }
 
 // PullRequest is a snapshot of a pull request.
@@ -30,6 +33,7 @@ type PullRequest struct {
 	Merged         bool
 	MergeCommitSHA string
 	Labels         []string
+	Fork           string // the fork's owner for a fork PR, else ""
 }
 
 // maxPullFiles is where GitHub stops listing a pull request's files.
@@ -61,7 +65,7 @@ func (r *Repo) openPullLocked(o PROptions) (*issueState, []event, error) {
 		return nil, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: base %q does not exist", o.Base)
 	}
 	for _, is := range r.issues {
-		if is.pr != nil && is.state == "open" && is.pr.head == o.Head && is.pr.base == o.Base {
+		if is.pr != nil && is.state == "open" && is.pr.head == o.Head && is.pr.base == o.Base && is.pr.fork == o.Fork {
 			return nil, nil, errorf(http.StatusUnprocessableEntity, "A pull request already exists for %s:%s.", r.owner, o.Head)
 		}
 	}
@@ -73,7 +77,7 @@ func (r *Repo) openPullLocked(o PROptions) (*issueState, []event, error) {
 	is := &issueState{
 		number: r.nextNumber, title: o.Title, body: o.Body, user: o.User, state: "open",
 		created: now, updated: now,
-		pr: &prState{id: r.s.newID(), head: o.Head, base: o.Base, headSHA: head.String(), baseSHA: base.String()},
+		pr: &prState{id: r.s.newID(), head: o.Head, base: o.Base, headSHA: head.String(), baseSHA: base.String(), fork: o.Fork},
 	}
 	r.issues[is.number] = is
 	ev := r.newEvent("pull_request", "opened", o.User, map[string]any{"number": is.number, "pull_request": r.pullJSON(is)})
@@ -329,7 +333,7 @@ func (r *Repo) pullSnapshot(is *issueState) PullRequest {
 	return PullRequest{
 		Number: is.number, Title: is.title, Body: is.body, User: is.user, Head: is.pr.head, Base: is.pr.base,
 		HeadSHA: head, BaseSHA: base, State: is.state, Merged: is.pr.merged, MergeCommitSHA: is.pr.mergeCommitSHA,
-		Labels: append([]string(nil), is.labels...),
+		Labels: append([]string(nil), is.labels...), Fork: is.pr.fork,
 	}
 }
 

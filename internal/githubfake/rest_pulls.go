@@ -74,7 +74,11 @@ func (s *Server) listPulls(c *call) (int, any, error) {
 		if is.pr == nil || (state != "all" && is.state != state) {
 			continue
 		}
-		if headOK && (!strings.EqualFold(headOwner, r.owner) || is.pr.head != headBranch) {
+		owner := r.owner
+		if is.pr.fork != "" {
+			owner = is.pr.fork
+		}
+		if headOK && (!strings.EqualFold(headOwner, owner) || is.pr.head != headBranch) {
 			continue
 		}
 		if base != "" && is.pr.base != base {
