@@ -234,3 +234,63 @@ func TestForkPullRequestPayloads(t *testing.T) {
 		}
 	}
 }
+
+// TestEditPullRequestReportsChanges: pull_request "edited" names what changed (body, title, base) with the
+// previous values, as GitHub's payload does, and matches GitHub's schema.
+func TestEditPullRequestReportsChanges(t *testing.T) {
+	s, repo := newFake(t)
+	if _, err := repo.Commit("feature", "Add a", map[string]*File{"packages/a/1.0.0/manifest.yml": {Content: []byte("name: a\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.CreateBranch("staging", repo.BranchSHA("snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := repo.OpenPullRequest(PROptions{Head: "feature", Base: "snapshot", Title: "Add a", Body: "old", User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, base := "new", "staging"
+	if err := repo.EditPullRequest(pr.Number, "alice", PREdit{Body: &body}); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.EditPullRequest(pr.Number, "alice", PREdit{Base: &base}); err != nil {
+		t.Fatal(err)
+	}
+	if got := repo.PullRequest(pr.Number); got.Base != "staging" || got.Body != "new" {
+		t.Fatalf("PR after edits: base %q body %q", got.Base, got.Body)
+	}
+	ds := s.Deliveries()
+	if len(ds) != 3 {
+		t.Fatalf("deliveries = %v, want opened and two edited", deliveryKinds(ds))
+	}
+	c := schemaCompiler(t)
+	sch, err := c.Compile("https://schemas.test/pull_request-edited.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{"body", "base"}
+	for i, d := range ds[1:] {
+		var ev github.PullRequestEvent
+		if err := json.Unmarshal(d.Body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		ch := ev.GetChanges()
+		switch wantKeys[i] {
+		case "body":
+			if ch.GetBody().GetFrom() != "old" || ch.Title != nil || ch.Base != nil {
+				t.Errorf("body edit changes = %+v, want body from \"old\" only", ch)
+			}
+		case "base":
+			if ch.GetBase().GetRef().GetFrom() != "snapshot" || ch.GetBase().GetSHA().GetFrom() != repo.BranchSHA("snapshot") || ch.Body != nil {
+				t.Errorf("base edit changes = %+v, want base from snapshot only", ch)
+			}
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(d.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(inst); err != nil {
+			t.Errorf("edited payload does not match its schema: %v", err)
+		}
+	}
+}

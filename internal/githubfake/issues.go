@@ -165,7 +165,7 @@ func (s *Server) updateIssue(c *call) (int, any, error) {
 	if in.Labels != nil {
 		is.labels = uniqueLabels(nil, *in.Labels)
 	}
-	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State)...)
+	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State, "")...)
 	return http.StatusOK, r.issueJSON(is), nil
 }
 

@@ -120,16 +120,59 @@ func (r *Repo) EditPullRequestTitle(number int, title string) error {
 		r.s.mu.Unlock()
 		return err
 	}
-	events := r.editIssueLocked(is, is.user, &title, nil, "")
+	events := r.editIssueLocked(is, is.user, &title, nil, "", "")
 	r.s.mu.Unlock()
 	r.s.emit(events)
 	return nil
 }
 
+// PREdit is an edit of a pull request; nil fields stay as they are.
+type PREdit struct {
+	Title, Body, Base *string
+}
+
+// EditPullRequest applies e as user and emits pull_request "edited" with the changes GitHub reports.
+func (r *Repo) EditPullRequest(number int, user string, e PREdit) error {
+	r.s.mu.Lock()
+	is, err := r.pull(number)
+	if err != nil {
+		r.s.mu.Unlock()
+		return err
+	}
+	baseFrom, err := r.changeBaseLocked(is, e.Base)
+	if err != nil {
+		r.s.mu.Unlock()
+		return err
+	}
+	events := r.editIssueLocked(is, user, e.Title, e.Body, "", baseFrom)
+	r.s.mu.Unlock()
+	r.s.emit(events)
+	return nil
+}
+
+// changeBaseLocked retargets an open pull request to base and returns the base it had ("" when unchanged).
+func (r *Repo) changeBaseLocked(is *issueState, base *string) (string, error) {
+	if base == nil || *base == "" || *base == is.pr.base {
+		return "", nil
+	}
+	if _, ok := r.branches[*base]; !ok {
+		return "", errorf(http.StatusUnprocessableEntity, "Validation Failed: base %q does not exist", *base)
+	}
+	from := is.pr.base
+	is.pr.base = *base
+	return from, nil
+}
+
 // editIssueLocked applies title, body and state edits and returns the pull_request events GitHub
-// would send (none for a plain issue: the fake does not emit issues events).
-func (r *Repo) editIssueLocked(is *issueState, by string, title, body *string, state string) []event {
+// would send (none for a plain issue: the fake does not emit issues events). baseFrom is the base branch a
+// pull request had before changeBaseLocked retargeted it ("" when it kept its base).
+func (r *Repo) editIssueLocked(is *issueState, by string, title, body *string, state, baseFrom string) []event {
 	changes := map[string]any{}
+	if baseFrom != "" {
+		changes["base"] = map[string]any{
+			"ref": map[string]any{"from": baseFrom}, "sha": map[string]any{"from": r.branches[baseFrom].String()},
+		}
+	}
 	if title != nil && *title != is.title {
 		changes["title"] = map[string]any{"from": is.title}
 		is.title = *title

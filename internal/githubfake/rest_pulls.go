@@ -154,13 +154,11 @@ func (s *Server) updatePull(c *call) (int, any, error) {
 	if in.State != "" && in.State != "open" && in.State != "closed" {
 		return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: state %q", in.State)
 	}
-	if in.Base != "" && in.Base != is.pr.base {
-		if _, ok := r.branches[in.Base]; !ok {
-			return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: base %q does not exist", in.Base)
-		}
-		is.pr.base = in.Base
+	baseFrom, err := r.changeBaseLocked(is, &in.Base)
+	if err != nil {
+		return 0, nil, err
 	}
-	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State)...)
+	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State, baseFrom)...)
 	return http.StatusOK, r.pullJSON(is), nil
 }
 
