@@ -24,6 +24,9 @@ type Deps struct {
 	Clients githubapp.ClientCreator
 	// Cache holds git objects by SHA for every reader; nil gets a default-sized one.
 	Cache *storage.ObjectCache
+	// AppID is this GitHub App's ID (GITHUB_APP_INTEGRATION_ID): check runs are read scoped to it, since
+	// another App may own a storage-policy run on the same commit.
+	AppID int64
 }
 
 // App is the set of event handlers storagebot registers with the dispatcher, and the services they share.
@@ -45,8 +48,8 @@ func New(deps Deps) *App {
 		deps.Cache = storage.NewObjectCache(storage.DefaultCacheEntries)
 	}
 	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}}
-	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login}
-	a.promotions = &promotion.Service{Cache: deps.Cache}
+	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login, AppID: deps.AppID}
+	a.promotions = &promotion.Service{Cache: deps.Cache, AppID: deps.AppID}
 	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions}
 	return a
 }

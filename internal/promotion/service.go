@@ -30,6 +30,8 @@ const (
 type Service struct {
 	// Cache holds git objects read by SHA; nil gives every call a cache of its own.
 	Cache *storage.ObjectCache
+	// AppID is this GitHub App's ID: only its own storage-policy run lets a removal PR merge.
+	AppID int64
 }
 
 // Repo is a storage repository and the client that may write to it.
