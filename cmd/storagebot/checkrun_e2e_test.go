@@ -220,6 +220,25 @@ func TestForkPRRerunFindsPRByHeadSHA(t *testing.T) {
 	if runs[1].Conclusion != "failure" {
 		t.Errorf("re-run: %s, want failure", runs[1].Conclusion)
 	}
+	// "Re-run all checks": the check_suite event of a fork PR lists no pull requests either.
+	client, err := h.fake.InstallationClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := map[string]any{
+		"action": "rerequested", "repository": repo, "installation": map[string]any{"id": h.fake.InstallationID()},
+		"sender":      &github.User{Login: github.String("mallory")},
+		"check_suite": map[string]any{"id": 1, "head_sha": head, "head_branch": nil, "status": "completed", "pull_requests": []any{}},
+	}
+	if code, err := h.fake.Deliver("check_suite", suite); err != nil || code != 200 {
+		t.Fatalf("check_suite delivery: %d %v", code, err)
+	}
+	h.settle()
+	h.waitRuns(head, 3)
 	if got := h.repo.PullRequest(pr.Number).Title; got != "Add bar" {
 		t.Errorf("fork PR title changed to %q: a fork PR must trigger no write but the check run", got)
 	}
