@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // CheckRun is a snapshot of a check run, with every annotation ever added to it.
@@ -89,7 +90,8 @@ func (r *Repo) snapshot(cr *checkRunState) CheckRun {
 	return snap
 }
 
-// maxAnnotationsPerRequest and maxSummary are GitHub's limits on one check run write.
+// maxAnnotationsPerRequest and maxSummary are GitHub's limits on one check run write (maxSummary applies to
+// output.summary and output.text alike).
 const (
 	maxAnnotationsPerRequest = 50
 	maxSummary               = 65535
@@ -231,8 +233,12 @@ func (in *checkRunInput) apply(cr *checkRunState) error {
 		if len(in.Output.Annotations) > maxAnnotationsPerRequest {
 			return errorf(http.StatusUnprocessableEntity, "Validation Failed: only %d annotations are allowed per request", maxAnnotationsPerRequest)
 		}
-		if in.Output.Summary != nil && len(*in.Output.Summary) > maxSummary {
+		// GitHub counts characters, not bytes.
+		if in.Output.Summary != nil && utf8.RuneCountInString(*in.Output.Summary) > maxSummary {
 			return errorf(http.StatusUnprocessableEntity, "Validation Failed: output.summary is too long (maximum is %d characters)", maxSummary)
+		}
+		if in.Output.Text != nil && utf8.RuneCountInString(*in.Output.Text) > maxSummary {
+			return errorf(http.StatusUnprocessableEntity, "Validation Failed: output.text is too long (maximum is %d characters)", maxSummary)
 		}
 		if in.Output.Summary == nil && cr.Summary == "" {
 			return errorf(http.StatusUnprocessableEntity, "Validation Failed: output.summary is missing")

@@ -77,8 +77,21 @@ func TestCheckRunAnnotationsAppend(t *testing.T) {
 	if statusOf(err) != http.StatusUnprocessableEntity {
 		t.Errorf("update with a 65,536-character summary: %v, want 422", err)
 	}
+	_, _, err = gh.Checks.UpdateCheckRun(ctx, "storage-org", "package-storage", run.GetID(), github.UpdateCheckRunOptions{
+		Name: "storage-policy", Output: &github.CheckRunOutput{Title: github.String("t"), Summary: github.String("s"), Text: &long},
+	})
+	if statusOf(err) != http.StatusUnprocessableEntity {
+		t.Errorf("update with a 65,536-character text: %v, want 422", err)
+	}
 	if runs := repo.CheckRuns(sha); len(runs) != 1 || len(runs[0].Annotations) != 3 {
 		t.Errorf("refused writes changed the runs: %+v", runs)
+	}
+	// The limit is in characters: 65,535 three-byte characters fit.
+	wide := strings.Repeat("✅", 65535)
+	if _, _, err := gh.Checks.UpdateCheckRun(ctx, "storage-org", "package-storage", run.GetID(), github.UpdateCheckRunOptions{
+		Name: "storage-policy", Output: &github.CheckRunOutput{Title: github.String("t"), Summary: &wide},
+	}); err != nil {
+		t.Errorf("update with a 65,535-character summary of multi-byte characters: %v, want it accepted", err)
 	}
 }
 
