@@ -311,3 +311,37 @@ func TestMalformedCheckSuiteEventIsRefusedNotPanicked(t *testing.T) {
 		t.Errorf("check_suite without check_suite: want one handler error and no panic; logs:\n%s", tail(h.logs.String(), 20))
 	}
 }
+
+// TestManyAnnotationsOnFreshRuns: past GitHub's 50 annotations per request the verdict goes out in batches on
+// the evaluation's own run, which completes with the last batch; a re-check starts over on a new run.
+func TestManyAnnotationsOnFreshRuns(t *testing.T) {
+	h := newHarness(t)
+	h.repo.SetPermission("maint", "maintain")
+	// 60 versions whose manifests name another package: one manifest error, with its annotation, each.
+	files := map[string]*githubfake.File{}
+	for i := 0; i < 60; i++ {
+		v := "1.0." + itoa(i)
+		files["packages/bad/"+v+"/manifest.yml"] = &githubfake.File{Content: []byte("name: other\nversion: " + v + "\n")}
+	}
+	pr := h.openPR("snapshot", "add-bad", "[snapshot] Add bad", files)
+	first := h.waitRuns(pr.HeadSHA, 1)[0]
+	if first.Conclusion != "failure" || len(first.Annotations) <= 50 {
+		t.Fatalf("run: %s with %d annotations, want failure with more than 50 (manifest)", first.Conclusion, len(first.Annotations))
+	}
+	if _, err := h.repo.Comment(pr.Number, "maint", "/recheck"); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	runs := h.waitRuns(pr.HeadSHA, 2)
+	if len(runs[1].Annotations) != len(first.Annotations) {
+		t.Errorf("re-checked run has %d annotations, want the same %d as the first evaluation", len(runs[1].Annotations), len(first.Annotations))
+	}
+	seen := map[string]bool{}
+	for _, a := range runs[1].Annotations {
+		key := a.Path + ":" + a.Message
+		if seen[key] {
+			t.Errorf("annotation on %s twice in one run", a.Path)
+		}
+		seen[key] = true
+	}
+}

@@ -302,7 +302,9 @@ func (s *Service) complete(ctx context.Context, client *github.Client, owner, na
 		if out.Text != "" {
 			opts.Output.Text = github.String(out.Text)
 		}
-		if i == 0 {
+		// Completed with the last batch: until then the run stays in progress, so nothing reads a verdict
+		// whose annotations are not all there yet.
+		if i == len(batches)-1 {
 			opts.Status = github.String("completed")
 			opts.Conclusion = github.String(out.Conclusion)
 			opts.CompletedAt = &now
