@@ -30,6 +30,9 @@ type Deps struct {
 	// Seal signs the markers the bot leaves in comments and PR bodies and verifies them when read back
 	// (seal.FromPrivateKeyPEM of the App key, so every replica agrees). The zero Key trusts no marker.
 	Seal seal.Key
+	// AppID is this GitHub App's ID (GITHUB_APP_INTEGRATION_ID): check runs are read scoped to it, since
+	// another App may own a storage-policy run on the same commit.
+	AppID int64
 }
 
 // App is the set of event handlers storagebot registers with the dispatcher, and the services they share.
@@ -51,8 +54,8 @@ func New(deps Deps) *App {
 		deps.Cache = storage.NewObjectCache(storage.DefaultCacheEntries)
 	}
 	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}}
-	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal}
-	a.promotions = &promotion.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal}
+	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal, AppID: deps.AppID}
+	a.promotions = &promotion.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal, AppID: deps.AppID}
 	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions, Seal: deps.Seal}
 	return a
 }

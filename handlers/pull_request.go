@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
+
+	"github.com/storagebot/storagebot/internal/checkrun"
 )
 
 // PullRequest handles pull_request events: the storage-policy check when a PR into a channel branch opens or
@@ -26,9 +28,12 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 	if err := json.Unmarshal(payload, &event); err != nil {
 		return fmt.Errorf("decode pull_request payload: %w", err)
 	}
+	pr := event.GetPullRequest()
+	if pr == nil || event.GetRepo() == nil {
+		return fmt.Errorf("pull_request %s payload lacks pull_request or repository: nothing to check", event.GetAction())
+	}
 	installationID := githubapp.GetInstallationIDFromEvent(&event)
 	ctx, log := githubapp.PreparePRContext(ctx, installationID, event.GetRepo(), event.GetNumber())
-	pr := event.GetPullRequest()
 	log.Info().Str("action", event.GetAction()).Str("base", pr.GetBase().GetRef()).
 		Str("head_sha", pr.GetHead().GetSHA()).Msg("pull_request received")
 
@@ -37,12 +42,17 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 	}
 	switch event.GetAction() {
 	case "opened", "synchronize", "reopened", "edited", "ready_for_review":
+		if event.GetAction() == "edited" && !editMatters(event.GetChanges()) {
+			log.Debug().Msg("edit changed neither title nor base: nothing the policy reads")
+			return nil
+		}
 		client, err := h.app.installationClient(installationID)
 		if err != nil {
 			return fmt.Errorf("installation client: %w", err)
 		}
 		out, err := h.app.checks.CheckPR(ctx, client, event.GetRepo(), pr)
-		if err != nil || out.Conclusion != "success" {
+		// Fork PRs trigger no write but the check run.
+		if err != nil || out.Conclusion != "success" || checkrun.IsFork(pr) {
 			return err
 		}
 		return h.app.autoMergeRemoval(ctx, client, event.GetRepo(), out.Config, pr.GetNumber(), pr.GetHead().GetRef())
@@ -57,4 +67,10 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		return h.app.followUp(ctx, client, event.GetRepo(), pr)
 	}
 	return nil
+}
+
+// editMatters reports whether an "edited" event changed what the policy reads: the title (title-prefix) or
+// the base branch (the channel the PR is judged against). Body edits alone change nothing.
+func editMatters(c *github.EditChange) bool {
+	return c != nil && (c.Title != nil || c.Base != nil)
 }

@@ -136,7 +136,7 @@ func TestReconcileRunsMissedCheck(t *testing.T) {
 	if runs := h.repo.CheckRuns(pr.HeadSHA); len(runs) != 0 {
 		t.Fatalf("runs before the bot is back: %+v", runs)
 	}
-	h.start() // reconcile runs at start
+	h.start("--reconcile-grace", "0") // reconcile runs at start; the PR was opened just now
 	if run := h.completedRun(pr.HeadSHA); run.Conclusion != "success" {
 		t.Errorf("reconciled check = %s:\n%s", run.Conclusion, run.Summary)
 	}

@@ -31,6 +31,7 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 	workers := fs.Int("workers", cfg.Queue.Workers, "events handled at once")
 	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for queued events")
 	reconcile := fs.Duration("reconcile-interval", cfg.ReconcileInterval, "how often to look for missed work (0 = only at start)")
+	grace := fs.Duration("reconcile-grace", cfg.ReconcileGrace, "leave PRs updated more recently than this to their webhook (0 = none)")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -63,6 +64,8 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 			cfg.ShutdownTimeout = *shutdown
 		case "reconcile-interval":
 			cfg.ReconcileInterval = *reconcile
+		case "reconcile-grace":
+			cfg.ReconcileGrace = *grace
 		case "insecure-skip-signature":
 			cfg.InsecureSkipSignature = *insecure
 		}
@@ -120,9 +123,10 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 		fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
 		return 2
 	}
-	app := handlers.New(handlers.Deps{Clients: clients, Seal: markerKey})
+	app := handlers.New(handlers.Deps{Clients: clients, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
 	srv := server.New(cfg, logger, metrics, app.Handlers())
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
+	reconciler.Grace = cfg.ReconcileGrace
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
 	reconcileDone := make(chan struct{})
 	go func() { defer close(reconcileDone); reconciler.Loop(reconcileCtx) }()
@@ -130,7 +134,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	logger.Info().Str("version", version).Str("api", cfg.GitHub.V3APIURL).
 		Int64("app_id", cfg.GitHub.App.IntegrationID).
 		Int("queue_size", cfg.Queue.Size).Int("workers", cfg.Queue.Workers).
-		Str("reconcile_interval", cfg.ReconcileInterval.String()).Msg("starting")
+		Str("reconcile_interval", cfg.ReconcileInterval.String()).Str("reconcile_grace", cfg.ReconcileGrace.String()).Msg("starting")
 	if err := srv.ListenAndServe(ctx); err != nil {
 		logger.Error().Err(err).Msg("server stopped with an error")
 		return 1

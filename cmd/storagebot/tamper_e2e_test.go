@@ -159,6 +159,11 @@ func TestTamperedRemovalMarkerIsNotAutoMerged(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitForLog("tampered", map[string]any{"editor": "writer", "pr": float64(removal.Number), "marker_changed": true})
+	// A body-only edit is not re-evaluated; the writer's next push is, and a green check on it makes the bot
+	// consider merging, reading the forged marker.
+	if _, err := h.repo.PushToPullRequest(removal.Number, "notes", map[string]*githubfake.File{"NOTES.md": {Content: []byte("x\n")}}); err != nil {
+		t.Fatal(err)
+	}
 	h.settle()
 	if pr := h.repo.PullRequest(removal.Number); pr.Merged {
 		t.Fatalf("the removal PR with a forged marker was auto-merged")

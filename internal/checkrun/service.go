@@ -1,6 +1,12 @@
 // Package checkrun runs the storage policy on a pull request and publishes the verdict as the `storage-policy`
 // check run on the PR's head commit: created in progress at once, completed with the summary, annotations and
-// conclusion, one run per head SHA updated in place.
+// conclusion.
+//
+// Every evaluation writes a new run, never re-opening an earlier one: GitHub appends the annotations of every
+// update to a run's, so a re-used run would keep the failures of every earlier evaluation, and GitHub shows
+// the newest run of a name anyway. Runs are read scoped to this App (app_id): another App (an Actions job
+// running `storagebot check`, an older registration of the bot) may own a `storage-policy` run on the same
+// commit, which this App can neither update (403) nor take for its own verdict.
 package checkrun
 
 import (
@@ -37,6 +43,8 @@ type Service struct {
 	Seal seal.Key
 	// Now is the clock for check-run timestamps.
 	Now func() time.Time
+	// AppID is this GitHub App's ID: runs of other Apps are never read as this App's verdict.
+	AppID int64
 
 	locks [64]sync.Mutex // striped by "owner/repo@sha": bounded, whatever the number of commits
 }
@@ -55,11 +63,77 @@ type Outcome struct {
 	Config *repoconfig.Config
 }
 
-// CheckPR evaluates pr (base must be the channel branch) and writes the check run on its head commit.
+// CheckPR evaluates pr (base must be the channel branch) and writes a new check run on its head commit.
 func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) (Outcome, error) {
+	unlock := s.lock(repo.GetOwner().GetLogin() + "/" + repo.GetName() + "@" + pr.GetHead().GetSHA())
+	defer unlock()
+	return s.checkPR(ctx, client, repo, pr)
+}
+
+// CheckPRIfStale evaluates pr unless this App's newest storage-policy run on its head completed, or started
+// less than staleAfter ago (an evaluation still under way). It decides under the lock CheckPR takes, so an
+// event handled by this process at the same moment is not evaluated twice. ran says whether it evaluated.
+func (s *Service) CheckPRIfStale(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest, staleAfter time.Duration) (out Outcome, ran bool, err error) {
+	owner, name, headSHA := repo.GetOwner().GetLogin(), repo.GetName(), pr.GetHead().GetSHA()
+	unlock := s.lock(owner + "/" + name + "@" + headSHA)
+	defer unlock()
+	run, err := s.LatestRun(ctx, client, owner, name, headSHA)
+	if err != nil {
+		return Outcome{}, false, err
+	}
+	if run != nil && (run.GetStatus() == "completed" || s.now().Sub(run.GetStartedAt().Time) < staleAfter) {
+		return Outcome{CheckRunID: run.GetID(), Conclusion: run.GetConclusion()}, false, nil
+	}
+	out, err = s.checkPR(ctx, client, repo, pr)
+	return out, true, err
+}
+
+// LatestRun returns this App's newest storage-policy run on sha, nil when there is none. Runs other Apps
+// wrote under the same name are not this App's verdict and are never returned.
+func (s *Service) LatestRun(ctx context.Context, client *github.Client, owner, name, sha string) (*github.CheckRun, error) {
+	if s.AppID == 0 {
+		return nil, errors.New("read " + Name + " runs: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its runs cannot be told from other Apps'")
+	}
+	list, _, err := client.Checks.ListCheckRunsForRef(ctx, owner, name, sha, &github.ListCheckRunsOptions{
+		CheckName: github.String(Name), AppID: github.Int64(s.AppID), Filter: github.String("latest"),
+		ListOptions: github.ListOptions{PerPage: 100},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list this App's %s runs on %s: %w", Name, sha, err)
+	}
+	var newest *github.CheckRun
+	for _, run := range list.CheckRuns {
+		// filter=latest lists one run per App and name; the check on the App guards against a host that
+		// ignores the app_id parameter.
+		if run.GetApp().GetID() != s.AppID {
+			continue
+		}
+		if newest == nil || run.GetID() > newest.GetID() {
+			newest = run
+		}
+	}
+	return newest, nil
+}
+
+// IsFork reports whether pr's head branch lives in another repository than its base (a fork, or a deleted
+// one: GitHub then sends head.repo null). Fork PRs trigger no write but the check run.
+func IsFork(pr *github.PullRequest) bool {
+	head, base := pr.GetHead().GetRepo(), pr.GetBase().GetRepo()
+	if head == nil {
+		return true
+	}
+	if head.GetID() != 0 && base.GetID() != 0 {
+		return head.GetID() != base.GetID()
+	}
+	return !strings.EqualFold(head.GetFullName(), base.GetFullName())
+}
+
+// checkPR is CheckPR under the commit's lock.
+func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) (Outcome, error) {
 	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
 	headSHA, baseRef := pr.GetHead().GetSHA(), pr.GetBase().GetRef()
-	log := zerolog.Ctx(ctx).With().Str("head_sha", headSHA).Str("base", baseRef).Logger()
+	fork := IsFork(pr)
+	log := zerolog.Ctx(ctx).With().Str("head_sha", headSHA).Str("base", baseRef).Bool("fork", fork).Logger()
 
 	cfg, cfgErr := repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
 	if cfgErr != nil {
@@ -80,9 +154,6 @@ func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *gith
 		}
 	}
 
-	unlock := s.lock(owner + "/" + name + "@" + headSHA)
-	defer unlock()
-
 	runID, err := s.startRun(ctx, client, owner, name, headSHA)
 	if err != nil {
 		return Outcome{}, err
@@ -97,7 +168,10 @@ func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *gith
 		return out, s.complete(ctx, client, owner, name, runID, rendered)
 	}
 
-	input, err := s.gather(ctx, client, owner, name, cfg, channel, pr)
+	// A fork PR's title is not fixed (fork PRs trigger no write but the check run): the finding asks its
+	// author to fix it instead.
+	fixTitles := cfg.FixTitles && !fork
+	input, err := s.gather(ctx, client, owner, name, cfg, fixTitles, channel, pr)
 	if err != nil {
 		// Report it on the PR rather than leave the run spinning; /recheck retries.
 		failed := report.Output{
@@ -119,7 +193,7 @@ func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *gith
 	log.Info().Str("channel", channel.Name).Str("conclusion", rendered.Conclusion).
 		Int("changes", len(input.Changes)).Int("findings", len(findings)).Msg("storage-policy completed")
 
-	if cfg.FixTitles && !strings.HasPrefix(pr.GetTitle(), "["+baseRef+"]") {
+	if fixTitles && !strings.HasPrefix(pr.GetTitle(), "["+baseRef+"]") {
 		title := "[" + baseRef + "] " + pr.GetTitle()
 		if _, _, err := client.PullRequests.Edit(ctx, owner, name, pr.GetNumber(), &github.PullRequest{Title: &title}); err != nil {
 			return out, fmt.Errorf("fix title of #%d: %w", pr.GetNumber(), err)
@@ -137,13 +211,13 @@ func (s *Service) Facts(ctx context.Context, client *github.Client, repo *github
 	if !ok {
 		return channel, input, false, nil
 	}
-	input, err = s.gather(ctx, client, repo.GetOwner().GetLogin(), repo.GetName(), cfg, channel, pr)
+	input, err = s.gather(ctx, client, repo.GetOwner().GetLogin(), repo.GetName(), cfg, cfg.FixTitles && !IsFork(pr), channel, pr)
 	return channel, input, true, err
 }
 
 // gather collects the facts of the PR: the change against its base branch, the other channels' branch heads,
 // and the exceptions the bot recorded on the PR.
-func (s *Service) gather(ctx context.Context, client *github.Client, owner, name string, cfg *repoconfig.Config, channel repoconfig.Channel, pr *github.PullRequest) (policy.Input, error) {
+func (s *Service) gather(ctx context.Context, client *github.Client, owner, name string, cfg *repoconfig.Config, fixTitles bool, channel repoconfig.Channel, pr *github.PullRequest) (policy.Input, error) {
 	others := map[string]string{}
 	for _, c := range cfg.Channels {
 		if c.Name != channel.Name {
@@ -164,7 +238,7 @@ func (s *Service) gather(ctx context.Context, client *github.Client, owner, name
 		Head:       pr.GetHead().GetSHA(),
 		Others:     others,
 		Title:      &title,
-		FixTitles:  cfg.FixTitles,
+		FixTitles:  fixTitles,
 		Exceptions: excs,
 	})
 	if err != nil {
@@ -198,25 +272,10 @@ func (s *Service) exceptions(ctx context.Context, client *github.Client, owner, 
 	return exceptions.FromComments(ctx, all, bot, exceptions.Key(s.Seal, owner+"/"+name, number)), nil
 }
 
-// startRun finds the head commit's storage-policy run or creates it, and marks it in progress.
+// startRun creates a new run on the head commit, in progress. It never re-opens an earlier run: GitHub
+// appends annotations on every update, so the earlier evaluation's would stay on it.
 func (s *Service) startRun(ctx context.Context, client *github.Client, owner, name, headSHA string) (int64, error) {
 	now := github.Timestamp{Time: s.now()}
-	list, _, err := client.Checks.ListCheckRunsForRef(ctx, owner, name, headSHA, &github.ListCheckRunsOptions{
-		CheckName: github.String(Name), Filter: github.String("latest"),
-	})
-	if err != nil {
-		return 0, fmt.Errorf("list %s runs on %s: %w", Name, headSHA, err)
-	}
-	if list.GetTotal() > 0 && len(list.CheckRuns) > 0 {
-		run := list.CheckRuns[0]
-		_, _, err := client.Checks.UpdateCheckRun(ctx, owner, name, run.GetID(), github.UpdateCheckRunOptions{
-			Name: Name, Status: github.String("in_progress"),
-		})
-		if err != nil {
-			return 0, fmt.Errorf("restart %s run %d: %w", Name, run.GetID(), err)
-		}
-		return run.GetID(), nil
-	}
 	run, _, err := client.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
 		Name: Name, HeadSHA: headSHA, Status: github.String("in_progress"), StartedAt: &now,
 		ExternalID: github.String(headSHA),
@@ -227,8 +286,8 @@ func (s *Service) startRun(ctx context.Context, client *github.Client, owner, na
 	return run.GetID(), nil
 }
 
-// complete writes the verdict; annotations past GitHub's 50 per request go in further updates, which GitHub
-// appends to the run's annotations.
+// complete writes the verdict on the run this evaluation created; annotations past GitHub's 50 per request go
+// in further updates of that same run, which GitHub appends to its annotations.
 func (s *Service) complete(ctx context.Context, client *github.Client, owner, name string, runID int64, out report.Output) error {
 	batches := report.Batches(out.Annotations, report.MaxAnnotationsPerRequest)
 	if len(batches) == 0 {
@@ -247,7 +306,9 @@ func (s *Service) complete(ctx context.Context, client *github.Client, owner, na
 		if out.Text != "" {
 			opts.Output.Text = github.String(out.Text)
 		}
-		if i == 0 {
+		// Completed with the last batch: until then the run stays in progress, so nothing reads a verdict
+		// whose annotations are not all there yet.
+		if i == len(batches)-1 {
 			opts.Status = github.String("completed")
 			opts.Conclusion = github.String(out.Conclusion)
 			opts.CompletedAt = &now
@@ -281,8 +342,8 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// lock serialises work on one commit inside this process (two events for one commit would otherwise both
-// create a run). Replicas can still race; the next event or /recheck converges on the first run listed.
+// lock serialises work on one commit inside this process, so the reconciler's "is a run missing?" and an
+// event's evaluation of the same commit do not interleave. Replicas can still race: the newest run wins.
 func (s *Service) lock(key string) func() {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))

@@ -14,6 +14,12 @@
 //   - Webhooks caused by a REST call (opening a PR, commenting, merging) are delivered before that
 //     call's response is written, so a test sees them in Deliveries as soon as the call returns.
 //   - Check runs never emit webhooks; RerequestCheckRun only accepts completed runs, like GitHub.
+//   - Check runs belong to the App that created them: REST-created runs are the fake App's, and
+//     CreateCheckRunAs makes runs of another App, which PATCH answers 403. Annotations are appended on
+//     every update, at most 50 per request (422 beyond). Listing honours app_id, check_name, status and
+//     filter (latest, the default, keeps each App's newest run of a name).
+//   - Fork PRs (PROptions.Fork) keep their head commits in the base repository's store; their head.repo is
+//     the fork, and check runs on their head list no pull_requests, like GitHub's.
 //   - Merges are conflict-free three-way tree merges: a path changed differently on both sides is a
 //     conflict (409), never a content-level merge.
 package githubfake

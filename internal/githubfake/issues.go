@@ -86,7 +86,7 @@ func (r *Repo) EditPullRequestBody(number int, user, body string) error {
 		r.s.mu.Unlock()
 		return err
 	}
-	events := r.editIssueLocked(is, user, nil, &body, "")
+	events := r.editIssueLocked(is, user, nil, &body, "", "")
 	r.s.mu.Unlock()
 	r.s.emit(events)
 	return nil
@@ -218,7 +218,7 @@ func (s *Server) updateIssue(c *call) (int, any, error) {
 	if in.Labels != nil {
 		is.labels = uniqueLabels(nil, *in.Labels)
 	}
-	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State)...)
+	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State, "")...)
 	return http.StatusOK, r.issueJSON(is), nil
 }
 

@@ -209,6 +209,30 @@ func (r *Repo) branchRefJSON(branch, sha string) map[string]any {
 	}
 }
 
+// forkJSON is the repository a fork PR's head lives in: owner's fork of r.
+func (r *Repo) forkJSON(owner string) map[string]any {
+	m := r.repositoryJSON()
+	id := userID("fork:" + owner + "/" + r.name)
+	full := owner + "/" + r.name
+	api, html := r.s.URL()+"repos/"+full, r.s.WebURL()+full
+	m["id"], m["node_id"], m["full_name"], m["owner"], m["fork"] = id, nodeID("R_", id), full, r.s.userJSON(owner), true
+	m["url"], m["html_url"], m["clone_url"], m["svn_url"] = api, html, html+".git", html
+	m["ssh_url"] = "git@fake.github:" + full + ".git"
+	m["open_issues_count"], m["open_issues"] = 0, 0
+	return m
+}
+
+// headRefJSON is a pull request's head: a branch of r, or of a fork for a fork PR.
+func (r *Repo) headRefJSON(pr *prState, sha string) map[string]any {
+	if pr.fork == "" {
+		return r.branchRefJSON(pr.head, sha)
+	}
+	return map[string]any{
+		"label": pr.fork + ":" + pr.head, "ref": pr.head, "sha": sha,
+		"user": r.s.userJSON(pr.fork), "repo": r.forkJSON(pr.fork),
+	}
+}
+
 // pullJSON is the full pull request object.
 func (r *Repo) pullJSON(is *issueState) map[string]any {
 	pr := is.pr
@@ -249,7 +273,7 @@ func (r *Repo) pullJSON(is *issueState) map[string]any {
 		"milestone": nil, "commits_url": url + "/commits", "review_comments_url": url + "/comments",
 		"review_comment_url": r.apiURL() + "/pulls/comments{/number}", "comments_url": issueURL + "/comments",
 		"statuses_url": r.apiURL() + "/statuses/" + headSHA,
-		"head":         r.branchRefJSON(pr.head, headSHA),
+		"head":         r.headRefJSON(pr, headSHA),
 		"base":         r.branchRefJSON(pr.base, baseSHA),
 		"_links": map[string]any{
 			"self": link(url), "html": link(html), "issue": link(issueURL),
@@ -306,6 +330,15 @@ func (s *Server) appJSON() map[string]any {
 		"created_at": isoTime(s.started), "updated_at": isoTime(s.started),
 		"permissions": appPermissions(), "events": appEvents(),
 	}
+}
+
+// otherAppJSON describes a GitHub App other than the fake's own, the owner of runs CreateCheckRunAs made.
+func (s *Server) otherAppJSON(id int64, slug string) map[string]any {
+	m := s.appJSON()
+	m["id"], m["slug"], m["node_id"], m["name"] = id, slug, nodeID("A_", id), slug
+	m["description"] = slug + " (another App)"
+	m["external_url"], m["html_url"] = s.WebURL()+slug, s.WebURL()+"apps/"+slug
+	return m
 }
 
 func (s *Server) installationLite() map[string]any {

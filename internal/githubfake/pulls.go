@@ -17,6 +17,9 @@ type PROptions struct {
 	Head, Base  string // branch names in this repository
 	Title, Body string
 	User        string // author login
+	// Fork, when set, is the owner of the fork the head branch comes from (e.g. the author's): the PR's
+	// head.repo is that fork, and check runs on its head list no pull requests, as on GitHub.
+	Fork string
 }
 
 // PullRequest is a snapshot of a pull request.
@@ -31,6 +34,7 @@ type PullRequest struct {
 	Merged         bool
 	MergeCommitSHA string
 	Labels         []string
+	Fork           string // the fork's owner for a fork PR, else ""
 }
 
 // maxPullFiles is where GitHub stops listing a pull request's files.
@@ -100,7 +104,7 @@ func (r *Repo) openPullLocked(o PROptions) (*issueState, []event, error) {
 		return nil, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: base %q does not exist", o.Base)
 	}
 	for _, is := range r.issues {
-		if is.pr != nil && is.state == "open" && is.pr.head == o.Head && is.pr.base == o.Base {
+		if is.pr != nil && is.state == "open" && is.pr.head == o.Head && is.pr.base == o.Base && is.pr.fork == o.Fork {
 			return nil, nil, errorf(http.StatusUnprocessableEntity, "A pull request already exists for %s:%s.", r.owner, o.Head)
 		}
 	}
@@ -112,7 +116,7 @@ func (r *Repo) openPullLocked(o PROptions) (*issueState, []event, error) {
 	is := &issueState{
 		number: r.nextNumber, title: o.Title, body: o.Body, user: o.User, state: "open",
 		created: now, updated: now,
-		pr: &prState{id: r.s.newID(), head: o.Head, base: o.Base, headSHA: head.String(), baseSHA: base.String()},
+		pr: &prState{id: r.s.newID(), head: o.Head, base: o.Base, headSHA: head.String(), baseSHA: base.String(), fork: o.Fork},
 	}
 	r.issues[is.number] = is
 	ev := r.newEvent("pull_request", "opened", o.User, map[string]any{"number": is.number, "pull_request": r.pullJSON(is)})
@@ -158,16 +162,59 @@ func (r *Repo) EditPullRequestTitle(number int, title string) error {
 		r.s.mu.Unlock()
 		return err
 	}
-	events := r.editIssueLocked(is, is.user, &title, nil, "")
+	events := r.editIssueLocked(is, is.user, &title, nil, "", "")
 	r.s.mu.Unlock()
 	r.s.emit(events)
 	return nil
 }
 
+// PREdit is an edit of a pull request; nil fields stay as they are.
+type PREdit struct {
+	Title, Body, Base *string
+}
+
+// EditPullRequest applies e as user and emits pull_request "edited" with the changes GitHub reports.
+func (r *Repo) EditPullRequest(number int, user string, e PREdit) error {
+	r.s.mu.Lock()
+	is, err := r.pull(number)
+	if err != nil {
+		r.s.mu.Unlock()
+		return err
+	}
+	baseFrom, err := r.changeBaseLocked(is, e.Base)
+	if err != nil {
+		r.s.mu.Unlock()
+		return err
+	}
+	events := r.editIssueLocked(is, user, e.Title, e.Body, "", baseFrom)
+	r.s.mu.Unlock()
+	r.s.emit(events)
+	return nil
+}
+
+// changeBaseLocked retargets an open pull request to base and returns the base it had ("" when unchanged).
+func (r *Repo) changeBaseLocked(is *issueState, base *string) (string, error) {
+	if base == nil || *base == "" || *base == is.pr.base {
+		return "", nil
+	}
+	if _, ok := r.branches[*base]; !ok {
+		return "", errorf(http.StatusUnprocessableEntity, "Validation Failed: base %q does not exist", *base)
+	}
+	from := is.pr.base
+	is.pr.base = *base
+	return from, nil
+}
+
 // editIssueLocked applies title, body and state edits and returns the pull_request events GitHub
-// would send (none for a plain issue: the fake does not emit issues events).
-func (r *Repo) editIssueLocked(is *issueState, by string, title, body *string, state string) []event {
+// would send (none for a plain issue: the fake does not emit issues events). baseFrom is the base branch a
+// pull request had before changeBaseLocked retargeted it ("" when it kept its base).
+func (r *Repo) editIssueLocked(is *issueState, by string, title, body *string, state, baseFrom string) []event {
 	changes := map[string]any{}
+	if baseFrom != "" {
+		changes["base"] = map[string]any{
+			"ref": map[string]any{"from": baseFrom}, "sha": map[string]any{"from": r.branches[baseFrom].String()},
+		}
+	}
 	if title != nil && *title != is.title {
 		changes["title"] = map[string]any{"from": is.title}
 		is.title = *title
@@ -447,7 +494,7 @@ func (r *Repo) pullSnapshot(is *issueState) PullRequest {
 	return PullRequest{
 		Number: is.number, Title: is.title, Body: is.body, User: is.user, Head: is.pr.head, Base: is.pr.base,
 		HeadSHA: head, BaseSHA: base, State: is.state, Merged: is.pr.merged, MergeCommitSHA: is.pr.mergeCommitSHA,
-		Labels: append([]string(nil), is.labels...),
+		Labels: append([]string(nil), is.labels...), Fork: is.pr.fork,
 	}
 }
 

@@ -60,6 +60,10 @@ type prState struct {
 	mergedBy         string
 	mergeCommitSHA   string
 	draft            bool
+	// fork is the owner of the fork the head branch lives in ("" when it is a branch of this repository).
+	// The fake keeps a fork's commits in this repository's object store under the head branch name, as
+	// GitHub keeps them reachable through refs/pull/N/head; only the payloads say fork.
+	fork string
 }
 
 type commentState struct {

@@ -74,7 +74,11 @@ func (s *Server) listPulls(c *call) (int, any, error) {
 		if is.pr == nil || (state != "all" && is.state != state) {
 			continue
 		}
-		if headOK && (!strings.EqualFold(headOwner, r.owner) || is.pr.head != headBranch) {
+		owner := r.owner
+		if is.pr.fork != "" {
+			owner = is.pr.fork
+		}
+		if headOK && (!strings.EqualFold(headOwner, owner) || is.pr.head != headBranch) {
 			continue
 		}
 		if base != "" && is.pr.base != base {
@@ -153,13 +157,11 @@ func (s *Server) updatePull(c *call) (int, any, error) {
 	if err := checkIssueText(in.Title, in.Body); err != nil {
 		return 0, nil, err
 	}
-	if in.Base != "" && in.Base != is.pr.base {
-		if _, ok := r.branches[in.Base]; !ok {
-			return 0, nil, errorf(http.StatusUnprocessableEntity, "Validation Failed: base %q does not exist", in.Base)
-		}
-		is.pr.base = in.Base
+	baseFrom, err := r.changeBaseLocked(is, &in.Base)
+	if err != nil {
+		return 0, nil, err
 	}
-	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State)...)
+	c.events = append(c.events, r.editIssueLocked(is, appSlug+"[bot]", in.Title, in.Body, in.State, baseFrom)...)
 	return http.StatusOK, r.pullJSON(is), nil
 }
 

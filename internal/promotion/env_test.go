@@ -50,7 +50,7 @@ func newEnv(tb testing.TB) *env {
 			tb.Fatalf("create branch %s: %v", b, err)
 		}
 	}
-	return &env{fake: s, repo: repo, svc: &Service{Cache: storage.NewObjectCache(0), Seal: testSeal},
+	return &env{fake: s, repo: repo, svc: &Service{Cache: storage.NewObjectCache(0), Seal: testSeal, AppID: s.AppID()},
 		r: Repo{Client: newClient(tb, s), Owner: owner, Name: name, Config: repoconfig.Default()}}
 }
 

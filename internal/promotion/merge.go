@@ -43,7 +43,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 		return false, fmt.Sprintf("someone pushed to %s (head %s is not the bot's commit %s): review and merge it by hand",
 			pr.GetHead().GetRef(), short(headSHA), short(m.Commit)), nil
 	}
-	if wait, err := checksBlock(ctx, repo, headSHA); err != nil || wait != "" {
+	if wait, err := s.checksBlock(ctx, repo, headSHA); err != nil || wait != "" {
 		return false, wait, err
 	}
 	if wait, err := s.stillShadowed(ctx, repo, pr.GetBase().GetRef(), m); err != nil || wait != "" {
@@ -61,25 +61,32 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	return true, fmt.Sprintf("merged #%d (squash): its %s check passed", prNumber, PolicyCheckName), nil
 }
 
-// checksBlock returns why the check runs and statuses on sha do not allow a merge yet, "" when they do.
-func checksBlock(ctx context.Context, repo Repo, sha string) (string, error) {
+// checksBlock returns why the check runs and statuses on sha do not allow a merge yet, "" when they do. Only
+// this App's storage-policy run counts as the policy verdict, and its newest one wins (every evaluation writes
+// a new run): another App's run of that name (a CI job running `storagebot check`, an older registration of
+// the bot) never satisfies the gate, though like any other check it blocks when it failed.
+func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (string, error) {
+	if s.AppID == 0 {
+		return "", fmt.Errorf("auto-merge gate on %s: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its %s run cannot be told from other Apps'", sha, PolicyCheckName)
+	}
 	opts := &github.ListCheckRunsOptions{Filter: github.String("latest"), ListOptions: github.ListOptions{PerPage: 100}}
-	policyOK := false
+	var policy *github.CheckRun
 	for {
 		runs, resp, err := repo.Client.Checks.ListCheckRunsForRef(ctx, repo.Owner, repo.Name, sha, opts)
 		if err != nil {
 			return "", fmt.Errorf("list check runs of %s: %w", sha, err)
 		}
 		for _, run := range runs.CheckRuns {
-			done := run.GetStatus() == "completed"
+			ours := run.GetName() == PolicyCheckName && run.GetApp().GetID() == s.AppID
 			switch concl := run.GetConclusion(); {
-			case run.GetName() == PolicyCheckName && !done:
-				return fmt.Sprintf("waiting for the %s check to complete", PolicyCheckName), nil
-			case run.GetName() == PolicyCheckName && concl != "success":
-				return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", PolicyCheckName, concl), nil
-			case run.GetName() == PolicyCheckName:
-				policyOK = true
-			case done && failing(concl):
+			case ours:
+				if policy == nil || run.GetID() > policy.GetID() {
+					policy = run
+				}
+			case run.GetStatus() == "completed" && failing(concl):
+				if run.GetName() == PolicyCheckName {
+					return fmt.Sprintf("check %q of another App (%s) concluded %s", run.GetName(), run.GetApp().GetSlug(), concl), nil
+				}
 				return fmt.Sprintf("check %q concluded %s", run.GetName(), concl), nil
 			}
 		}
@@ -88,8 +95,13 @@ func checksBlock(ctx context.Context, repo Repo, sha string) (string, error) {
 		}
 		opts.Page = resp.NextPage
 	}
-	if !policyOK {
+	switch {
+	case policy == nil:
 		return fmt.Sprintf("waiting for the %s check", PolicyCheckName), nil
+	case policy.GetStatus() != "completed":
+		return fmt.Sprintf("waiting for the %s check to complete", PolicyCheckName), nil
+	case policy.GetConclusion() != "success":
+		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", PolicyCheckName, policy.GetConclusion()), nil
 	}
 	status, _, err := repo.Client.Repositories.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, nil)
 	switch {

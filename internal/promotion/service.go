@@ -38,6 +38,8 @@ type Service struct {
 	// note is recognised only among that user's comments (anyone can write a comment holding the marker).
 	// nil: this service posts no notes (tools and tests that want only the PRs).
 	BotLogin func(context.Context) (string, error)
+	// AppID is this GitHub App's ID: only its own storage-policy run lets a removal PR merge.
+	AppID int64
 }
 
 // Repo is a storage repository and the client that may write to it.

@@ -34,6 +34,9 @@ type Runner struct {
 	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
 	// spaces its runs further.
 	Interval time.Duration
+	// Grace leaves a PR updated less than this long ago to its webhook: its delivery may still be queued, and
+	// evaluating it here too would evaluate it twice. 0 evaluates every PR whose check is missing.
+	Grace time.Duration
 
 	runs      *prometheus.CounterVec
 	conflicts *prometheus.GaugeVec
@@ -48,7 +51,7 @@ func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, c
 		Clients: clients, Promotions: promotions, Checks: checks, Interval: interval,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storagebot_reconcile_repositories_total",
-			Help: "Reconcile work, by result: ok, error, skipped (repositories), stale_check (PR checks re-run).",
+			Help: "Reconcile work, by result: ok, error, skipped (repositories), stale_check (PR checks re-run), check_left_to_webhook (PRs updated within the grace period).",
 		}, []string{"result"}),
 		conflicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "storagebot_reconcile_conflicts",
@@ -219,22 +222,23 @@ func (r *Runner) staleChecks(ctx context.Context, client *github.Client, repo *g
 // died mid-evaluation).
 const staleAfter = 10 * time.Minute
 
+// DefaultGrace is how long after a PR's last update the reconciler leaves its check to the webhook.
+const DefaultGrace = 5 * time.Minute
+
 func (r *Runner) checkIfStale(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) error {
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
-	runs, _, err := client.Checks.ListCheckRunsForRef(ctx, owner, name, pr.GetHead().GetSHA(), &github.ListCheckRunsOptions{
-		CheckName: github.String(checkrun.Name), Filter: github.String("latest"),
-	})
-	if err != nil {
-		return fmt.Errorf("list %s runs: %w", checkrun.Name, err)
+	log := zerolog.Ctx(ctx).With().Int(githubapp.LogKeyPRNum, pr.GetNumber()).Logger()
+	if age := time.Since(pr.GetUpdatedAt().Time); age < r.Grace {
+		log.Debug().Dur("age", age).Dur("grace", r.Grace).Msg("reconcile: PR updated within the grace period; its webhook evaluates it")
+		r.runs.WithLabelValues("check_left_to_webhook").Inc()
+		return nil
 	}
-	for _, run := range runs.CheckRuns {
-		if run.GetStatus() == "completed" || time.Since(run.GetStartedAt().Time) < staleAfter {
-			return nil
-		}
+	// The decision is made under the check service's per-commit lock and on this App's runs only: another
+	// App's storage-policy run is no evidence this App checked the head.
+	_, ran, err := r.Checks.CheckPRIfStale(ctx, client, repo, pr, staleAfter)
+	if ran {
+		log.Info().Msg("reconcile: storage-policy missing or stuck on the PR head; evaluated")
+		r.runs.WithLabelValues("stale_check").Inc()
 	}
-	zerolog.Ctx(ctx).Info().Int(githubapp.LogKeyPRNum, pr.GetNumber()).Msg("reconcile: storage-policy missing or stuck on the PR head; evaluating")
-	r.runs.WithLabelValues("stale_check").Inc()
-	_, err = r.Checks.CheckPR(ctx, client, repo, pr)
 	return err
 }
 

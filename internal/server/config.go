@@ -33,6 +33,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// ReconcileInterval is how often the reconciler looks for missed work (0 disables the periodic run).
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// ReconcileGrace leaves PRs updated less than this long ago to their webhook: the reconciler evaluates a
+	// PR with no check only once its delivery had time to arrive, so the two never both evaluate it.
+	ReconcileGrace time.Duration `yaml:"reconcile_grace"`
 	// MaxBodyBytes caps a webhook body; GitHub caps payloads at 25 MB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// InsecureSkipSignature accepts unsigned webhooks; only for local experiments.
@@ -59,6 +62,7 @@ func Default() Config {
 		Queue:             QueueConfig{Size: 1000, Workers: 8},
 		ShutdownTimeout:   30 * time.Second,
 		ReconcileInterval: 10 * time.Minute,
+		ReconcileGrace:    5 * time.Minute,
 		MaxBodyBytes:      25 << 20,
 		Log:               LogConfig{Level: "info", Format: "json"},
 	}
@@ -176,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.Size < 1 || c.Queue.Workers < 1 {
 		errs = append(errs, fmt.Errorf("queue.size (%d) and queue.workers (%d) must be at least 1", c.Queue.Size, c.Queue.Workers))
+	}
+	if c.ReconcileGrace < 0 {
+		errs = append(errs, fmt.Errorf("reconcile_grace (%s) must not be negative", c.ReconcileGrace))
 	}
 	if c.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("max_body_bytes (%d) must be positive", c.MaxBodyBytes))

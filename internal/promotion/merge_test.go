@@ -1,0 +1,95 @@
+package promotion
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/repoconfig"
+)
+
+// TestMergeGateCountsOnlyThisAppsNewestPolicyRun: the auto-merge gate takes the storage-policy verdict from
+// this App's newest run only; another App's run of that name never satisfies it.
+func TestMergeGateCountsOnlyThisAppsNewestPolicyRun(t *testing.T) {
+	other := func(e *env) githubfake.OtherApp {
+		return githubfake.OtherApp{ID: e.fake.AppID() + 1, Slug: "github-actions"}
+	}
+	tests := []struct {
+		name       string
+		prepare    func(t *testing.T, e *env, head string)
+		wantMerged bool
+		wantReason string
+	}{
+		{
+			name: "only another App's storage-policy passed",
+			prepare: func(t *testing.T, e *env, head string) {
+				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: PolicyCheckName, HeadSHA: head, Conclusion: "success", Summary: "ok"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantReason: "waiting for the storage-policy check",
+		},
+		{
+			name: "ours failed, another App's passed later",
+			prepare: func(t *testing.T, e *env, head string) {
+				checkRun(t, e, head, PolicyCheckName, "failure")
+				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: PolicyCheckName, HeadSHA: head, Conclusion: "success", Summary: "ok"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantReason: "the storage-policy check concluded failure",
+		},
+		{
+			name: "ours passed, then failed on a re-run",
+			prepare: func(t *testing.T, e *env, head string) {
+				checkRun(t, e, head, PolicyCheckName, "success")
+				checkRun(t, e, head, PolicyCheckName, "failure")
+			},
+			wantReason: "the storage-policy check concluded failure",
+		},
+		{
+			name: "ours failed, then passed on a re-run",
+			prepare: func(t *testing.T, e *env, head string) {
+				checkRun(t, e, head, PolicyCheckName, "failure")
+				checkRun(t, e, head, PolicyCheckName, "success")
+			},
+			wantMerged: true, wantReason: "merged #2 (squash)",
+		},
+		{
+			name: "ours passed, another App's storage-policy failed",
+			prepare: func(t *testing.T, e *env, head string) {
+				checkRun(t, e, head, PolicyCheckName, "success")
+				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: PolicyCheckName, HeadSHA: head, Conclusion: "failure", Summary: "no"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantReason: `check "storage-policy" of another App (github-actions) concluded failure`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			cfg := repoconfig.Default()
+			cfg.AutoMergeRemovals = true
+			e.r.Config = cfg
+			results, err := e.svc.FollowUp(ctx, e.r, mergedPromotion(t, e))
+			if err != nil || len(results) != 1 {
+				t.Fatalf("FollowUp: %+v %v", results, err)
+			}
+			number := results[0].PR.Number
+			tc.prepare(t, e, e.repo.PullRequest(number).HeadSHA)
+			merged, reason, err := e.svc.MergeRemovalIfReady(ctx, e.r, number)
+			if err != nil {
+				t.Fatalf("MergeRemovalIfReady: %v", err)
+			}
+			if merged != tc.wantMerged || !strings.Contains(reason, tc.wantReason) {
+				t.Errorf("merged=%v reason=%q, want merged=%v reason containing %q", merged, reason, tc.wantMerged, tc.wantReason)
+			}
+			if got := e.repo.PullRequest(number).Merged; got != tc.wantMerged {
+				t.Errorf("PR merged = %v, want %v", got, tc.wantMerged)
+			}
+		})
+	}
+}
