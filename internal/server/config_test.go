@@ -2,9 +2,9 @@ package server
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"os"
 	"path/filepath"
