@@ -2,10 +2,19 @@ package main
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
 )
@@ -45,7 +54,15 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	if !strings.Contains(metrics, `storagebot_github_rate_limit_remaining{resource="core"}`) {
+		t.Errorf("/metrics lacks the rate limit by resource:\n%s", grep(metrics, "rate_limit"))
+	}
 	logs := h.logs.String()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if dup := duplicateJSONKey(t, line); dup != "" {
+			t.Errorf("log key %q appears twice in %s", dup, line)
+		}
+	}
 	for _, want := range []string{`"github_event_type":"pull_request"`, `"github_delivery_id":`, `"github_repository_name":"package-storage"`, `"github_pr_num":` + strconv.Itoa(pr.Number)} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s", want)
@@ -55,7 +72,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("a PR into main (no channel) got check runs %+v, want none", runs)
 	}
 
-	// A forged delivery reaches no handler.
+	// A forged delivery reaches no handler; neither does a valid SHA-1 MAC in the SHA-256 header.
 	body := []byte(`{"action":"opened","number":1}`)
 	code, err := h.fake.DeliverRaw("pull_request", "forged-1", body, "sha256="+strings.Repeat("0", 64))
 	if err != nil {
@@ -63,6 +80,11 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if code != http.StatusUnauthorized {
 		t.Errorf("forged delivery = %d, want 401", code)
+	}
+	sha1MAC := hmac.New(sha1.New, []byte(h.fake.WebhookSecret()))
+	sha1MAC.Write(body)
+	if code, err := h.fake.DeliverRaw("pull_request", "sha1-1", body, "sha1="+hex.EncodeToString(sha1MAC.Sum(nil))); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("SHA-1 signed delivery = %d %v, want 401", code, err)
 	}
 	// A 30 MB body is refused: 413, or the connection closed while the client still writes; either way the
 	// refusal is counted below.
@@ -77,7 +99,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	h.waitFor("refusals counted", func() bool {
 		_, m := h.get("/metrics")
-		return strings.Contains(m, `outcome="bad_signature"} 1`) && strings.Contains(m, `outcome="malformed"} 1`) &&
+		return strings.Contains(m, `outcome="bad_signature"} 2`) && strings.Contains(m, `outcome="malformed"} 1`) &&
 			strings.Contains(m, `outcome="too_large"} 1`)
 	})
 	_, metrics = h.get("/metrics")
@@ -94,4 +116,191 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// duplicateJSONKey returns a key that appears twice in a JSON log line's top-level object, or "".
+func duplicateJSONKey(t *testing.T, line string) string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	if _, err := dec.Token(); err != nil {
+		t.Fatalf("log line is not JSON: %v: %s", err, line)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("log line is not JSON: %v: %s", err, line)
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("log line is not JSON: %v: %s", err, line)
+		}
+	}
+	return ""
+}
+
+// gatedBody is a request body that sends its first MiB, then waits for gate before sending the rest: a
+// client that is slow to send, or an attacker holding a connection open.
+type gatedBody struct {
+	size, sent int64
+	gate       <-chan struct{}
+}
+
+func (b *gatedBody) Read(p []byte) (int, error) {
+	if b.sent == b.size {
+		return 0, io.EOF
+	}
+	if b.sent >= 1<<20 {
+		<-b.gate
+	}
+	n := min(int64(len(p)), b.size-b.sent, 64<<10)
+	for i := range p[:n] {
+		p[i] = ' '
+	}
+	b.sent += n
+	return int(n), nil
+}
+
+// postHook POSTs a delivery to serve with the given headers and body.
+func (h *harness) postHook(event, signature, contentType string, body io.Reader, length int64) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+h.addr+"/api/github/hook", body)
+	if err != nil {
+		return 0, "", err
+	}
+	req.ContentLength = length
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", "hostile")
+	req.Header.Set("Content-Type", contentType)
+	if signature != "" {
+		req.Header.Set("X-Hub-Signature-256", signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// TestServeIntakeUnderHostileInput: unsigned bodies are refused on their headers, before the server reads
+// them; of 40 slow 24 MB bodies with a well-formed but wrong signature, only what fits the in-flight budget
+// (64 MiB: two) is read and the rest is refused at once with 503; a form-encoded delivery is decoded and
+// checked before it is queued.
+func TestServeIntakeUnderHostileInput(t *testing.T) {
+	h := newHarness(t)
+	const size = 24 << 20
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
+
+	// Each answer must come while the body is still held back by the gate: proof it was not read.
+	code, msg, err := h.postHook("installation", "", "application/json", &gatedBody{size: size, gate: gate}, size)
+	if err != nil || code != http.StatusUnauthorized || !strings.Contains(msg, "missing X-Hub-Signature-256") {
+		t.Errorf("unsigned 24 MB delivery = %d %q %v, want 401 before the body is read", code, msg, err)
+	}
+	code, msg, err = h.postHook("pull_request", sign(h.fake.WebhookSecret(), nil), "application/json", &gatedBody{size: size, gate: gate}, size)
+	if err != nil || code != http.StatusRequestEntityTooLarge {
+		t.Errorf("24 MB pull_request = %d %q %v, want 413 before the body is read", code, msg, err)
+	}
+
+	const clients = 40
+	codes := make(chan int, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			wrong := "sha256=" + strings.Repeat("0", 64)
+			code, _, err := h.postHook("installation", wrong, "application/json", &gatedBody{size: size, gate: gate}, size)
+			if err != nil {
+				code = -1
+			}
+			codes <- code
+		}()
+	}
+	got := map[int]int{}
+	h.waitFor("every body beyond the budget refused while all are still being sent", func() bool {
+		for {
+			select {
+			case c := <-codes:
+				got[c]++
+				continue
+			default:
+			}
+			return got[http.StatusServiceUnavailable] == clients-2
+		}
+	})
+	open()
+	for got[http.StatusUnauthorized] < 2 {
+		got[<-codes]++
+	}
+	if want := map[int]int{401: 2, 503: clients - 2}; !reflect.DeepEqual(got, want) {
+		t.Errorf("answers = %v, want %v", got, want)
+	}
+	_, metrics := h.get("/metrics")
+	if !strings.Contains(metrics, `storagebot_webhook_deliveries_total{event="installation",outcome="over_budget"} 38`) {
+		t.Errorf("/metrics does not count the refusals:\n%s", grep(metrics, "deliveries_total"))
+	}
+
+	// Form-encoded deliveries: the payload field is decoded and must be JSON.
+	form := "payload=" + url.QueryEscape(`{"action":`)
+	if code, msg, err := h.postHook("pull_request", sign(h.fake.WebhookSecret(), []byte(form)), "application/x-www-form-urlencoded", strings.NewReader(form), int64(len(form))); err != nil || code != http.StatusBadRequest {
+		t.Errorf("form with a broken payload = %d %q %v, want 400", code, msg, err)
+	}
+	if code, msg, err := h.postHook("pull_request", sign(h.fake.WebhookSecret(), []byte("a=1")), "application/x-www-form-urlencoded", strings.NewReader("a=1"), 3); err != nil || code != http.StatusBadRequest {
+		t.Errorf("form without a payload = %d %q %v, want 400", code, msg, err)
+	}
+	if code, msg, err := h.postHook("pull_request", sign(h.fake.WebhookSecret(), []byte("{}")), "text/plain", strings.NewReader("{}"), 2); err != nil || code != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain delivery = %d %q %v, want 415", code, msg, err)
+	}
+}
+
+// TestServeDrain: on SIGTERM serve keeps answering while a running event finishes: /readyz says 503 and a
+// new delivery gets 503; then it exits 0. A drain that times out cancels the event and still exits 0.
+func TestServeDrain(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		latency time.Duration
+		wantLog string
+	}{
+		{name: "drain completes", latency: time.Second, wantLog: "queue drained"},
+		{name: "drain times out", args: []string{"--shutdown-timeout", "300ms"}, latency: 3 * time.Second, wantLog: "stopped before every queued event finished"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.args...)
+			// The check-run write of the next PR takes its time: the event is running when SIGTERM comes.
+			h.fake.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/check-runs", Latency: tc.latency, Times: 1})
+			h.openPR("snapshot", "slow", "[snapshot] Add foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
+			h.waitFor("the event to run", func() bool {
+				_, m := h.get("/metrics")
+				return strings.Contains(m, "\nstoragebot_events_in_flight 1\n") && strings.Contains(m, "\nstoragebot_queue_depth 0\n")
+			})
+			h.cancel()
+			h.waitFor("draining", func() bool { return strings.Contains(h.logs.String(), "shutting down") })
+			if code, body := h.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
+				t.Errorf("/readyz during the drain = %d %q, want 503 draining", code, body)
+			}
+			body := []byte(`{"action":"opened"}`)
+			if code, err := h.fake.DeliverRaw("pull_request", "late", body, sign(h.fake.WebhookSecret(), body)); err != nil || code != http.StatusServiceUnavailable {
+				t.Errorf("delivery during the drain = %d %v, want 503", code, err)
+			}
+			select {
+			case code := <-h.done:
+				if code != 0 {
+					t.Errorf("serve exited %d after SIGTERM, want 0; logs:\n%s", code, tail(h.logs.String(), 20))
+				}
+				if !strings.Contains(h.logs.String(), tc.wantLog) {
+					t.Errorf("logs lack %q:\n%s", tc.wantLog, tail(h.logs.String(), 20))
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("serve did not stop")
+			}
+			h.cancel = nil
+		})
+	}
 }

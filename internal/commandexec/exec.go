@@ -261,7 +261,7 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 		return fmt.Sprintf("❌ `%s` is no channel branch: nothing to allow.", pr.GetBase().GetRef()), nil
 	}
 	if setting := cfg.RulesFor(channel.Name)[rule]; !setting.Exceptions {
-		return fmt.Sprintf("❌ `%s` takes no exceptions in `%s`: that is the channel's policy (DESIGN §4), and no comment can change it.", rule, channel.Name), nil
+		return fmt.Sprintf("❌ `%s` takes no exceptions in `%s`: that is the channel's policy, and no comment can change it.", rule, channel.Name), nil
 	}
 	var granted []policy.Exception
 	for _, ref := range cmd.Versions {

@@ -34,7 +34,7 @@ type Options struct {
 
 // NewClientCreator returns a go-githubapp ClientCreator for the App in cfg, whose clients authenticate as the
 // installation (ghinstallation), revalidate cached responses with ETags on every use (GitHub's max-age=60
-// would otherwise serve branch heads a minute stale, DESIGN §10), retry per the policy, and report metrics.
+// would otherwise serve branch heads a minute stale, docs/architecture.md §10), retry per the policy, and report metrics.
 func NewClientCreator(cfg githubapp.Config, privateKey []byte, opts Options) (githubapp.ClientCreator, error) {
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = 32 << 20

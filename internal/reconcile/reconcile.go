@@ -1,6 +1,6 @@
 // Package reconcile periodically finishes work that a missed or failed webhook left undone: for every
 // repository of every installation, removal PRs for versions already promoted, and a report of versions
-// held by two channels with different contents (DESIGN §6). Every step is idempotent (deterministic branch
+// held by two channels with different contents (docs/architecture.md §6). Every step is idempotent (deterministic branch
 // names, look before create), so running it on several replicas at once is safe, if wasteful.
 package reconcile
 

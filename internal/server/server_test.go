@@ -24,13 +24,14 @@ const testSecret = "s3cret"
 
 // recordingHandler is a real EventHandler that records what reached it and can block or panic on demand.
 type recordingHandler struct {
-	mu      sync.Mutex
-	events  []string
-	release chan struct{} // when non-nil, Handle waits for it
-	panics  bool
+	mu       sync.Mutex
+	events   []string
+	payloads [][]byte
+	release  chan struct{} // when non-nil, Handle waits for it
+	panics   bool
 }
 
-func (h *recordingHandler) Handles() []string { return []string{"pull_request", "ping"} }
+func (h *recordingHandler) Handles() []string { return []string{"pull_request", "installation"} }
 
 func (h *recordingHandler) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
 	if h.release != nil {
@@ -42,6 +43,8 @@ func (h *recordingHandler) Handle(ctx context.Context, eventType, deliveryID str
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.events = append(h.events, eventType+"/"+deliveryID)
+	h.payloads = append(h.payloads, payload)
+	zerolog.Ctx(ctx).Info().Msg("handled")
 	return nil
 }
 
