@@ -6,13 +6,20 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,4 +310,134 @@ func TestServeDrain(t *testing.T) {
 			h.cancel = nil
 		})
 	}
+}
+
+// BenchmarkIntakeRSS measures the resident memory of a real `storagebot serve` process (built from this
+// package, or the binary in STORAGEBOT_BIN, to measure another version) while clients flood its webhook
+// endpoint over loopback. Each round sends, all at once, `clients` (default 40, STORAGEBOT_RSS_CLIENTS)
+// 24 MB POSTs of each kind: unsigned, a well-formed but wrong signature on an event a handler takes
+// (installation: read into the budget), on one none takes (push: streamed), and on pull_request (over its
+// 2 MiB cap). It reports the idle RSS, the peak RSS (VmHWM) and the answers. Figures are reported, never
+// asserted: run with
+//
+//	go test -run '^$' -bench IntakeRSS -benchtime 3x ./cmd/storagebot/
+func BenchmarkIntakeRSS(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("reads /proc/<pid>/status")
+	}
+	clients := 40
+	if v := os.Getenv("STORAGEBOT_RSS_CLIENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("STORAGEBOT_RSS_CLIENTS=%q: %v", v, err)
+		}
+		clients = n
+	}
+	bin := os.Getenv("STORAGEBOT_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "storagebot")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	fake := githubfake.New(githubfake.Options{})
+	defer fake.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--log-level", "error")
+	cmd.Env = append(os.Environ(),
+		"GITHUB_APP_INTEGRATION_ID="+strconv.FormatInt(fake.AppID(), 10),
+		"GITHUB_APP_PRIVATE_KEY="+string(fake.PrivateKeyPEM()),
+		"GITHUB_APP_WEBHOOK_SECRET="+fake.WebhookSecret(),
+		"GITHUB_V3_API_URL="+fake.URL(),
+		"GITHUB_WEB_URL="+fake.WebURL(),
+	)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	base := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("serve not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	idle := procStatusKiB(b, cmd.Process.Pid, "VmRSS")
+
+	body := bytes.Repeat([]byte(" "), 24<<20)
+	wrong := "sha256=" + strings.Repeat("0", 64)
+	kinds := []struct{ event, signature string }{
+		{"pull_request", ""}, {"installation", wrong}, {"push", wrong}, {"pull_request", wrong},
+	}
+	transport := &http.Transport{MaxConnsPerHost: 0, DisableKeepAlives: true}
+	client := &http.Client{Transport: transport}
+	var mu sync.Mutex
+	answers := map[string]int{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var wg sync.WaitGroup
+		for _, k := range kinds {
+			for c := 0; c < clients; c++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req, _ := http.NewRequest(http.MethodPost, base+"/api/github/hook", bytes.NewReader(body))
+					req.Header.Set("X-GitHub-Event", k.event)
+					req.Header.Set("X-GitHub-Delivery", "rss")
+					req.Header.Set("Content-Type", "application/json")
+					if k.signature != "" {
+						req.Header.Set("X-Hub-Signature-256", k.signature)
+					}
+					answer := "error"
+					if resp, err := client.Do(req); err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						answer = strconv.Itoa(resp.StatusCode)
+					}
+					mu.Lock()
+					answers[k.event+"/"+map[bool]string{true: "unsigned", false: "wrong"}[k.signature == ""]+"/"+answer]++
+					mu.Unlock()
+				}()
+			}
+		}
+		wg.Wait()
+	}
+	b.StopTimer()
+	peak := procStatusKiB(b, cmd.Process.Pid, "VmHWM")
+	b.ReportMetric(float64(idle)/1024, "idle-RSS-MiB")
+	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(len(kinds)*clients), "concurrent-POSTs")
+	b.Logf("answers: %v", answers)
+}
+
+// procStatusKiB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status.
+func procStatusKiB(b *testing.B, pid int, field string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				b.Fatalf("parse %s: %v", line, err)
+			}
+			return n
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
 }
