@@ -100,7 +100,13 @@ func TestServeNeverPrintsTheKeyOrSecret(t *testing.T) {
 func TestRepositoryIsSelfContained(t *testing.T) {
 	root := filepath.Join("..", "..")
 	outside := regexp.MustCompile(`\.\./shared|DESIGN(\.md| §)`)
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	// Citations of the architecture page name a section that must exist.
+	arch, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatalf("the design belongs in the repository: %v", err)
+	}
+	cite := regexp.MustCompile(`architecture\.md\)? §(\d+)`)
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -122,6 +128,11 @@ func TestRepositoryIsSelfContained(t *testing.T) {
 		for i, line := range strings.Split(string(data), "\n") {
 			if loc := outside.FindStringIndex(line); loc != nil && !strings.Contains(line, "outside := regexp") {
 				t.Errorf("%s:%d points outside the repository: %s", path, i+1, strings.TrimSpace(line))
+			}
+			for _, m := range cite.FindAllStringSubmatch(line, -1) {
+				if !strings.Contains(string(arch), "\n## "+m[1]+". ") {
+					t.Errorf("%s:%d cites docs/architecture.md §%s, which has no such section", path, i+1, m[1])
+				}
 			}
 		}
 		return nil
