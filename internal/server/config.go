@@ -1,5 +1,6 @@
-// Package server is the wiring of `storagebot serve`: server configuration, the webhook endpoint (go-githubapp's
-// EventDispatcher behind a bounded queue), health and metrics endpoints, and graceful shutdown.
+// Package server is the wiring of `storagebot serve`: server configuration, the webhook intake (bounded in
+// the bytes it holds, routing to go-githubapp event handlers through a bounded queue), health and metrics
+// endpoints, and graceful shutdown.
 package server
 
 import (
