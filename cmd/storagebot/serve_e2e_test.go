@@ -113,6 +113,22 @@ func TestServeEndToEnd(t *testing.T) {
 	if !strings.Contains(metrics, `storagebot_events_handled_total{event="pull_request",result="ok"} 1`) {
 		t.Errorf("refused deliveries reached a handler:\n%s", grep(metrics, "events_handled"))
 	}
+
+	// Nothing the server printed or exposes holds a secret: not the webhook secret, not the private key, not
+	// an installation token (the fake's start with ghs_), not a JWT (base64 of {"alg":…} starts eyJ).
+	out := h.logs.String() + metrics
+	if strings.Contains(out, h.fake.WebhookSecret()) {
+		t.Error("logs or metrics hold the webhook secret")
+	}
+	keyLines := strings.Split(strings.TrimSpace(string(h.fake.PrivateKeyPEM())), "\n")
+	if l := leaked(out, strings.Join(keyLines[1:len(keyLines)-1], "")); l != "" {
+		t.Errorf("logs or metrics hold private key material %q", l)
+	}
+	for _, prefix := range []string{"ghs_", "eyJ"} {
+		if strings.Contains(out, prefix) {
+			t.Errorf("logs or metrics hold a credential starting %q:\n%s", prefix, grep(out, prefix))
+		}
+	}
 }
 
 func grep(s, sub string) string {
