@@ -291,13 +291,14 @@ func TestServeDrain(t *testing.T) {
 		latency time.Duration
 		wantLog string
 	}{
-		{name: "drain completes", latency: time.Second, wantLog: "queue drained"},
+		{name: "drain completes", latency: 2 * time.Second, wantLog: "queue drained"},
 		{name: "drain times out", args: []string{"--shutdown-timeout", "300ms"}, latency: 3 * time.Second, wantLog: "stopped before every queued event finished"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.args...)
-			// The check-run write of the next PR takes its time: the event is running when SIGTERM comes.
-			h.fake.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/check-runs", Latency: tc.latency, Times: 1})
+			// Every check-run write takes its time, so the PR's event is still running when SIGTERM comes (all
+			// of them: the start-up reconcile may race the handler for the first).
+			h.fake.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/check-runs", Latency: tc.latency})
 			h.openPR("snapshot", "slow", "[snapshot] Add foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
 			h.waitFor("the event to run", func() bool {
 				_, m := h.get("/metrics")
