@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/palantir/go-githubapp/githubapp"
@@ -477,5 +478,39 @@ func TestUnescapeInPlace(t *testing.T) {
 		if _, err := unescapeInPlace([]byte(bad)); err == nil {
 			t.Errorf("unescapeInPlace(%q) accepted a broken escape", bad)
 		}
+	}
+}
+
+// TestShutdownClosesSilentConnections: a connection a client opened and sent nothing on (Go's transport dials
+// spare ones) must not turn a clean drain into an error.
+func TestShutdownClosesSilentConnections(t *testing.T) {
+	s := New(testConfig(), zerolog.Nop(), nil, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitFor(t, "the server to see the connection", func() bool {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	stop()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve = %v, want a clean stop", err)
+		}
+	case <-time.After(httpCloseTimeout + 5*time.Second):
+		t.Fatal("Serve did not return")
 	}
 }

@@ -182,7 +182,7 @@ func (h *trackedHandler) Handle(ctx context.Context, eventType, deliveryID strin
 var ErrDrainTimeout = errors.New("drain timed out")
 
 // httpCloseTimeout bounds closing the listener once the queue is drained: what is left then is requests
-// answered at once (refusals, probes, metrics).
+// answered at once (refusals, probes, metrics); connections still open after it are closed.
 const httpCloseTimeout = 5 * time.Second
 
 // Serve answers on ln until ctx is cancelled, then shuts down gracefully.
@@ -244,7 +244,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(context.Background(), httpCloseTimeout)
 		defer cancel()
 		if err := hs.Shutdown(cctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+			// What is left is no work of ours: a client still sending a body that will be refused, or a
+			// connection a client opened and sent nothing on (net/http waits 5 s for those). Cut them.
+			s.log.Info().Err(err).Msg("closing connections still open after the drain")
+			if err := hs.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)
