@@ -14,7 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-		"runtime"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
