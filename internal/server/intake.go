@@ -87,9 +87,10 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	deliveryID := r.Header.Get("X-GitHub-Delivery")
 	// The event and delivery ID go into the logger once, here; every line about this delivery, the
 	// handler's included, inherits them.
+	// Both are the client's word until the signature is checked: clipped, so a forged header cannot fill the logs.
 	log := zerolog.Ctx(r.Context()).With().
-		Str(githubapp.LogKeyEventType, event).
-		Str(githubapp.LogKeyDeliveryID, deliveryID).Logger()
+		Str(githubapp.LogKeyEventType, clip(event)).
+		Str(githubapp.LogKeyDeliveryID, clip(deliveryID)).Logger()
 	handler, handled := s.handlers[event]
 	// Until the signature is verified the event name is the client's word: only names the server knows
 	// become metric labels, so forged headers cannot create series.
@@ -239,6 +240,15 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	s.metrics.Deliveries.WithLabelValues(label, "accepted").Inc()
 	log.Debug().Int("bytes", len(raw)).Msg("webhook queued")
 	w.WriteHeader(http.StatusOK)
+}
+
+// clip bounds a header value quoted in logs; GitHub's event names and delivery GUIDs are far shorter.
+func clip(v string) string {
+	const max = 100
+	if len(v) > max {
+		return v[:max] + "…"
+	}
+	return v
 }
 
 // newMAC returns the HMAC the signature is checked against; with verification off it is computed and
