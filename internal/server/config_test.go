@@ -215,3 +215,13 @@ func leakedSecret(text, material string) string {
 	}
 	return ""
 }
+
+// TestShippedConfigsLoad: the example and the Kubernetes configuration parse with every key known.
+func TestShippedConfigsLoad(t *testing.T) {
+	for _, path := range []string{"../../deploy/config.example.yml", "../../deploy/kubernetes/config.yml"} {
+		c := Default()
+		if err := LoadFile(path, &c); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+}
