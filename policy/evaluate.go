@@ -245,7 +245,7 @@ func (e *evaluation) shadowed(c Change) []Finding {
 	if s.Severity == SeverityOff {
 		return nil
 	}
-	// The highest channel holding the version serves it (docs/architecture.md, "The domain": first one found wins, from the top).
+	// The highest channel holding the version serves it (docs/architecture.md §1: first one found wins, from the top).
 	for i := len(e.higher) - 1; i >= 0; i-- {
 		h := e.higher[i]
 		cp, ok := c.Others[h]

@@ -1,14 +1,14 @@
-// Package policy evaluates the storage rules of docs/architecture.md ("Policy") on plain values.
+// Package policy evaluates the storage rules of docs/architecture.md §4 on plain values.
 //
 // It is pure: no network, no git, no clock. The storage model (internal/storage) gathers the facts of a
 // change into an Input; Evaluate turns them into Findings. Everything a rule needs is in the Input, so every
 // rule is table-tested without a repository.
 package policy
 
-// RuleID names a rule exactly as docs/architecture.md ("Policy") and the `check --format json` contract spell it.
+// RuleID names a rule exactly as docs/architecture.md §4 and the `check --format json` contract spell it.
 type RuleID string
 
-// The rules of docs/architecture.md ("Policy").
+// The rules of docs/architecture.md §4.
 const (
 	RuleOverwrite       RuleID = "overwrite"
 	RuleRemoval         RuleID = "removal"
@@ -60,7 +60,7 @@ type Finding struct {
 }
 
 // Exception lets one rule pass for one version, bound to the version's tree SHA when it was granted: when the
-// content changes afterwards, the exception lapses (docs/architecture.md, "Policy").
+// content changes afterwards, the exception lapses (docs/architecture.md §4).
 type Exception struct {
 	Rule    RuleID `json:"rule"`
 	Package string `json:"package"`
@@ -117,7 +117,7 @@ type Change struct {
 type Copy struct {
 	TreeSHA string
 	// Identical is true when the copy holds the same paths with the same contents as Change.Tree (file modes
-	// ignored, docs/architecture.md, "Reading storage").
+	// ignored, docs/architecture.md §3).
 	Identical bool
 }
 

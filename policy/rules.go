@@ -19,7 +19,7 @@ func AllRules() []RuleID {
 	}
 }
 
-// KnownRule reports whether id names a rule of docs/architecture.md ("Policy").
+// KnownRule reports whether id names a rule of docs/architecture.md §4.
 func KnownRule(id RuleID) bool {
 	for _, r := range AllRules() {
 		if r == id {
@@ -65,11 +65,11 @@ func RoleOf(position, count int) Role {
 	}
 }
 
-// DefaultRules returns the built-in defaults of docs/architecture.md ("Policy") for a channel given its position among the channels
+// DefaultRules returns the built-in defaults of docs/architecture.md §4 for a channel given its position among the channels
 // (lowest = snapshot-like, highest = production-like, anything between = staging-like), so a repository with
 // renamed channels gets the right behaviour.
 //
-// Exceptions are allowed by default only where docs/architecture.md ("Policy") says "unless excepted": overwrite and removal in
+// Exceptions are allowed by default only where docs/architecture.md §4 says "unless excepted": overwrite and removal in
 // staging-like channels. Configuration may allow them elsewhere.
 func DefaultRules(position, count int) Rules {
 	role := RoleOf(position, count)

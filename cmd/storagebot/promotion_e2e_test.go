@@ -139,7 +139,7 @@ func TestPromoteRefusals(t *testing.T) {
 	h.repo.SetPermission("maint", "maintain")
 	h.commit("snapshot", "foo 1.2.3", pkgFiles("foo", "1.2.3", 2, "v1"))
 	h.commit("staging", "foo 8.0.5", pkgFiles("foo", "8.0.5", 2, "v1"))
-	// version-order is scoped to a major.minor line (docs/architecture.md, "Policy"): 8.0.5 is refused because of 8.0.9, not 8.1.0.
+	// version-order is scoped to a major.minor line (docs/architecture.md §4): 8.0.5 is refused because of 8.0.9, not 8.1.0.
 	h.commit("production", "foo 8.0.9", pkgFiles("foo", "8.0.9", 2, "v1"))
 	h.commit("production", "foo 8.1.0", pkgFiles("foo", "8.1.0", 2, "v1"))
 	issue := h.repo.OpenIssue("Promotions", "", "alice")

@@ -135,10 +135,17 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 		Int64("app_id", cfg.GitHub.App.IntegrationID).
 		Int("queue_size", cfg.Queue.Size).Int("workers", cfg.Queue.Workers).
 		Str("reconcile_interval", cfg.ReconcileInterval.String()).Str("reconcile_grace", cfg.ReconcileGrace.String()).Msg("starting")
-	if err := srv.ListenAndServe(ctx); err != nil {
+	// A SIGTERM exits 0 even when the drain timed out: the stop was asked for and done, and the work of the
+	// cancelled events is finished by the reconciler of the next replica. Only failing to serve is an error.
+	err = srv.ListenAndServe(ctx)
+	switch {
+	case errors.Is(err, server.ErrDrainTimeout):
+		logger.Warn().Err(err).Msg("stopped before every queued event finished")
+	case err != nil:
 		logger.Error().Err(err).Msg("server stopped with an error")
 		return 1
+	default:
+		logger.Info().Msg("stopped")
 	}
-	logger.Info().Msg("stopped")
 	return 0
 }

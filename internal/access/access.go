@@ -1,5 +1,5 @@
 // Package access answers "what may this user do in this repository": the commenter's repository permission,
-// read from GitHub's collaborator permission API the way GitHub means it (docs/architecture.md, "GitHub facts that bite").
+// read from GitHub's collaborator permission API the way GitHub means it (docs/architecture.md §10).
 package access
 
 import (

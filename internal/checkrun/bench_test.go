@@ -20,7 +20,7 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// The benchmarks in this file measure what one PR evaluation costs in GitHub API calls (docs/architecture.md, "Performance targets"): Service.CheckPR
+// The benchmarks in this file measure what one PR evaluation costs in GitHub API calls (docs/architecture.md §8): Service.CheckPR
 // cold (fresh object cache and client), warm (the same Service, cache and client after a new push to the PR), and
 // the naive baseline a simple bot would use, all counted by the fake GitHub on the same PRs. They report figures and
 // never fail on a target; docs/benchmarks.md holds the results and the command that produced them.

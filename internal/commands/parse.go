@@ -77,7 +77,7 @@ var commandLine = regexp.MustCompile(`^[ \t]*/([^ \t]+)`)
 // nameRE is what package and channel names may hold: lowercase ASCII letters, digits, "_" and "-".
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
-// ruleRE is what rule names ("overwrite", "version-order", … as docs/architecture.md, "Policy", names them) may hold.
+// ruleRE is what rule names (docs/architecture.md §4: "overwrite", "version-order", …) may hold.
 var ruleRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 // Parse returns the commands in a comment body, in the order they appear. Lines inside fenced code blocks

@@ -30,14 +30,9 @@ type Options struct {
 	Transport http.RoundTripper
 }
 
-// NewClientCreator returns a go-githubapp ClientCreator for the App in cfg. Its clients authenticate as the
-// installation (ghinstallation); revalidate cached responses on every use, answered 304 across token rotations
-// (see conditionalCache); retry per the policy, each client remembering its installation's rate limits; give
-// every attempt a deadline; and report metrics.
-//
-// The layers, outermost first: go-github → retry and rate-limit gate (one per client, so per installation,
-// whose limits they are; above ghinstallation so a retry after a long wait gets a fresh token) →
-// ghinstallation → conditional cache (needs the Authorization header) → observer → network.
+// NewClientCreator returns a go-githubapp ClientCreator for the App in cfg, whose clients authenticate as the
+// installation (ghinstallation), revalidate cached responses with ETags on every use (GitHub's max-age=60
+// would otherwise serve branch heads a minute stale, docs/architecture.md §10), retry per the policy, and report metrics.
 func NewClientCreator(cfg githubapp.Config, privateKey []byte, opts Options) (githubapp.ClientCreator, error) {
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = 32 << 20

@@ -1,4 +1,4 @@
-// Package promotion writes what moves package versions between channels (docs/architecture.md, "Flows"): the /promote PR that
+// Package promotion writes what moves package versions between channels (docs/architecture.md §6): the /promote PR that
 // copies versions to a higher channel, the removal follow-up PR that deletes the lower copies once a
 // promotion merged, the optional auto-merge of those removal PRs, and the reconciler that opens any removal
 // PR a missed event left undone.

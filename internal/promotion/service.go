@@ -286,7 +286,7 @@ func (s *Service) commitRemoval(ctx context.Context, repo Repo, h head, message 
 
 // findPR returns the PR whose head is branch of this repository in state ("open", "closed" or "all"), the
 // most recent first; nil when there is none. The head filter must be "owner:branch": GitHub ignores a bare
-// branch name and returns every PR.
+// branch name and returns every PR (docs/architecture.md §10).
 func findPR(ctx context.Context, repo Repo, branch, state string) (*github.PullRequest, error) {
 	prs, _, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, &github.PullRequestListOptions{
 		Head: repo.Owner + ":" + branch, State: state, ListOptions: github.ListOptions{PerPage: 10},

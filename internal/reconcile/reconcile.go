@@ -1,9 +1,7 @@
 // Package reconcile periodically finishes work that a missed or failed webhook left undone: for every
 // repository of every installation, removal PRs for versions already promoted, and a report of versions
-// held by two channels with different contents. Every step is idempotent (deterministic branch names, look
-// before create), so running it on several replicas at once is safe, if wasteful. A duplicate a merged PR
-// explains is removed by running that PR's own follow-up, so the reconciler and the merge event (on any
-// replica) write the same branch and GitHub's one-time ref creation decides who opens the PR.
+// held by two channels with different contents (docs/architecture.md §6). Every step is idempotent (deterministic branch
+// names, look before create), so running it on several replicas at once is safe, if wasteful.
 package reconcile
 
 import (

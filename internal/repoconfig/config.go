@@ -2,7 +2,7 @@
 // (lowest to highest), per-rule overrides of the policy defaults, command permissions, title handling,
 // auto-merge of removal PRs, distributions and the reconcile interval.
 //
-// The file is always read from the repository's default branch (docs/architecture.md, "Configuration"). An absent file means Default();
+// The file is always read from the repository's default branch (docs/architecture.md §5). An absent file means Default();
 // an invalid one is reported with file, line, column and field, and nothing is evaluated.
 package repoconfig
 
@@ -72,7 +72,7 @@ type Distribution struct {
 	VerifyURL string
 }
 
-// Reconcile configures the periodic reconciliation (docs/architecture.md, "Flows").
+// Reconcile configures the periodic reconciliation (docs/architecture.md §6).
 type Reconcile struct {
 	Interval time.Duration
 }
@@ -84,7 +84,7 @@ const DefaultReconcileInterval = 10 * time.Minute
 const MinReconcileInterval = time.Minute
 
 // Default returns the built-in configuration: channels snapshot, staging and production on branches of the
-// same names, with the built-in defaults (docs/architecture.md, "Policy") for rules and permissions and no distributions.
+// same names, with the built-in defaults for rules and permissions and no distributions.
 func Default() *Config {
 	return withDefaults([]Channel{
 		{Name: "snapshot", Branch: "snapshot"},

@@ -15,7 +15,7 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// GitHub's limits on a check run's output (docs/architecture.md, "GitHub facts that bite").
+// GitHub's limits on a check run's output (docs/architecture.md §10).
 const (
 	// MaxOutputChars is the most characters GitHub accepts in a check run's summary or text. Render counts
 	// bytes, which are never fewer than characters, so its output always fits.

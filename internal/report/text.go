@@ -7,7 +7,7 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// ruleHelp explains each rule of docs/architecture.md ("Policy") to a package author: why it exists, in one or two sentences.
+// ruleHelp explains each rule of docs/architecture.md §4 to a package author: why it exists, in one or two sentences.
 var ruleHelp = map[policy.RuleID]string{
 	policy.RuleOverwrite: "A version already in the channel was changed. Released versions are immutable: " +
 		"users and caches already hold the old content. Publish the change as a new version instead.",

@@ -1,16 +1,20 @@
-// Package server is the wiring of `storagebot serve`: server configuration, the webhook endpoint (go-githubapp's
-// EventDispatcher behind a bounded queue), health and metrics endpoints, and graceful shutdown.
+// Package server is the wiring of `storagebot serve`: server configuration, the webhook intake (bounded in
+// the bytes it holds, routing to go-githubapp event handlers through a bounded queue), health and metrics
+// endpoints, and graceful shutdown.
 package server
 
 import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
+	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +40,12 @@ type Config struct {
 	// ReconcileGrace leaves PRs updated less than this long ago to their webhook: the reconciler evaluates a
 	// PR with no check only once its delivery had time to arrive, so the two never both evaluate it.
 	ReconcileGrace time.Duration `yaml:"reconcile_grace"`
-	// MaxBodyBytes caps a webhook body; GitHub caps payloads at 25 MB.
+	// MaxBodyBytes caps a webhook body; GitHub caps payloads at 25 MB. pull_request, issue_comment and
+	// check_run bodies have a smaller cap of their own (2 MiB), since GitHub bounds what they hold.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxInflightBodyBytes bounds the webhook bodies held in memory at once, being read, queued or handled;
+	// a delivery that does not fit is refused with 503. It bounds the intake's memory whatever clients send.
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
 	// InsecureSkipSignature accepts unsigned webhooks; only for local experiments.
 	InsecureSkipSignature bool      `yaml:"insecure_skip_signature"`
 	Log                   LogConfig `yaml:"log"`
@@ -64,7 +72,9 @@ func Default() Config {
 		ReconcileInterval: 10 * time.Minute,
 		ReconcileGrace:    5 * time.Minute,
 		MaxBodyBytes:      25 << 20,
-		Log:               LogConfig{Level: "info", Format: "json"},
+		// Room for two deliveries at GitHub's 25 MB cap, or thousands of ordinary ones (tens of KB).
+		MaxInflightBodyBytes: 64 << 20,
+		Log:                  LogConfig{Level: "info", Format: "json"},
 	}
 	c.GitHub.WebURL = "https://github.com"
 	c.GitHub.V3APIURL = "https://api.github.com/"
@@ -85,22 +95,82 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// LoadFile reads a YAML configuration file over the defaults. Unknown keys are errors, so a typo never
-// silently falls back to a default.
+// LoadFile reads a YAML configuration file over the defaults. Unknown keys are errors naming the key by its
+// YAML path (queue.sise), so a typo never silently falls back to a default.
 func LoadFile(path string, into *Config) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(into); err != nil {
-		if errors.Is(err, io.EOF) { // an empty file keeps the defaults
-			return nil
-		}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return &ConfigError{File: path, Line: yamlErrorLine(err), Msg: yamlErrorMessage(err)}
+	}
+	if len(doc.Content) == 0 { // an empty file keeps the defaults
+		return nil
+	}
+	if err := unknownKeys(path, doc.Content[0], reflect.TypeOf(*into), ""); err != nil {
+		return err
+	}
+	if err := doc.Content[0].Decode(into); err != nil {
 		return &ConfigError{File: path, Line: yamlErrorLine(err), Msg: yamlErrorMessage(err)}
 	}
 	return nil
+}
+
+// unknownKeys walks a YAML mapping against the struct type it decodes into and reports the first key the
+// type does not have, by its dotted path and with the keys that would be valid there. yaml.v3's own
+// KnownFields error names the Go type instead ("field sise not found in type server.QueueConfig"), which
+// tells an operator nothing.
+func unknownKeys(file string, n *yaml.Node, t reflect.Type, prefix string) error {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Duration(0)) {
+		return nil // a type mismatch is reported by Decode, with its line
+	}
+	fields := map[string]reflect.Type{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+		names = append(names, name)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], n.Content[i+1]
+		ft, ok := fields[key.Value]
+		if !ok {
+			where := "at the top level"
+			if prefix != "" {
+				where = "under " + prefix
+			}
+			return &ConfigError{File: file, Line: key.Line, Msg: fmt.Sprintf("unknown key %s%s (valid %s: %s)", prefix+dot(prefix), key.Value, where, strings.Join(names, ", "))}
+		}
+		if err := unknownKeys(file, value, ft, prefix+dot(prefix)+key.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dot(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return "."
 }
 
 // yamlErrorLine extracts the line number yaml.v3 puts in its messages ("yaml: line 3: ...").
@@ -154,10 +224,10 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	if v, ok := lookup("STORAGEBOT_LOG_FORMAT"); ok {
 		c.Log.Format = v
 	}
-	if v, ok := lookup("GITHUB_APP_INTEGRATION_ID"); ok {
+	if v, ok := lookup("GITHUB_APP_INTEGRATION_ID"); ok && v != "" {
 		// SetValuesFromEnv ignores an unparsable number silently; say so instead.
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-			return fmt.Errorf("GITHUB_APP_INTEGRATION_ID=%q is not a number: set it to the App ID shown on the App's settings page", v)
+		if id, err := strconv.ParseInt(v, 10, 64); err != nil || id <= 0 {
+			return fmt.Errorf("GITHUB_APP_INTEGRATION_ID=%q is not a valid App ID: set it to the positive number shown on the App's settings page", v)
 		}
 	}
 	return nil
@@ -166,8 +236,14 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 // Validate checks everything `serve` needs before it starts, naming the setting to fix.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.GitHub.App.IntegrationID <= 0 {
+	switch id := c.GitHub.App.IntegrationID; {
+	case id == 0:
 		errs = append(errs, errors.New("GitHub App ID missing: set GITHUB_APP_INTEGRATION_ID or github.app.integration_id"))
+	case id < 0:
+		errs = append(errs, fmt.Errorf("GitHub App ID %d is not valid: set GITHUB_APP_INTEGRATION_ID or github.app.integration_id to the positive number shown on the App's settings page", id))
+	}
+	if err := validateAddr(c.Addr); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := c.PrivateKey(); err != nil {
 		errs = append(errs, err)
@@ -187,6 +263,15 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("max_body_bytes (%d) must be positive", c.MaxBodyBytes))
 	}
+	if c.MaxInflightBodyBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("max_inflight_body_bytes (%d) must be at least max_body_bytes (%d), or a delivery at the cap could never be accepted", c.MaxInflightBodyBytes, c.MaxBodyBytes))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout %s must be positive: it is how long SIGTERM waits for queued events (--shutdown-timeout, shutdown_timeout)", c.ShutdownTimeout))
+	}
+	if c.ReconcileInterval < 0 {
+		errs = append(errs, fmt.Errorf("reconcile interval %s must not be negative: use 0 to reconcile only at start (--reconcile-interval, reconcile_interval)", c.ReconcileInterval))
+	}
 	switch c.Log.Format {
 	case "json", "text":
 	default:
@@ -200,33 +285,69 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateAddr checks a listen address the way net.Listen will read it, so a typo is a configuration error
+// (exit 2) and not a failure to listen.
+func validateAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		return fmt.Errorf("listen address %q is not host:port (e.g. :8080 or 127.0.0.1:8080): set --addr, STORAGEBOT_ADDR or addr: %w", addr, err)
+	}
+	return nil
+}
+
 // PrivateKey returns the App's private key PEM. GITHUB_APP_PRIVATE_KEY (or github.app.private_key) holds either
-// the PEM text or the path of a PEM file; either way the key must parse as RSA.
+// the PEM text or the path of a PEM file; either way the key must parse as RSA. No error ever quotes the
+// value: what looks like a path may be a mangled key.
 func (c *Config) PrivateKey() ([]byte, error) {
+	const fix = "set GITHUB_APP_PRIVATE_KEY (or github.app.private_key) to the .pem file GitHub generated for the App, or to its path (the value is not shown: it may be key material)"
 	v := strings.TrimSpace(c.GitHub.App.PrivateKey)
 	if v == "" {
 		return nil, errors.New("GitHub App private key missing: set GITHUB_APP_PRIVATE_KEY (PEM text or the path of a PEM file) or github.app.private_key")
 	}
 	data := []byte(v)
 	if !strings.HasPrefix(v, "-----BEGIN") {
+		switch {
+		case looksBase64PEM(v):
+			return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY looks base64-encoded: decode it (base64 -d) first; %s", fix)
+		case strings.Contains(v, "-----END"), strings.ContainsAny(v, "\n\r"):
+			// A path holds no line break; text that does is a PEM missing its first line.
+			return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY looks like PEM text without its -----BEGIN line: %s", fix)
+		}
 		b, err := os.ReadFile(v)
 		if err != nil {
-			return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY is neither PEM text nor a readable file: %w", err)
+			// The *PathError would quote the value; keep only its cause (no such file, permission denied).
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY is neither PEM text nor the path of a readable file (%w): %s", err, fix)
 		}
 		data = b
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		return nil, errors.New("GITHUB_APP_PRIVATE_KEY holds no PEM block: paste the .pem file GitHub generated for the App")
+		return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY holds no complete PEM block (-----BEGIN … -----END lines): %s", fix)
 	}
 	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
 		k, err8 := x509.ParsePKCS8PrivateKey(block.Bytes)
 		if err8 != nil {
-			return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY does not parse as an RSA private key: %w", err)
+			return nil, fmt.Errorf("GITHUB_APP_PRIVATE_KEY does not parse as an RSA private key (%w): %s", err, fix)
 		}
 		if _, ok := k.(*rsa.PrivateKey); !ok {
-			return nil, errors.New("GITHUB_APP_PRIVATE_KEY is not an RSA key: GitHub Apps sign with RSA")
+			return nil, errors.New("GITHUB_APP_PRIVATE_KEY is not an RSA key: GitHub Apps sign with RSA; " + fix)
 		}
 	}
 	return data, nil
+}
+
+// looksBase64PEM reports whether v is base64 of PEM text ("-----BEGIN" encodes to "LS0tLS1CRUdJTi").
+func looksBase64PEM(v string) bool {
+	if strings.HasPrefix(v, "LS0tLS1CRUdJTi") {
+		return true
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(v), ""))
+	return err == nil && bytes.Contains(b, []byte("-----BEGIN"))
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -52,7 +53,9 @@ func TestLoadFile(t *testing.T) {
 				t.Errorf("unset log format = %q, want default json", c.Log.Format)
 			}
 		}},
-		{name: "unknown key names key and line", yaml: "addr: x\nqueue:\n  sise: 3\n", wantErr: "config.yml:3: field sise not found"},
+		{name: "unknown key names its YAML path and line", yaml: "addr: x\nqueue:\n  sise: 3\n", wantErr: "config.yml:3: unknown key queue.sise (valid under queue: size, workers)"},
+		{name: "unknown nested key", yaml: "github:\n  app:\n    privat_key: x\n", wantErr: "config.yml:3: unknown key github.app.privat_key (valid under github.app: integration_id, webhook_secret, private_key)"},
+		{name: "unknown top-level key", yaml: "adr: x\n", wantErr: "config.yml:1: unknown key adr (valid at the top level: addr,"},
 		{name: "syntax error names line", yaml: "addr: [\n", wantErr: "config.yml:1: did not find expected node content"},
 	}
 	for _, tc := range tests {
@@ -93,11 +96,17 @@ func TestValidate(t *testing.T) {
 		{name: "no secret", mutate: func(c *Config) { c.GitHub.App.WebhookSecret = "" }, wantErr: "GITHUB_APP_WEBHOOK_SECRET"},
 		{name: "no secret but insecure flag", mutate: func(c *Config) { c.GitHub.App.WebhookSecret = ""; c.InsecureSkipSignature = true }},
 		{name: "no key", mutate: func(c *Config) { c.GitHub.App.PrivateKey = "" }, wantErr: "GITHUB_APP_PRIVATE_KEY"},
-		{name: "key file missing", mutate: func(c *Config) { c.GitHub.App.PrivateKey = "/nonexistent/app.pem" }, wantErr: "neither PEM text nor a readable file"},
+		{name: "key file missing", mutate: func(c *Config) { c.GitHub.App.PrivateKey = "/nonexistent/app.pem" }, wantErr: "neither PEM text nor the path of a readable file (no such file or directory)"},
 		{name: "garbage PEM", mutate: func(c *Config) {
 			c.GitHub.App.PrivateKey = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"
 		}, wantErr: "does not parse as an RSA private key"},
-		{name: "no app id", mutate: func(c *Config) { c.GitHub.App.IntegrationID = 0 }, wantErr: "GITHUB_APP_INTEGRATION_ID"},
+		{name: "no app id", mutate: func(c *Config) { c.GitHub.App.IntegrationID = 0 }, wantErr: "GitHub App ID missing"},
+		{name: "negative app id is invalid, not missing", mutate: func(c *Config) { c.GitHub.App.IntegrationID = -5 }, wantErr: "GitHub App ID -5 is not valid"},
+		{name: "listen address without a port", mutate: func(c *Config) { c.Addr = "bogus" }, wantErr: `listen address "bogus" is not host:port`},
+		{name: "listen address with a bad port", mutate: func(c *Config) { c.Addr = ":99999" }, wantErr: `listen address ":99999"`},
+		{name: "negative shutdown timeout", mutate: func(c *Config) { c.ShutdownTimeout = -time.Second }, wantErr: "shutdown timeout -1s must be positive"},
+		{name: "negative reconcile interval", mutate: func(c *Config) { c.ReconcileInterval = -time.Minute }, wantErr: "reconcile interval -1m0s must not be negative"},
+		{name: "in-flight budget below the body cap", mutate: func(c *Config) { c.MaxInflightBodyBytes = c.MaxBodyBytes - 1 }, wantErr: "max_inflight_body_bytes"},
 		{name: "bad log format", mutate: func(c *Config) { c.Log.Format = "xml" }, wantErr: `log format "xml"`},
 		{name: "zero workers", mutate: func(c *Config) { c.Queue.Workers = 0 }, wantErr: "queue.workers"},
 	}
@@ -131,7 +140,88 @@ func TestApplyEnv(t *testing.T) {
 		t.Errorf("got addr %q id %d api %q", c.Addr, c.GitHub.App.IntegrationID, c.GitHub.V3APIURL)
 	}
 	env["GITHUB_APP_INTEGRATION_ID"] = "abc"
-	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil || !strings.Contains(err.Error(), "not a number") {
-		t.Errorf("err = %v, want a non-number complaint", err)
+	for _, bad := range []string{"abc", "-5", "0"} {
+		env["GITHUB_APP_INTEGRATION_ID"] = bad
+		if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil || !strings.Contains(err.Error(), "is not a valid App ID") {
+			t.Errorf("GITHUB_APP_INTEGRATION_ID=%s: err = %v, want an invalid App ID complaint", bad, err)
+		}
+	}
+}
+
+// TestPrivateKeyErrorsNeverQuoteTheKey feeds the malformed forms a key takes in practice and checks the error
+// says what is wrong without a single 12-character run of the key material in it.
+func TestPrivateKeyErrorsNeverQuoteTheKey(t *testing.T) {
+	for _, tc := range malformedKeys(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.GitHub.App.PrivateKey = tc.value
+			_, err := c.PrivateKey()
+			if err == nil {
+				t.Fatal("a malformed key was accepted")
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("err = %v, want containing %q", err, tc.wantErr)
+			}
+			if leak := leakedSecret(err.Error(), tc.material); leak != "" {
+				t.Errorf("error quotes key material %q:\n%v", leak, err)
+			}
+		})
+	}
+}
+
+// malformedKey is a key value as operators get it wrong, with the key material it must never echo.
+type malformedKey struct {
+	name     string
+	value    string
+	material string // the secret part of value: the base64 body of the PEM, or the whole encoded value
+	wantErr  string
+}
+
+func malformedKeys(t *testing.T) []malformedKey {
+	t.Helper()
+	pemText := testKeyPEM(t)
+	lines := strings.Split(strings.TrimSpace(pemText), "\n")
+	body := strings.Join(lines[1:len(lines)-1], "\n")
+	b64 := base64.StdEncoding.EncodeToString([]byte(pemText))
+	return []malformedKey{
+		{name: "base64 of the PEM", value: b64, material: b64, wantErr: "looks base64-encoded"},
+		{name: "base64 of the PEM, wrapped", value: wrap(b64, 76), material: b64, wantErr: "looks base64-encoded"},
+		{name: "PEM without its BEGIN line", value: strings.Join(lines[1:], "\n"), material: body, wantErr: "without its -----BEGIN line"},
+		{name: "PEM body only, one line", value: strings.Join(lines[1:len(lines)-1], ""), material: body, wantErr: "neither PEM text nor the path"},
+		{name: "PEM without its END line", value: strings.Join(lines[:len(lines)-1], "\n"), material: body, wantErr: "no complete PEM block"},
+		{name: "PEM with a damaged body", value: lines[0] + "\n" + strings.Join(lines[1:4], "\n") + "\n" + lines[len(lines)-1], material: body, wantErr: "does not parse as an RSA private key"},
+		{name: "PEM with escaped newlines", value: strings.ReplaceAll(pemText, "\n", `\n`), material: body, wantErr: "no complete PEM block"},
+	}
+}
+
+func wrap(s string, width int) string {
+	var b strings.Builder
+	for len(s) > width {
+		b.WriteString(s[:width] + "\n")
+		s = s[width:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// leakedSecret returns a 12-character run of material found in text, or "".
+func leakedSecret(text, material string) string {
+	material = strings.Join(strings.Fields(material), "")
+	text = strings.Join(strings.Fields(text), "")
+	for i := 0; i+12 <= len(material); i += 4 {
+		if strings.Contains(text, material[i:i+12]) {
+			return material[i : i+12]
+		}
+	}
+	return ""
+}
+
+// TestShippedConfigsLoad: the example and the Kubernetes configuration parse with every key known.
+func TestShippedConfigsLoad(t *testing.T) {
+	for _, path := range []string{"../../deploy/config.example.yml", "../../deploy/kubernetes/config.yml"} {
+		c := Default()
+		if err := LoadFile(path, &c); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// BenchmarkWebhookAck is the load driver of docs/architecture.md ("Performance targets") for the intake: 1, 10 and 200 concurrent clients post signed
+// BenchmarkWebhookAck is the load driver of docs/architecture.md §8 for the intake: 1, 10 and 200 concurrent clients post signed
 // deliveries of GitHub's own pull_request example (28 KB) over loopback to a real HTTP server; the handler does
 // nothing, so the figures are the acknowledgement path (size cap, HMAC, JSON check, dispatch, queue). It reports
 // deliveries per second and the p50/p99 acknowledgement latency. Timing is reported, never asserted.

@@ -11,7 +11,8 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	// Deliveries counts webhook deliveries by event and outcome: accepted, ignored (no handler),
-	// bad_signature, malformed, too_large, overloaded (queue full), shutting_down.
+	// bad_signature, malformed, too_large, overloaded (queue full), over_budget (too many body bytes held),
+	// shutting_down, error. Before the signature is verified, events no handler takes are labelled "other".
 	Deliveries *prometheus.CounterVec
 	// Handled counts finished handler runs by event and result: ok, error, panic, rate_limited.
 	Handled *prometheus.CounterVec
@@ -28,7 +29,8 @@ type Metrics struct {
 	// RateLimited counts events that gave up on a GitHub rate limit, by event and outcome: requeued (run again
 	// when the limit ends) or gave_up (logged as an error: re-queued too often, shutting down, queue full).
 	RateLimited *prometheus.CounterVec
-	// RateLimitRemaining is the last X-RateLimit-Remaining GitHub reported, by installation.
+	// RateLimitRemaining is the last X-RateLimit-Remaining GitHub reported, by rate-limit resource (core,
+	// graphql, search…), as GitHub's X-RateLimit-Resource header names it.
 	RateLimitRemaining *prometheus.GaugeVec
 }
 
@@ -71,8 +73,8 @@ func NewMetrics() *Metrics {
 		}, []string{"event", "outcome"}),
 		RateLimitRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "storagebot_github_rate_limit_remaining",
-			Help: "Last X-RateLimit-Remaining reported by GitHub, by installation.",
-		}, []string{"installation"}),
+			Help: "Last X-RateLimit-Remaining reported by GitHub, by rate-limit resource (core, graphql, search).",
+		}, []string{"resource"}),
 	}
 	m.Registry.MustRegister(
 		m.Deliveries, m.Handled, m.QueueDepth, m.InFlight, m.HandlerSeconds,

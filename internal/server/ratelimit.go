@@ -19,14 +19,15 @@ const maxRateLimitRequeues = 3
 // onRateLimited handles a handler that gave up on a GitHub rate limit (ghclient fails fast rather than
 // sleeping past its budget): the event runs again once the limit ends, or, when it was re-queued too often
 // or the server is stopping, the outcome is logged as an error. Either way it is counted — nothing is dropped
-// silently.
-func (s *Server) onRateLimited(ctx context.Context, d githubapp.Dispatch, requeues int, lim *ghclient.RateLimitError, err error) {
+// silently. It reports whether the event was re-queued, in which case it owns the charge (the payload's share of
+// the intake budget) until the event runs again or is given up.
+func (s *Server) onRateLimited(ctx context.Context, d githubapp.Dispatch, requeues int, charge int64, lim *ghclient.RateLimitError, err error) bool {
 	event := metricEvent(d.EventType)
 	log := zerolog.Ctx(ctx).With().Str("limit", lim.Kind).Time("until", lim.Until).Int("requeues", requeues).Logger()
 	if s.draining.Load() || requeues >= maxRateLimitRequeues {
 		s.metrics.RateLimited.WithLabelValues(event, "gave_up").Inc()
 		log.Error().Err(err).Msg("GitHub rate limit outlasted the event; not running it again: the reconciler redoes missed work once the limit ends, or redeliver the webhook from the App's settings")
-		return
+		return false
 	}
 	wait := time.Until(lim.Until)
 	if wait < 0 {
@@ -43,13 +44,16 @@ func (s *Server) onRateLimited(ctx context.Context, d githubapp.Dispatch, requeu
 	time.AfterFunc(wait, func() {
 		ctx := logger.WithContext(context.Background())
 		if s.draining.Load() {
+			s.budget.release(charge)
 			s.metrics.RateLimited.WithLabelValues(event, "gave_up").Inc()
 			logger.Error().Msg("rate-limited event not run again: the server is shutting down; the reconciler redoes missed work, or redeliver the webhook")
 			return
 		}
-		if err := s.sched.schedule(ctx, d, requeues+1); err != nil {
+		if err := s.scheduler.schedule(ctx, d, charge, requeues+1); err != nil {
+			s.budget.release(charge)
 			s.metrics.RateLimited.WithLabelValues(event, "gave_up").Inc()
 			logger.Error().Err(err).Msg("rate-limited event not run again: the queue refused it; redeliver the webhook")
 		}
 	})
+	return true
 }

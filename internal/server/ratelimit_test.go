@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -40,24 +39,6 @@ func (h *limitedHandler) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.runs
-}
-
-// syncBuffer is a log sink safe for the workers and timers writing to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestRateLimitedEventRunsAgain(t *testing.T) {

@@ -1,21 +1,17 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
@@ -34,14 +30,20 @@ type Server struct {
 	metrics *Metrics
 	mux     *http.ServeMux
 
+	// handlers maps an event name to its handler; the first handler listing an event wins.
+	handlers  map[string]githubapp.EventHandler
+	scheduler *trackingScheduler
+	// budget bounds the bytes of webhook bodies held at once (see byteBudget).
+	budget *byteBudget
+
 	// handlerCtx is the parent of every handler's context; cancelled when draining times out.
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
 
 	inflight sync.WaitGroup
+	// queued counts events accepted and not yet picked up by a worker, for /readyz.
+	queued   atomic.Int64
 	draining atomic.Bool
-	// sched runs events again after a rate limit (ratelimit.go).
-	sched *trackingScheduler
 
 	mu   sync.Mutex
 	http *http.Server
@@ -52,7 +54,18 @@ func New(cfg Config, logger zerolog.Logger, metrics *Metrics, handlers []githuba
 	if metrics == nil {
 		metrics = NewMetrics()
 	}
-	s := &Server{cfg: cfg, log: logger, metrics: metrics, mux: http.NewServeMux()}
+	s := &Server{
+		cfg: cfg, log: logger, metrics: metrics, mux: http.NewServeMux(),
+		handlers: map[string]githubapp.EventHandler{},
+		budget:   newByteBudget(cfg.MaxInflightBodyBytes),
+	}
+	for _, h := range handlers {
+		for _, event := range h.Handles() {
+			if _, taken := s.handlers[event]; !taken {
+				s.handlers[event] = h
+			}
+		}
+	}
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 
 	queue := githubapp.QueueAsyncScheduler(cfg.Queue.Size, cfg.Queue.Workers,
@@ -63,16 +76,12 @@ func New(cfg Config, logger zerolog.Logger, metrics *Metrics, handlers []githuba
 		// The tracking wrapper below logs and counts errors and panics itself.
 		githubapp.WithAsyncErrorCallback(func(context.Context, githubapp.Dispatch, error) {}),
 	)
-	// The intake (webhookIntake) has verified the signature already, with its own status and metrics; an
-	// empty secret keeps the dispatcher from computing the HMAC of every body a second time.
-	s.sched = &trackingScheduler{inner: queue, s: s}
-	dispatcher := githubapp.NewEventDispatcher(handlers, "",
-		githubapp.WithScheduler(s.sched),
-		githubapp.WithResponseCallback(s.onResponse),
-		githubapp.WithErrorCallback(s.onDispatchError),
-	)
+	// The intake does what go-githubapp's EventDispatcher would (route by event, queue, answer) itself: it
+	// reads each body once into memory charged to the budget and hands that very slice to the handler, where
+	// the dispatcher would read it again into a copy and add the event fields to the logger a second time.
+	s.scheduler = &trackingScheduler{inner: queue, s: s}
 
-	s.mux.Handle("POST "+WebhookPath, s.webhookIntake(dispatcher))
+	s.mux.HandleFunc("POST "+WebhookPath, s.intake)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -91,144 +100,56 @@ func (s *Server) Handler() http.Handler {
 // Metrics returns the server's metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
+// readyz says whether this process can take deliveries now: not draining and its queue not full. It
+// deliberately does not ask GitHub or re-read credentials: an API outage or a rotated key file would take
+// every replica out of the Service while GitHub keeps delivering webhooks, and a delivery refused then is
+// lost, where one accepted is handled (or its failure reported) once GitHub answers again. GitHub's reachability shows in /metrics (storagebot_github_requests_total) and
+// the logs.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		http.Error(w, "draining: shutting down, not taking deliveries", http.StatusServiceUnavailable)
 		return
 	}
-	// Config and credentials were validated before New; re-check so a readiness probe reports the reason.
-	if err := s.cfg.Validate(); err != nil {
-		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+	if n := s.queued.Load(); n >= int64(s.cfg.Queue.Size) {
+		http.Error(w, fmt.Sprintf("queue full: %d events waiting for a worker", n), http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")
 }
 
-// webhookIntake refuses what the dispatcher should never see: oversized bodies, bad signatures and malformed
-// JSON, each with a status and a reason GitHub shows in the delivery log.
-func (s *Server) webhookIntake(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		event := r.Header.Get("X-GitHub-Event")
-		log := zerolog.Ctx(r.Context()).With().
-			Str(githubapp.LogKeyEventType, event).
-			Str(githubapp.LogKeyDeliveryID, r.Header.Get("X-GitHub-Delivery")).Logger()
-		reject := func(status int, outcome, msg string) {
-			s.metrics.Deliveries.WithLabelValues(metricEvent(event), outcome).Inc()
-			log.Warn().Int("status", status).Str("outcome", outcome).Msg(msg)
-			http.Error(w, msg, status)
-		}
-		if s.draining.Load() {
-			reject(http.StatusServiceUnavailable, "shutting_down", "server is shutting down; redeliver later")
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				reject(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("payload larger than %d bytes", s.cfg.MaxBodyBytes))
-				return
-			}
-			reject(http.StatusBadRequest, "malformed", "reading body: "+err.Error())
-			return
-		}
-		if event == "" {
-			reject(http.StatusBadRequest, "malformed", "missing X-GitHub-Event header")
-			return
-		}
-		if !s.cfg.InsecureSkipSignature {
-			sig := r.Header.Get(github.SHA256SignatureHeader)
-			if sig == "" {
-				reject(http.StatusUnauthorized, "bad_signature", "missing X-Hub-Signature-256 header")
-				return
-			}
-			if err := github.ValidateSignature(sig, body, []byte(s.cfg.GitHub.App.WebhookSecret)); err != nil {
-				reject(http.StatusUnauthorized, "bad_signature", "invalid X-Hub-Signature-256: check the App's webhook secret")
-				return
-			}
-		}
-		if ct := r.Header.Get("Content-Type"); ct == "" || strings.HasPrefix(ct, "application/json") {
-			if !json.Valid(body) { // a scan without copying; decode only to say why it is invalid
-				var v json.RawMessage
-				err := json.Unmarshal(body, &v)
-				reject(http.StatusBadRequest, "malformed", fmt.Sprintf("malformed JSON payload: %v", err))
-				return
-			}
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-		next.ServeHTTP(w, r.WithContext(log.WithContext(r.Context())))
-	})
-}
-
-func (s *Server) onResponse(w http.ResponseWriter, r *http.Request, event string, handled bool) {
-	outcome := "accepted"
-	if !handled {
-		outcome = "ignored"
-	}
-	s.metrics.Deliveries.WithLabelValues(metricEvent(event), outcome).Inc()
-	githubapp.DefaultResponseCallback(w, r, event, handled)
-}
-
-func (s *Server) onDispatchError(w http.ResponseWriter, r *http.Request, err error) {
-	event := metricEvent(r.Header.Get("X-GitHub-Event"))
-	switch {
-	case errors.Is(err, githubapp.ErrCapacityExceeded):
-		s.metrics.Deliveries.WithLabelValues(event, "overloaded").Inc()
-		zerolog.Ctx(r.Context()).Warn().Msg("queue full: refusing delivery with 503; GitHub shows it as failed, redeliver it when the queue drains")
-		http.Error(w, "queue full, redeliver later", http.StatusServiceUnavailable)
-	default:
-		var ve githubapp.ValidationError
-		if errors.As(err, &ve) {
-			s.metrics.Deliveries.WithLabelValues(event, "malformed").Inc()
-			http.Error(w, "invalid webhook: "+ve.Cause.Error(), http.StatusBadRequest)
-			return
-		}
-		s.metrics.Deliveries.WithLabelValues(event, "error").Inc()
-		zerolog.Ctx(r.Context()).Error().Err(err).Msg("dispatching webhook")
-		http.Error(w, "internal error", http.StatusInternalServerError)
-	}
-}
-
-// metricEvent keeps label cardinality bounded: a forged header cannot create unbounded series.
-func metricEvent(event string) string {
-	if event == "" || len(event) > 40 || strings.ContainsFunc(event, func(r rune) bool {
-		return (r < 'a' || r > 'z') && r != '_'
-	}) {
-		return "invalid"
-	}
-	return event
-}
-
 // trackingScheduler counts queue depth and in-flight events around go-githubapp's queue, so shutdown can
-// drain and /metrics can show the backlog.
+// drain, /readyz can see a full queue and /metrics can show the backlog, and returns each event's share of
+// the byte budget when its handler finishes.
 type trackingScheduler struct {
 	inner githubapp.Scheduler
 	s     *Server
 }
 
-func (t *trackingScheduler) Schedule(ctx context.Context, d githubapp.Dispatch) error {
-	return t.schedule(ctx, d, 0)
-}
-
-// schedule queues d, which has been run and re-queued after a rate limit requeues times already.
-func (t *trackingScheduler) schedule(ctx context.Context, d githubapp.Dispatch, requeues int) error {
+// schedule queues d, whose payload holds charge bytes of the budget and which has been run and re-queued
+// after a rate limit requeues times already; on error the caller keeps the charge.
+func (t *trackingScheduler) schedule(ctx context.Context, d githubapp.Dispatch, charge int64, requeues int) error {
 	m := t.s.metrics
 	t.s.inflight.Add(1)
+	t.s.queued.Add(1)
 	m.InFlight.Inc()
 	m.QueueDepth.Inc()
-	d.Handler = &trackedHandler{inner: d.Handler, s: t.s, requeues: requeues}
+	d.Handler = &trackedHandler{inner: d.Handler, s: t.s, charge: charge, requeues: requeues}
 	if err := t.inner.Schedule(ctx, d); err != nil {
 		m.QueueDepth.Dec()
 		m.InFlight.Dec()
+		t.s.queued.Add(-1)
 		t.s.inflight.Done()
-		return err
+		return fmt.Errorf("queue %s delivery %s: %w", d.EventType, d.DeliveryID, err)
 	}
 	return nil
 }
 
+// trackedHandler runs one queued event: it recovers panics, logs and counts the result, and releases the
+// event's budget and in-flight slot however the handler ends.
 type trackedHandler struct {
 	inner    githubapp.EventHandler
 	s        *Server
+	charge   int64
 	requeues int
 }
 
@@ -237,17 +158,19 @@ func (h *trackedHandler) Handles() []string { return h.inner.Handles() }
 func (h *trackedHandler) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) (err error) {
 	m := h.s.metrics
 	m.QueueDepth.Dec()
+	h.s.queued.Add(-1)
 	start := time.Now()
 	log := zerolog.Ctx(ctx)
 	defer func() {
-		result := "ok"
+		result, keep := "ok", false
 		if p := recover(); p != nil {
 			result = "panic"
 			err = fmt.Errorf("handler panic: %v", p)
 			log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked; event dropped, server keeps serving")
 		} else if lim, ok := ghclient.AsRateLimit(err); ok {
 			result = "rate_limited"
-			h.s.onRateLimited(ctx, githubapp.Dispatch{Handler: h.inner, EventType: eventType, DeliveryID: deliveryID, Payload: payload}, h.requeues, lim, err)
+			// A re-queued event keeps its payload, and so its share of the budget, until it runs again.
+			keep = h.s.onRateLimited(ctx, githubapp.Dispatch{Handler: h.inner, EventType: eventType, DeliveryID: deliveryID, Payload: payload}, h.requeues, h.charge, lim, err)
 		} else if err != nil {
 			result = "error"
 			log.Error().Err(err).Msg("handler failed")
@@ -256,10 +179,21 @@ func (h *trackedHandler) Handle(ctx context.Context, eventType, deliveryID strin
 		m.Handled.WithLabelValues(event, result).Inc()
 		m.HandlerSeconds.WithLabelValues(event).Observe(time.Since(start).Seconds())
 		m.InFlight.Dec()
+		if !keep {
+			h.s.budget.release(h.charge)
+		}
 		h.s.inflight.Done()
 	}()
 	return h.inner.Handle(ctx, eventType, deliveryID, payload)
 }
+
+// ErrDrainTimeout is returned by Shutdown when events were still running at the end of the shutdown timeout
+// and had to be cancelled.
+var ErrDrainTimeout = errors.New("drain timed out")
+
+// httpCloseTimeout bounds closing the listener once the queue is drained: what is left then is requests
+// answered at once (refusals, probes, metrics); connections still open after it are closed.
+const httpCloseTimeout = 5 * time.Second
 
 // Serve answers on ln until ctx is cancelled, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
@@ -295,20 +229,14 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Shutdown stops taking deliveries, then waits for queued and running events until ctx expires; events
-// still running then are cancelled.
+// Shutdown drains, then closes. While the queued and running events finish (until ctx expires) the listener
+// stays open: /readyz answers 503 so load balancers stop sending, and new deliveries get 503 so GitHub
+// records them as failed instead of timing out. Events still running when ctx expires are cancelled and
+// Shutdown returns ErrDrainTimeout. Then the listener closes.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	s.log.Info().Msg("shutting down: refusing new deliveries, draining the queue")
-	s.mu.Lock()
-	hs := s.http
-	s.mu.Unlock()
+	s.log.Info().Int64("queued", s.queued.Load()).Msg("shutting down: refusing new deliveries, draining the queue")
 	var errs []error
-	if hs != nil {
-		if err := hs.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
-		}
-	}
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	select {
@@ -316,8 +244,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info().Msg("queue drained")
 	case <-ctx.Done():
 		s.cancelHandler()
-		errs = append(errs, fmt.Errorf("drain queue: %w (unfinished events were cancelled; the reconciler finishes their work)", ctx.Err()))
+		errs = append(errs, fmt.Errorf("%w: events still running after the shutdown timeout were cancelled; the reconciler finishes their work", ErrDrainTimeout))
 	}
 	s.cancelHandler()
+	s.mu.Lock()
+	hs := s.http
+	s.mu.Unlock()
+	if hs != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), httpCloseTimeout)
+		defer cancel()
+		if err := hs.Shutdown(cctx); err != nil {
+			// What is left is no work of ours: a client still sending a body that will be refused, or a
+			// connection a client opened and sent nothing on (net/http waits 5 s for those). Cut them.
+			s.log.Info().Err(err).Msg("closing connections still open after the drain")
+			if err := hs.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }

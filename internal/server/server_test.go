@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,13 +24,14 @@ const testSecret = "s3cret"
 
 // recordingHandler is a real EventHandler that records what reached it and can block or panic on demand.
 type recordingHandler struct {
-	mu      sync.Mutex
-	events  []string
-	release chan struct{} // when non-nil, Handle waits for it
-	panics  bool
+	mu       sync.Mutex
+	events   []string
+	payloads [][]byte
+	release  chan struct{} // when non-nil, Handle waits for it
+	panics   bool
 }
 
-func (h *recordingHandler) Handles() []string { return []string{"pull_request", "ping"} }
+func (h *recordingHandler) Handles() []string { return []string{"pull_request", "installation"} }
 
 func (h *recordingHandler) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
 	if h.release != nil {
@@ -41,6 +43,8 @@ func (h *recordingHandler) Handle(ctx context.Context, eventType, deliveryID str
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.events = append(h.events, eventType+"/"+deliveryID)
+	h.payloads = append(h.payloads, payload)
+	zerolog.Ctx(ctx).Info().Msg("handled")
 	return nil
 }
 
@@ -108,8 +112,8 @@ func TestWebhookIntake(t *testing.T) {
 		{name: "bad signature refused", event: "pull_request", body: valid, signature: sign([]byte("other")), wantCode: 401, wantBody: "invalid X-Hub-Signature-256", outcome: "bad_signature"},
 		{name: "missing signature refused", event: "pull_request", body: valid, wantCode: 401, wantBody: "missing X-Hub-Signature-256", outcome: "bad_signature"},
 		{name: "malformed JSON refused with reason", event: "pull_request", body: []byte(`{"action":`), signature: sign([]byte(`{"action":`)), wantCode: 400, wantBody: "malformed JSON payload", outcome: "malformed"},
-		{name: "oversized body refused", event: "pull_request", body: bytes.Repeat([]byte("a"), 2<<20), signature: "sha256=00", wantCode: 413, wantBody: "payload larger than", outcome: "too_large"},
-		{name: "missing event header", event: "", body: valid, signature: sign(valid), wantCode: 400, wantBody: "missing X-GitHub-Event", outcome: "malformed"},
+		{name: "oversized body refused", event: "pull_request", body: bytes.Repeat([]byte("a"), 2<<20), signature: sign([]byte("a")), wantCode: 413, wantBody: "larger than", outcome: "too_large"},
+		{name: "missing event header", event: "", body: valid, signature: sign(valid), wantCode: 400, wantBody: "missing or malformed X-GitHub-Event", outcome: "malformed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +128,7 @@ func TestWebhookIntake(t *testing.T) {
 			}
 			event := tc.event
 			if event == "" {
-				event = "invalid"
+				event = "other"
 			}
 			if got := testutil.ToFloat64(s.metrics.Deliveries.WithLabelValues(event, tc.outcome)); got != 1 {
 				t.Errorf("deliveries{%s,%s} = %v, want 1", event, tc.outcome, got)
@@ -205,7 +209,7 @@ func TestShutdownTimeoutCancelsUnfinished(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := s.Shutdown(ctx)
-	if err == nil || !strings.Contains(err.Error(), "drain queue") {
+	if !errors.Is(err, ErrDrainTimeout) {
 		t.Fatalf("Shutdown error = %v, want a drain timeout", err)
 	}
 }

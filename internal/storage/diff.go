@@ -33,7 +33,7 @@ type Delta struct {
 	Packages []PackageDelta
 }
 
-// DiffVersions compares the packages/ trees of two root trees top-down (docs/architecture.md, "Reading storage"): the two packages/
+// DiffVersions compares the packages/ trees of two root trees top-down (docs/architecture.md §3): the two packages/
 // trees, then the trees of packages whose entry SHA changed, then their version entries. It reads
 // 2 + 2·(touched packages) trees at most, however many files the versions hold. Versions come sorted by
 // package and version name.

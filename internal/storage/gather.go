@@ -8,7 +8,7 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// Root files that pin the registry version (docs/architecture.md, "The domain").
+// Root files that pin the registry version (docs/architecture.md §1).
 const (
 	DockerfilePath = "Dockerfile"
 	GoModPath      = "go.mod"

@@ -52,7 +52,7 @@ func fakeStorage(t *testing.T) (*githubfake.Server, *githubfake.Repo, *github.Cl
 	}
 	pr := map[string]*githubfake.File{
 		"packages/pkgb/1.0.0/docs/README.md": {Content: []byte("edited\n")},
-		// A mode flip alone is no change (docs/architecture.md, "Reading storage").
+		// A mode flip alone is no change (docs/architecture.md §3).
 		"packages/pkga/1.0.0/img/logo.svg": {Content: files["packages/pkga/1.0.0/img/logo.svg"].Content, Mode: "100755"},
 	}
 	for path, data := range storagegen.VersionFiles("pkga", "2.0.0", 4, 64, 2) {

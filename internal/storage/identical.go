@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Identical reports whether two trees hold the same paths with the same blob contents (docs/architecture.md, "Reading storage"). File
+// Identical reports whether two trees hold the same paths with the same blob contents (docs/architecture.md §3). File
 // modes of regular files do not count: a copy whose files flipped between 100644 and 100755 is identical.
 // A symlink is not identical to a regular file with the same contents, and submodules compare by commit.
 //

@@ -23,7 +23,7 @@ import (
 //
 // go-git's own pack storage decodes every index entry and builds an offset→hash map of the whole pack on
 // the first object read (tens of milliseconds for a production-sized storage, growing with it); reading
-// only what is asked for keeps `storagebot check` independent of the storage size (docs/architecture.md: "Reading storage", "Performance targets").
+// only what is asked for keeps `storagebot check` independent of the storage size (docs/architecture.md §3, §8).
 type packedObjects struct {
 	packs []*packFile
 }

@@ -1,5 +1,5 @@
 // Package storage is the model of a package storage repository: paths to package versions, the top-down
-// diff by tree SHA (docs/architecture.md, "Reading storage"), and the readers that fetch git objects from GitHub or a local repository.
+// diff by tree SHA (docs/architecture.md §3), and the readers that fetch git objects from GitHub or a local repository.
 package storage
 
 import (
