@@ -240,7 +240,8 @@ func (h *harness) commit(branch, msg string, files map[string]*githubfake.File) 
 // waitFor polls cond until it holds; async work is awaited on a condition, never a sleep.
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	// Generous: CI runs the race detector on two shared cores; a passing condition returns at once.
+	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s; server logs:\n%s", what, tail(h.logs.String(), 40))
