@@ -131,7 +131,7 @@ func (db *objectDB) readLocal(h oid) (objectType, []byte, bool, error) {
 			if ok {
 				typ, data, err := p.objectAt(off)
 				if err != nil {
-					return 0, nil, false, fmt.Errorf("read object %s from %s: %w", h, p.pack.Name(), err)
+					return 0, nil, false, fmt.Errorf("read object %s from %s: %w", h, p.packName, err)
 				}
 				return typ, data, true, nil
 			}

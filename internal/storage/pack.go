@@ -71,7 +71,10 @@ var idxMagic = []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}
 // packFile is one pack and its version 2 index, read on demand: a look-up is a binary search in the index
 // file, so opening a repository costs nothing however many objects it holds.
 type packFile struct {
-	idx, pack   *os.File // read with ReadAt only, safe for concurrent use
+	idx, pack   io.ReaderAt // read with ReadAt only, safe for concurrent use
+	idxName     string
+	packName    string
+	closers     []io.Closer
 	packSize    int64
 	idxSize     int64
 	fanout      [256]uint32
@@ -96,68 +99,70 @@ const deltaBaseCacheEntries = 256
 // openPack opens a pack by its index path. Index versions other than 2 (git has written version 2 since
 // 2008) are refused with an error saying how to rewrite them.
 func openPack(idxPath string) (*packFile, error) {
+	packPath := strings.TrimSuffix(idxPath, ".idx") + ".pack"
 	idx, err := os.Open(idxPath)
 	if err != nil {
 		return nil, fmt.Errorf("open pack index: %w", err)
 	}
-	pack, err := os.Open(strings.TrimSuffix(idxPath, ".idx") + ".pack")
+	pack, err := os.Open(packPath)
 	if err != nil {
 		idx.Close()
 		return nil, fmt.Errorf("open pack: %w", err)
 	}
-	p, err := newPackFile(idx, pack, maxObjectSize)
+	ist, err1 := idx.Stat()
+	pst, err2 := pack.Stat()
+	if err := errors.Join(err1, err2); err != nil {
+		idx.Close()
+		pack.Close()
+		return nil, fmt.Errorf("open pack %s: %w", packPath, err)
+	}
+	p, err := newPackFile(idx, ist.Size(), idxPath, pack, pst.Size(), packPath, maxObjectSize)
 	if err != nil {
 		idx.Close()
 		pack.Close()
 		return nil, err
 	}
+	p.closers = []io.Closer{idx, pack}
 	return p, nil
 }
 
 // newPackFile checks the index header, fan-out table and sizes of both files.
-func newPackFile(idx, pack *os.File, maxSize int64) (*packFile, error) {
-	p := &packFile{idx: idx, pack: pack, maxSize: maxSize, bases: map[int64]cachedBase{}}
-	ist, err := idx.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read pack index %s: %w", idx.Name(), err)
-	}
-	pst, err := pack.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read pack %s: %w", pack.Name(), err)
-	}
-	p.idxSize, p.packSize = ist.Size(), pst.Size()
+func newPackFile(idx io.ReaderAt, idxSize int64, idxName string, pack io.ReaderAt, packSize int64, packName string, maxSize int64) (*packFile, error) {
+	p := &packFile{idx: idx, pack: pack, idxName: idxName, packName: packName, idxSize: idxSize, packSize: packSize,
+		maxSize: maxSize, bases: map[int64]cachedBase{}}
 	var head [idxHeaderSize + idxFanoutSize]byte
 	if _, err := idx.ReadAt(head[:], 0); err != nil {
-		return nil, fmt.Errorf("read pack index %s: %w (%w)", idx.Name(), errCorrupt, err)
+		return nil, fmt.Errorf("read pack index %s: %w (%w)", idxName, errCorrupt, err)
 	}
 	if !bytes.Equal(head[:idxHeaderSize], idxMagic) {
-		return nil, fmt.Errorf("pack index %s is not version 2 (run `git index-pack` on its pack to rewrite it): %w", idx.Name(), errCorrupt)
+		return nil, fmt.Errorf("pack index %s is not version 2 (run `git index-pack` on its pack to rewrite it): %w", idxName, errCorrupt)
 	}
 	var prev uint32
 	for i := range p.fanout {
 		p.fanout[i] = binary.BigEndian.Uint32(head[idxHeaderSize+4*i:])
 		if p.fanout[i] < prev {
-			return nil, fmt.Errorf("pack index %s: fan-out table decreases: %w", idx.Name(), errCorrupt)
+			return nil, fmt.Errorf("pack index %s: fan-out table decreases: %w", idxName, errCorrupt)
 		}
 		prev = p.fanout[i]
 	}
 	n := int64(p.fanout[255])
 	if min := int64(idxHeaderSize+idxFanoutSize) + n*(20+4+4) + 2*20; p.idxSize < min {
-		return nil, fmt.Errorf("pack index %s: %d bytes, too short for %d objects: %w", idx.Name(), p.idxSize, n, errCorrupt)
+		return nil, fmt.Errorf("pack index %s: %d bytes, too short for %d objects: %w", idxName, p.idxSize, n, errCorrupt)
 	}
 	if p.packSize < 12+packTrailer {
-		return nil, fmt.Errorf("pack %s: %d bytes, too short: %w", pack.Name(), p.packSize, errCorrupt)
+		return nil, fmt.Errorf("pack %s: %d bytes, too short: %w", packName, p.packSize, errCorrupt)
 	}
 	var ph [12]byte
 	if _, err := pack.ReadAt(ph[:], 0); err != nil || string(ph[:4]) != "PACK" {
-		return nil, fmt.Errorf("pack %s: no PACK header: %w", pack.Name(), errCorrupt)
+		return nil, fmt.Errorf("pack %s: no PACK header: %w", packName, errCorrupt)
 	}
 	return p, nil
 }
 
 func (p *packFile) close() {
-	p.idx.Close()
-	p.pack.Close()
+	for _, c := range p.closers {
+		c.Close()
+	}
 }
 
 // find binary-searches the index for h and returns the object's offset in the pack.
@@ -192,7 +197,7 @@ func (p *packFile) bucket(b byte) (lo, hi uint32) {
 
 func (p *packFile) nameAt(i uint32, name *oid) error {
 	if _, err := p.idx.ReadAt(name[:], int64(idxHeaderSize+idxFanoutSize)+int64(i)*20); err != nil {
-		return fmt.Errorf("read pack index %s: %w", p.idx.Name(), err)
+		return fmt.Errorf("read pack index %s: %w", p.idxName, err)
 	}
 	return nil
 }
@@ -236,22 +241,22 @@ func (p *packFile) offset(i uint32) (int64, error) {
 	base := int64(idxHeaderSize+idxFanoutSize) + n*(20+4)
 	var b [8]byte
 	if _, err := p.idx.ReadAt(b[:4], base+int64(i)*4); err != nil {
-		return 0, fmt.Errorf("read pack index %s: %w", p.idx.Name(), err)
+		return 0, fmt.Errorf("read pack index %s: %w", p.idxName, err)
 	}
 	off := int64(binary.BigEndian.Uint32(b[:4]))
 	if off&0x80000000 != 0 {
 		large := base + n*4 + (off&0x7fffffff)*8
 		if _, err := p.idx.ReadAt(b[:], large); err != nil {
-			return 0, fmt.Errorf("read pack index %s: 64-bit offset %d: %w (%w)", p.idx.Name(), off&0x7fffffff, errCorrupt, err)
+			return 0, fmt.Errorf("read pack index %s: 64-bit offset %d: %w (%w)", p.idxName, off&0x7fffffff, errCorrupt, err)
 		}
 		u := binary.BigEndian.Uint64(b[:])
 		if u > 1<<62 {
-			return 0, fmt.Errorf("read pack index %s: offset %d: %w", p.idx.Name(), u, errCorrupt)
+			return 0, fmt.Errorf("read pack index %s: offset %d: %w", p.idxName, u, errCorrupt)
 		}
 		off = int64(u)
 	}
 	if off < 12 || off >= p.packSize-packTrailer {
-		return 0, fmt.Errorf("pack index %s: offset %d outside the pack: %w", p.idx.Name(), off, errCorrupt)
+		return 0, fmt.Errorf("pack index %s: offset %d outside the pack: %w", p.idxName, off, errCorrupt)
 	}
 	return off, nil
 }
