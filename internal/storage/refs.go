@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,13 +12,14 @@ import (
 
 // refStore reads references the way git's files backend stores them: a loose file under the git directory
 // (a SHA, or "ref: TARGET" for a symbolic reference) shadows the same name in packed-refs. packed-refs is
-// read once, on the first name not found loose: a GitHub clone with refs/pull/* holds tens of thousands of
-// references there, and re-reading it per revision was half of the old reader's start-up cost.
+// read once, on the first name not found loose, and searched in place: a GitHub clone with refs/pull/*
+// holds tens of thousands of references there (412 KB for elastic/package-storage), and parsing it into a
+// map per run cost more than the few look-ups a check makes.
 type refStore struct {
 	g *gitDir
 
 	once      sync.Once
-	packed    map[string]oid
+	packed    []byte // packed-refs, ending with a newline
 	packedErr error
 }
 
@@ -69,12 +69,7 @@ func (s *refStore) readOne(name string) (target string, h oid, found bool, err e
 	if !strings.HasPrefix(name, "refs/") {
 		return "", oid{}, false, nil // HEAD and pseudo-references are never packed
 	}
-	packed, err := s.packedRefs()
-	if err != nil {
-		return "", oid{}, false, err
-	}
-	h, ok := packed[name]
-	return "", h, ok, nil
+	return s.packedRef(name)
 }
 
 func isDirErr(path string) bool {
@@ -92,46 +87,39 @@ func (s *refStore) looseDir(name string) string {
 	return s.g.commonDir
 }
 
-// packedRefs parses packed-refs once: "<sha> <name>" lines, "^<sha>" lines (the peeled object of the tag
-// above, not needed here) and a "# pack-refs with:" header.
-func (s *refStore) packedRefs() (map[string]oid, error) {
+// packedRef looks name up in packed-refs: "<sha> <name>" lines, "^<sha>" lines (the peeled object of the
+// tag above, not needed here) and a "# pack-refs with:" header. Names contain no spaces or newlines, so
+// " <name>\n" occurs in the file only at the end of that name's own line.
+func (s *refStore) packedRef(name string) (target string, h oid, found bool, err error) {
 	s.once.Do(func() {
 		path := filepath.Join(s.g.commonDir, "packed-refs")
 		data, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
-			s.packed = map[string]oid{}
-			return
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
 			s.packedErr = fmt.Errorf("read %s: %w", path, err)
-			return
-		}
-		refs := make(map[string]oid, bytes.Count(data, []byte("\n")))
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for n := 1; sc.Scan(); n++ {
-			line := sc.Bytes()
-			if len(line) == 0 || line[0] == '#' || line[0] == '^' {
-				continue
+		default:
+			if len(data) > 0 && data[len(data)-1] != '\n' {
+				data = append(data, '\n')
 			}
-			if len(line) < 42 || line[40] != ' ' {
-				s.packedErr = fmt.Errorf("%s:%d: not a \"<sha> <name>\" line: %w", path, n, errCorrupt)
-				return
-			}
-			h, ok := parseOID(string(line[:40]))
-			if !ok {
-				s.packedErr = fmt.Errorf("%s:%d: %q is not an object name: %w", path, n, line[:40], errCorrupt)
-				return
-			}
-			refs[string(line[41:])] = h
+			s.packed = data
 		}
-		if err := sc.Err(); err != nil {
-			s.packedErr = fmt.Errorf("read %s: %w", path, err)
-			return
-		}
-		s.packed = refs
 	})
-	return s.packed, s.packedErr
+	if s.packedErr != nil {
+		return "", oid{}, false, s.packedErr
+	}
+	i := bytes.Index(s.packed, []byte(" "+name+"\n"))
+	if i < 0 {
+		return "", oid{}, false, nil
+	}
+	if i < 40 || (i > 40 && s.packed[i-41] != '\n') {
+		return "", oid{}, false, fmt.Errorf("packed-refs: the line of %s does not start with an object name: %w", name, errCorrupt)
+	}
+	h, ok := parseOID(string(s.packed[i-40 : i]))
+	if !ok {
+		return "", oid{}, false, fmt.Errorf("packed-refs: %s: %q is not an object name: %w", name, s.packed[i-40:i], errCorrupt)
+	}
+	return "", h, true, nil
 }
 
 // validRefName is git's check-ref-format for the names this reader looks up, which also keeps a revision
