@@ -71,7 +71,7 @@ var idxMagic = []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}
 // packFile is one pack and its version 2 index, read on demand: a look-up is a binary search in the index
 // file, so opening a repository costs nothing however many objects it holds.
 type packFile struct {
-	idx, pack   io.ReaderAt // read with ReadAt only, safe for concurrent use
+	idx, pack   io.ReaderAt // mapped files (see mapFile), read with ReadAt only: safe for concurrent use
 	idxName     string
 	packName    string
 	closers     []io.Closer
@@ -116,13 +116,20 @@ func openPack(idxPath string) (*packFile, error) {
 		pack.Close()
 		return nil, fmt.Errorf("open pack %s: %w", packPath, err)
 	}
-	p, err := newPackFile(idx, ist.Size(), idxPath, pack, pst.Size(), packPath, maxObjectSize)
-	if err != nil {
+	idxData, idxCloser, err1 := mapFile(idx, ist.Size())
+	packData, packCloser, err2 := mapFile(pack, pst.Size())
+	if err := errors.Join(err1, err2); err != nil {
 		idx.Close()
 		pack.Close()
+		return nil, fmt.Errorf("open pack %s: %w", packPath, err)
+	}
+	p, err := newPackFile(idxData, ist.Size(), idxPath, packData, pst.Size(), packPath, maxObjectSize)
+	if err != nil {
+		idxCloser.Close()
+		packCloser.Close()
 		return nil, err
 	}
-	p.closers = []io.Closer{idx, pack}
+	p.closers = []io.Closer{idxCloser, packCloser}
 	return p, nil
 }
 
