@@ -470,3 +470,26 @@ func TestRunRemoteOnlyBranchHint(t *testing.T) {
 		t.Fatalf("exit status %d, want %d with a hint naming origin/staging; stderr:\n%s", code, ExitUsage, stderr)
 	}
 }
+
+// TestRunShallowClone: in a depth-1 clone a change on top of a fetched branch is checked; a change whose
+// merge base lies past the boundary is refused naming `git fetch --unshallow`.
+func TestRunShallowClone(t *testing.T) {
+	sc := newScenario(t, true)
+	dir := filepath.Join(t.TempDir(), "clone")
+	gitRun(t, sc.repo.Dir, "clone", "-q", "--depth", "1", "--no-single-branch", "file://"+sc.repo.Dir, dir)
+	gitRun(t, dir, "checkout", "-q", "-b", "edit", "origin/production")
+	manifest := filepath.Join(dir, "packages", "pkg001", "1.0.0", "manifest.yml")
+	if err := os.WriteFile(manifest, []byte("name: pkg001\nversion: 1.0.0\ntitle: edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", "edit")
+
+	code, stdout, stderr := run(t, "--repo", dir, "--channel", "production", "--base", "origin/production", "--head", "HEAD")
+	if code != ExitFailure || !strings.Contains(stdout, "pkg001   1.0.0    modified  error (overwrite)") {
+		t.Fatalf("exit status %d, want %d with the overwrite of pkg001 1.0.0; stderr:\n%s\nstdout:\n%s", code, ExitFailure, stderr, stdout)
+	}
+	code, _, stderr = run(t, "--repo", dir, "--channel", "staging", "--base", "origin/staging", "--head", "origin/add")
+	if code != ExitUsage || !strings.Contains(stderr, "git fetch --unshallow") {
+		t.Fatalf("exit status %d, want %d naming git fetch --unshallow; stderr:\n%s", code, ExitUsage, stderr)
+	}
+}
