@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/storagegen"
 )
 
 // openPR commits files on a new branch cut from base and opens a PR into base.
@@ -139,5 +144,44 @@ func TestReconcileRunsMissedCheck(t *testing.T) {
 	h.start("--reconcile-grace", "0") // reconcile runs at start; the PR was opened just now
 	if run := h.completedRun(pr.HeadSHA); run.Conclusion != "success" {
 		t.Errorf("reconciled check = %s:\n%s", run.Conclusion, run.Summary)
+	}
+}
+
+// TestCheckCommandOnClone runs `storagebot check` as the README shows it, in a clone where a released
+// production manifest was edited on a new branch: --head HEAD is that branch, so the check fails, and the
+// output names the commit and branch HEAD resolved to.
+func TestCheckCommandOnClone(t *testing.T) {
+	src, err := storagegen.Generate(t.TempDir(), storagegen.Options{Bare: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "clone")
+	git := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v: %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("git", "clone", "-q", src.Dir, dir).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v: %s", err, out)
+	}
+	git("checkout", "-q", "-b", "bad", "origin/production")
+	if err := os.WriteFile(filepath.Join(dir, "packages", "pkg001", "1.0.0", "manifest.yml"), []byte("name: pkg001\nversion: 1.0.0\ntitle: edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git("commit", "-q", "-am", "edit a released manifest")
+	bad := git("rev-parse", "HEAD")
+
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), []string{"check", "--repo", dir, "--channel", "production", "--base", "origin/production", "--head", "HEAD"}, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit status %d, want 1; stderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+	for _, want := range []string{"HEAD = " + bad + " (refs/heads/bad)", "pkg001", "overwrite"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }

@@ -6,8 +6,10 @@
 //
 // The changes are the package versions whose tree differs between merge-base(base, head) and head, judged
 // against base; the other channels' state comes from their branches (refs/heads/<branch>, else
-// refs/remotes/origin/<branch>) unless pinned with --ref. The repository configuration is --config, else
-// .github/storagebot.yml at the repository's HEAD, else the built-in defaults.
+// refs/remotes/origin/<branch>) unless pinned with --ref. Revisions resolve exactly as `git rev-parse`
+// resolves them, and the report says which reference and commit each one resolved to. The repository
+// configuration is --config, else .github/storagebot.yml at the repository's HEAD, else the built-in
+// defaults.
 //
 // Exit status: 0 when the check passes, 1 when it fails, 2 on a usage or I/O error (with a message on stderr
 // naming the bad flag, channel or revision). Scripts depend on the flags, the exit status and the JSON shape.
@@ -170,7 +172,7 @@ func check(ctx context.Context, o options) (*report, error) {
 		return nil, usagef("--repo %s: %v", o.repo, err)
 	}
 	defer r.Close()
-	cfg, err := loadConfig(ctx, r, o.config)
+	cfg, cfgSource, err := loadConfig(ctx, r, o.config)
 	if err != nil {
 		return nil, err
 	}
@@ -186,82 +188,131 @@ func check(ctx context.Context, o options) (*report, error) {
 			return nil, usagef("--ref %s: %q is the target channel, whose state is --base", name, name)
 		}
 	}
-	base, err := r.ResolveRevision(ctx, o.base)
+	base, err := resolve(ctx, r, "--base", o.base)
 	if err != nil {
-		return nil, usagef("--base %q: unknown revision (%v)", o.base, err)
+		return nil, err
 	}
-	head, err := r.ResolveRevision(ctx, o.head)
+	head, err := resolve(ctx, r, "--head", o.head)
 	if err != nil {
-		return nil, usagef("--head %q: unknown revision (%v)", o.head, err)
+		return nil, err
 	}
 	others := map[string]string{}
+	resolvedOthers := map[string]revisionReport{}
 	for _, ch := range cfg.Channels {
 		if ch.Name == target.Name {
 			continue
 		}
-		if rev, pinned := o.refs[ch.Name]; pinned {
-			c, err := r.ResolveRevision(ctx, rev)
-			if err != nil {
-				return nil, usagef("--ref %s=%s: unknown revision (%v)", ch.Name, rev, err)
+		var rev storage.Revision
+		if pinned, ok := o.refs[ch.Name]; ok {
+			if rev, err = resolve(ctx, r, "--ref "+ch.Name+"=", pinned); err != nil {
+				return nil, err
 			}
-			others[ch.Name] = c.SHA
-			continue
+		} else if rev, err = channelBranch(ctx, r, ch.Name, ch.Branch); err != nil {
+			return nil, err
 		}
-		c, err := r.ResolveRevision(ctx, ch.Branch)
-		if err != nil {
-			return nil, usagef("channel %s: branch %q not found (neither refs/heads/%[2]s nor refs/remotes/origin/%[2]s); fetch it or pin the channel with --ref %[1]s=REV",
-				ch.Name, ch.Branch)
-		}
-		others[ch.Name] = c.SHA
+		others[ch.Name] = rev.Commit.SHA
+		resolvedOthers[ch.Name] = newRevisionReport(rev)
 	}
 	res, err := storage.Gather(ctx, r, storage.Request{
 		Channel:   target.Name,
 		Channels:  cfg.ChannelNames(),
 		Branch:    target.Branch,
-		Base:      base.SHA,
-		Head:      head.SHA,
+		Base:      base.Commit.SHA,
+		Head:      head.Commit.SHA,
 		Others:    others,
 		Title:     o.title,
 		FixTitles: cfg.FixTitles,
 	})
+	if errors.Is(err, storage.ErrShallow) {
+		return nil, usagef("%v", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read the change %s..%s: %w", o.base, o.head, err)
 	}
 	findings := policy.Evaluate(res.Input, cfg.RulesFor(target.Name))
-	return newReport(target.Name, res, findings), nil
+	rep := newReport(target.Name, res, findings)
+	rep.Resolved = resolvedReport{
+		Base:      newRevisionReport(base),
+		Head:      newRevisionReport(head),
+		MergeBase: res.MergeBase,
+		Channels:  resolvedOthers,
+		Config:    cfgSource,
+	}
+	return rep, nil
 }
 
-// loadConfig reads --config, else the configuration file at HEAD, else the defaults.
-func loadConfig(ctx context.Context, r storage.Reader, file string) (*repoconfig.Config, error) {
+// resolve resolves a revision given on the command line exactly as `git rev-parse` does. A name that only
+// exists as origin's remote-tracking branch gets a hint: git does not try refs/remotes/origin/<name>.
+func resolve(ctx context.Context, r *storage.LocalReader, flagName, rev string) (storage.Revision, error) {
+	res, err := r.Resolve(ctx, rev)
+	if err == nil {
+		return res, nil
+	}
+	what := fmt.Sprintf("%s %q", flagName, rev)
+	if strings.HasSuffix(flagName, "=") {
+		what = flagName + rev
+	}
+	if errors.Is(err, storage.ErrShallow) {
+		return res, usagef("%s: %v", what, err)
+	}
+	if _, found, ferr := r.Ref(ctx, "refs/remotes/origin/"+rev); ferr == nil && found {
+		return res, usagef("%s: unknown revision (%v); did you mean origin/%s?", what, err, rev)
+	}
+	return res, usagef("%s: unknown revision (%v)", what, err)
+}
+
+// channelBranch reads another channel's state from its branch: refs/heads/<branch>, else origin's
+// remote-tracking branch, which is all a CI clone has.
+func channelBranch(ctx context.Context, r *storage.LocalReader, channel, branch string) (storage.Revision, error) {
+	for _, name := range []string{"refs/heads/" + branch, "refs/remotes/origin/" + branch} {
+		rev, found, err := r.Ref(ctx, name)
+		if err != nil {
+			return rev, usagef("channel %s: read %s: %v", channel, name, err)
+		}
+		if found {
+			return rev, nil
+		}
+	}
+	return storage.Revision{}, usagef("channel %s: branch %q not found (neither refs/heads/%[2]s nor refs/remotes/origin/%[2]s); fetch it or pin the channel with --ref %[1]s=REV",
+		channel, branch)
+}
+
+// loadConfig reads --config, else the configuration file at HEAD, else the defaults, and says which.
+func loadConfig(ctx context.Context, r *storage.LocalReader, file string) (*repoconfig.Config, configReport, error) {
 	if file != "" {
+		src := configReport{Source: "file", Path: file}
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return nil, usagef("--config: %v", err)
+			return nil, src, usagef("--config: %v", err)
 		}
-		cfg, err := repoconfig.Parse(data)
+		cfg, err := repoconfig.ParseFile(file, data)
 		if err != nil {
-			return nil, usagef("--config %s: invalid configuration:\n%v", file, err)
+			return nil, src, usagef("--config %s: invalid configuration:\n%v", file, err)
 		}
-		return cfg, nil
+		return cfg, src, nil
 	}
-	head, err := r.ResolveRevision(ctx, "HEAD")
+	defaults := configReport{Source: "defaults"}
+	head, err := r.Resolve(ctx, "HEAD")
 	if errors.Is(err, storage.ErrNotFound) {
 		// An unborn HEAD (e.g. a bare mirror whose default branch was not fetched): no file to read.
-		return repoconfig.Default(), nil
+		return repoconfig.Default(), defaults, nil
 	}
 	if err != nil {
-		return nil, usagef("read %s at HEAD: %v", repoconfig.Path, err)
+		return nil, defaults, usagef("read %s at HEAD: %v", repoconfig.Path, err)
 	}
-	data, found, err := storage.ReadFile(ctx, r, head.TreeSHA, repoconfig.Path)
+	data, found, err := storage.ReadFile(ctx, r, head.Commit.TreeSHA, repoconfig.Path)
 	if err != nil {
-		return nil, usagef("read %s at HEAD: %v", repoconfig.Path, err)
+		return nil, defaults, usagef("read %s at HEAD: %v", repoconfig.Path, err)
 	}
 	if !found {
-		return repoconfig.Default(), nil
+		return repoconfig.Default(), defaults, nil
 	}
+	src := configReport{Source: "HEAD", Path: repoconfig.Path, Revision: ptr(newRevisionReport(head))}
 	cfg, err := repoconfig.Parse(data)
 	if err != nil {
-		return nil, usagef("invalid configuration at HEAD (pass --config FILE to use another):\n%v", err)
+		return nil, src, usagef("invalid configuration at HEAD (%s, commit %s; pass --config FILE to use another):\n%v", head.Ref, head.Commit.SHA, err)
 	}
-	return cfg, nil
+	return cfg, src, nil
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -181,7 +181,7 @@ func TestRunJSON(t *testing.T) {
 				gotKeys = append(gotKeys, k)
 			}
 			sort.Strings(gotKeys)
-			if diff := cmp.Diff([]string{"base", "changes", "channel", "conclusion", "findings", "head"}, gotKeys); diff != "" {
+			if diff := cmp.Diff([]string{"base", "changes", "channel", "conclusion", "findings", "head", "resolved"}, gotKeys); diff != "" {
 				t.Errorf("JSON keys (-want +got):\n%s", diff)
 			}
 			for _, k := range []string{"changes", "findings"} {
@@ -224,8 +224,9 @@ func TestRunErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
-		// wantStderr are fragments the message must contain.
+		// wantStderr are fragments the message must contain, notStderr one it must not.
 		wantStderr []string
+		notStderr  string
 	}{
 		{name: "unknown channel", args: []string{"--repo", dir, "--channel", "nightly", "--base", "snapshot", "--head", "add"},
 			wantStderr: []string{`--channel "nightly"`, "snapshot, staging, production"}},
@@ -248,7 +249,7 @@ func TestRunErrors(t *testing.T) {
 		{name: "not a repository", args: []string{"--repo", t.TempDir(), "--channel", "snapshot", "--base", "snapshot", "--head", "add"},
 			wantStderr: []string{"--repo"}},
 		{name: "invalid --config", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "--config", badConfig},
-			wantStderr: []string{"--config " + badConfig, "channels"}},
+			wantStderr: []string{"--config " + badConfig, badConfig + ":1:", "channels"}, notStderr: ".github/storagebot.yml"},
 		{name: "stray argument", args: []string{"--repo", dir, "--channel", "snapshot", "--base", "snapshot", "--head", "add", "extra"},
 			wantStderr: []string{`"extra"`}},
 	}
@@ -265,6 +266,9 @@ func TestRunErrors(t *testing.T) {
 				if !strings.Contains(stderr, frag) {
 					t.Errorf("stderr does not name %q:\n%s", frag, stderr)
 				}
+			}
+			if tc.notStderr != "" && strings.Contains(stderr, tc.notStderr) {
+				t.Errorf("stderr names %q:\n%s", tc.notStderr, stderr)
 			}
 		})
 	}
@@ -370,5 +374,122 @@ func gitRun(t *testing.T, dir string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("git %v: %v: %s", args, err, out)
+	}
+}
+
+// cloneWithEditedBranch is the README's scenario on a real clone: `git clone`, then `git checkout -b bad
+// origin/production`, a production manifest edited and committed. origin/HEAD points at production.
+func cloneWithEditedBranch(t *testing.T) (dir, bad string) {
+	t.Helper()
+	sc := newScenario(t, true)
+	dir = filepath.Join(t.TempDir(), "clone")
+	gitRun(t, sc.repo.Dir, "clone", "-q", sc.repo.Dir, dir)
+	gitRun(t, dir, "checkout", "-q", "-b", "bad", "origin/production")
+	manifest := filepath.Join(dir, "packages", "pkg001", "1.0.0", "manifest.yml")
+	if err := os.WriteFile(manifest, []byte("name: pkg001\nversion: 1.0.0\ntitle: edited in place\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", "edit a released manifest")
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, strings.TrimSpace(string(out))
+}
+
+// TestRunHeadIsTheCheckedOutCommit: `--head HEAD` is the clone's own HEAD (the edited branch), not
+// origin/HEAD, so the edit of a released version fails; the report names what each revision resolved to.
+func TestRunHeadIsTheCheckedOutCommit(t *testing.T) {
+	dir, bad := cloneWithEditedBranch(t)
+	for _, head := range []string{"HEAD", "bad", "@", bad[:10]} {
+		t.Run(head, func(t *testing.T) {
+			code, stdout, stderr := run(t, "--repo", dir, "--channel", "production", "--base", "origin/production", "--head", head, "--format", "json")
+			if code != ExitFailure {
+				t.Fatalf("exit status %d, want %d (the edit of pkg001 1.0.0 fails overwrite); stderr:\n%s\nstdout:\n%s", code, ExitFailure, stderr, stdout)
+			}
+			var rep struct {
+				Head     string `json:"head"`
+				Resolved struct {
+					Base, Head struct{ Rev, Ref, Commit string }
+					Channels   map[string]struct{ Rev, Ref, Commit string }
+					Config     struct{ Source string }
+				}
+			}
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Head != bad || rep.Resolved.Head.Commit != bad || rep.Resolved.Head.Rev != head {
+				t.Errorf("head resolved to %s (%+v), want %s", rep.Head, rep.Resolved.Head, bad)
+			}
+			if want := map[string]string{"HEAD": "refs/heads/bad", "bad": "refs/heads/bad", "@": "refs/heads/bad"}[head]; rep.Resolved.Head.Ref != want {
+				t.Errorf("head ref = %q, want %q", rep.Resolved.Head.Ref, want)
+			}
+			if rep.Resolved.Base.Ref != "refs/remotes/origin/production" {
+				t.Errorf("base ref = %q, want refs/remotes/origin/production", rep.Resolved.Base.Ref)
+			}
+			// The clone has no local snapshot or staging branch: origin's are read.
+			if got := rep.Resolved.Channels["staging"].Ref; got != "refs/remotes/origin/staging" {
+				t.Errorf("staging read from %q, want refs/remotes/origin/staging", got)
+			}
+		})
+	}
+	code, stdout, _ := run(t, "--repo", dir, "--channel", "production", "--base", "origin/production", "--head", "HEAD")
+	if code != ExitFailure {
+		t.Fatalf("text: exit status %d, want %d", code, ExitFailure)
+	}
+	for _, want := range []string{"head               HEAD = " + bad + " (refs/heads/bad)", "base               origin/production = "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("text output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// TestRunConfigAtHeadOfCheckedOutBranch: the configuration "at HEAD" is read from the checked-out branch.
+func TestRunConfigAtHeadOfCheckedOutBranch(t *testing.T) {
+	dir, _ := cloneWithEditedBranch(t)
+	if err := os.MkdirAll(filepath.Join(dir, ".github"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".github", "storagebot.yml"), []byte("channels: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, dir, "add", ".github")
+	gitRun(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "config")
+	code, _, stderr := run(t, "--repo", dir, "--channel", "production", "--base", "origin/production", "--head", "HEAD")
+	if code != ExitUsage || !strings.Contains(stderr, "invalid configuration at HEAD (refs/heads/bad") {
+		t.Fatalf("exit status %d, want %d with the configuration of refs/heads/bad refused; stderr:\n%s", code, ExitUsage, stderr)
+	}
+}
+
+// TestRunRemoteOnlyBranchHint: git does not resolve a bare channel name to origin's branch; the error says
+// which name would work.
+func TestRunRemoteOnlyBranchHint(t *testing.T) {
+	dir, _ := cloneWithEditedBranch(t)
+	code, _, stderr := run(t, "--repo", dir, "--channel", "staging", "--base", "staging", "--head", "HEAD")
+	if code != ExitUsage || !strings.Contains(stderr, "did you mean origin/staging?") {
+		t.Fatalf("exit status %d, want %d with a hint naming origin/staging; stderr:\n%s", code, ExitUsage, stderr)
+	}
+}
+
+// TestRunShallowClone: in a depth-1 clone a change on top of a fetched branch is checked; a change whose
+// merge base lies past the boundary is refused naming `git fetch --unshallow`.
+func TestRunShallowClone(t *testing.T) {
+	sc := newScenario(t, true)
+	dir := filepath.Join(t.TempDir(), "clone")
+	gitRun(t, sc.repo.Dir, "clone", "-q", "--depth", "1", "--no-single-branch", "file://"+sc.repo.Dir, dir)
+	gitRun(t, dir, "checkout", "-q", "-b", "edit", "origin/production")
+	manifest := filepath.Join(dir, "packages", "pkg001", "1.0.0", "manifest.yml")
+	if err := os.WriteFile(manifest, []byte("name: pkg001\nversion: 1.0.0\ntitle: edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", "edit")
+
+	code, stdout, stderr := run(t, "--repo", dir, "--channel", "production", "--base", "origin/production", "--head", "HEAD")
+	if code != ExitFailure || !strings.Contains(stdout, "pkg001   1.0.0    modified  error (overwrite)") {
+		t.Fatalf("exit status %d, want %d with the overwrite of pkg001 1.0.0; stderr:\n%s\nstdout:\n%s", code, ExitFailure, stderr, stdout)
+	}
+	code, _, stderr = run(t, "--repo", dir, "--channel", "staging", "--base", "origin/staging", "--head", "origin/add")
+	if code != ExitUsage || !strings.Contains(stderr, "git fetch --unshallow") {
+		t.Fatalf("exit status %d, want %d naming git fetch --unshallow; stderr:\n%s", code, ExitUsage, stderr)
 	}
 }

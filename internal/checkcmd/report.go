@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -24,8 +25,36 @@ type report struct {
 	Conclusion string          `json:"conclusion"`
 	Changes    []changeReport  `json:"changes"`
 	Findings   []findingReport `json:"findings"`
+	// Resolved says what each revision and the configuration resolved to, so a wrong revision shows.
+	Resolved resolvedReport `json:"resolved"`
 
 	mergeBase string
+}
+
+type resolvedReport struct {
+	Base      revisionReport            `json:"base"`
+	Head      revisionReport            `json:"head"`
+	MergeBase string                    `json:"merge_base"`
+	Channels  map[string]revisionReport `json:"channels"`
+	Config    configReport              `json:"config"`
+}
+
+// revisionReport is one revision: as given, the reference it named ("" for a SHA) and its commit.
+type revisionReport struct {
+	Rev    string `json:"rev"`
+	Ref    string `json:"ref"`
+	Commit string `json:"commit"`
+}
+
+func newRevisionReport(r storage.Revision) revisionReport {
+	return revisionReport{Rev: r.Rev, Ref: r.Ref, Commit: r.Commit.SHA}
+}
+
+// configReport is where the configuration came from: "file" (--config), "HEAD" or "defaults".
+type configReport struct {
+	Source   string          `json:"source"`
+	Path     string          `json:"path,omitempty"`
+	Revision *revisionReport `json:"revision,omitempty"`
 }
 
 type changeReport struct {
@@ -77,7 +106,9 @@ func writeJSON(w io.Writer, rep *report) error {
 // (which says how to fix it), then the conclusion.
 func writeText(w io.Writer, rep *report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "storagebot check: channel %s, base %s, head %s (merge base %s)\n\n", rep.Channel, short(rep.Base), short(rep.Head), short(rep.mergeBase))
+	fmt.Fprintf(&b, "storagebot check: channel %s, base %s, head %s (merge base %s)\n", rep.Channel, short(rep.Base), short(rep.Head), short(rep.mergeBase))
+	writeResolved(&b, rep.Resolved)
+	b.WriteString("\n")
 	if len(rep.Changes) == 0 {
 		b.WriteString("No package versions changed.\n")
 	} else {
@@ -161,4 +192,41 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// writeResolved prints which commit each revision resolved to and through which reference, and where the
+// configuration came from.
+func writeResolved(b *strings.Builder, res resolvedReport) {
+	line := func(label string, r revisionReport) {
+		if r.Commit == "" {
+			return
+		}
+		fmt.Fprintf(b, "  %-18s %s = %s", label, r.Rev, r.Commit)
+		if r.Ref != "" && r.Ref != r.Rev {
+			fmt.Fprintf(b, " (%s)", r.Ref)
+		}
+		b.WriteString("\n")
+	}
+	line("base", res.Base)
+	line("head", res.Head)
+	names := make([]string, 0, len(res.Channels))
+	for name := range res.Channels {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		line("channel "+name, res.Channels[name])
+	}
+	switch res.Config.Source {
+	case "file":
+		fmt.Fprintf(b, "  %-18s %s\n", "config", res.Config.Path)
+	case "HEAD":
+		fmt.Fprintf(b, "  %-18s %s at HEAD = %s", "config", res.Config.Path, res.Config.Revision.Commit)
+		if ref := res.Config.Revision.Ref; ref != "" && ref != "HEAD" {
+			fmt.Fprintf(b, " (%s)", ref)
+		}
+		b.WriteString("\n")
+	default:
+		fmt.Fprintf(b, "  %-18s built-in defaults\n", "config")
+	}
 }

@@ -598,3 +598,18 @@ func (p *parser) reconcile(cfg *Config, n *yaml.Node, field string) {
 		}
 	}
 }
+
+// ParseFile is Parse for a configuration read from the file name rather than from Path in the repository
+// (`storagebot check --config FILE`): its errors name that file, so a person fixes the file they gave.
+func ParseFile(name string, data []byte) (*Config, error) {
+	cfg, err := Parse(data)
+	switch e := err.(type) {
+	case *Error:
+		e.File = name
+	case Errors:
+		for _, one := range e {
+			one.File = name
+		}
+	}
+	return cfg, err
+}

@@ -298,3 +298,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseFileNamesTheFile(t *testing.T) {
+	const name = "ci/storagebot-staging.yml"
+	tests := []struct {
+		name string
+		data string
+	}{
+		{name: "one problem", data: "channels: 3\n"},
+		{name: "several problems", data: "fix_titles: maybe\nrules:\n  overwrite:\n    staging: eror\n"},
+		{name: "invalid YAML", data: "rules: [\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFile(name, []byte(tc.data))
+			if err == nil {
+				t.Fatal("no error for an invalid configuration")
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, name+":") || strings.Contains(line, Path) {
+					t.Errorf("error line %q does not name %s (or still names %s)", line, name, Path)
+				}
+			}
+		})
+	}
+}

@@ -4,25 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"path/filepath"
-
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/storage/filesystem"
+	"sync"
 )
 
-// LocalReader reads a local git repository, bare or not, with go-git. It reads objects on demand from the
-// object database (pack index look-ups), so its cost depends on the trees it is asked for, never on the size
-// of the repository.
+// LocalReader reads a local git repository, bare or not, from its files: references (loose and
+// packed-refs), objects in packs, loose objects and alternates, on demand, so its cost depends on the
+// trees it is asked for, never on the size of the repository. It reads any clone git itself reads with the
+// default SHA-1 object format and files reference backend: linked work trees, `--shared` and `--reference`
+// clones, shallow clones (history questions past the boundary fail naming `git fetch --unshallow`) and
+// partial clones (missing objects are fetched through git when it is on PATH).
 type LocalReader struct {
-	repo  *git.Repository
-	packs *packedObjects
+	g       *gitDir
+	refs    *refStore
+	objects *objectDB
 	// trees keeps decoded trees: one check reads the root and packages/ trees of several branch states that
 	// often share them.
 	trees *ObjectCache
+
+	mu      sync.Mutex
+	commits map[oid]commitInfo
 }
 
 // localTreeCacheEntries bounds the decoded trees a LocalReader keeps.
@@ -30,117 +30,146 @@ const localTreeCacheEntries = 4096
 
 var _ Reader = (*LocalReader)(nil)
 
-// OpenLocal opens the repository at path: a bare repository, a work tree, or any directory inside one.
+// OpenLocal opens the repository at path: a bare repository, a git directory, a work tree or any directory
+// inside one.
 func OpenLocal(path string) (*LocalReader, error) {
-	// A bare repository first (go-git's .git detection walks up past it), then a work tree or a directory
-	// inside one.
-	repo, err := git.PlainOpen(path)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true})
-	}
+	g, err := findGitDir(path)
 	if err != nil {
 		return nil, fmt.Errorf("open git repository %s: %w", path, err)
 	}
-	fsStorage, ok := repo.Storer.(*filesystem.Storage)
-	if !ok {
-		return &LocalReader{repo: repo, trees: NewObjectCache(localTreeCacheEntries)}, nil
-	}
-	packs, err := openPacks(filepath.Join(fsStorage.Filesystem().Root(), "objects"))
+	objects, err := openObjectDB(g)
 	if err != nil {
 		return nil, fmt.Errorf("open git repository %s: %w", path, err)
 	}
-	// No work tree: the reader only reads objects and references.
-	fast, err := git.Open(&packedStorage{Storage: fsStorage, packs: packs}, nil)
-	if err != nil {
-		packs.close()
-		return nil, fmt.Errorf("open git repository %s: %w", path, err)
-	}
-	return &LocalReader{repo: fast, packs: packs, trees: NewObjectCache(localTreeCacheEntries)}, nil
+	return &LocalReader{
+		g:       g,
+		refs:    &refStore{g: g},
+		objects: objects,
+		trees:   NewObjectCache(localTreeCacheEntries),
+		commits: map[oid]commitInfo{},
+	}, nil
 }
 
 // Close releases the pack files the reader holds open.
 func (r *LocalReader) Close() error {
-	if r.packs != nil {
-		r.packs.close()
-	}
+	r.objects.close()
 	return nil
 }
 
-// ResolveRevision resolves rev as a local branch (refs/heads/rev), else a remote-tracking branch of origin
-// (refs/remotes/origin/rev), else anything git rev-parse accepts that go-git understands: full ref names,
-// HEAD, tags, full and abbreviated commit SHAs.
-func (r *LocalReader) ResolveRevision(_ context.Context, rev string) (Commit, error) {
-	if rev == "" {
-		return Commit{}, fmt.Errorf("resolve revision: empty revision: %w", ErrNotFound)
-	}
-	for _, name := range []plumbing.ReferenceName{
-		plumbing.NewBranchReferenceName(rev),
-		plumbing.NewRemoteReferenceName("origin", rev),
-	} {
-		ref, err := r.repo.Reference(name, true)
-		if errors.Is(err, plumbing.ErrReferenceNotFound) {
-			continue
-		}
-		if err != nil {
-			return Commit{}, fmt.Errorf("resolve revision %q: read %s: %w", rev, name, err)
-		}
-		return r.commit(ref.Hash(), rev)
-	}
-	if len(rev) == 2*len(plumbing.ZeroHash) && plumbing.IsHash(rev) {
-		return r.commit(plumbing.NewHash(rev), rev)
-	}
-	hash, err := r.repo.ResolveRevision(plumbing.Revision(rev))
+// ResolveRevision resolves rev exactly as `git rev-parse rev^{commit}` does (see Resolve).
+func (r *LocalReader) ResolveRevision(ctx context.Context, rev string) (Commit, error) {
+	res, err := r.Resolve(ctx, rev)
 	if err != nil {
-		return Commit{}, fmt.Errorf("resolve revision %q: %w (%v)", rev, ErrNotFound, err)
+		return Commit{}, err
 	}
-	return r.commit(*hash, rev)
+	return res.Commit, nil
 }
 
-func (r *LocalReader) commit(hash plumbing.Hash, rev string) (Commit, error) {
-	c, err := r.repo.CommitObject(hash)
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		return Commit{}, fmt.Errorf("resolve revision %q: commit %s: %w", rev, hash, ErrNotFound)
+// Resolve resolves rev as `git rev-parse rev^{commit}` does: a full or unique abbreviated SHA, HEAD, a
+// branch, tag, remote-tracking branch or full ref name (git's order: refs/X, refs/tags/X, refs/heads/X,
+// refs/remotes/X, refs/remotes/X/HEAD), with ~N, ^N and ^{...} suffixes. Annotated tags are peeled to their
+// commit. The result says which reference the name matched.
+func (r *LocalReader) Resolve(ctx context.Context, rev string) (Revision, error) {
+	if rev == "" {
+		return Revision{}, fmt.Errorf("resolve revision: empty revision: %w", ErrNotFound)
 	}
+	h, typ, ref, err := r.revParse(ctx, rev)
 	if err != nil {
-		return Commit{}, fmt.Errorf("resolve revision %q: read commit %s: %w", rev, hash, err)
+		return Revision{}, fmt.Errorf("resolve %w", err)
 	}
-	parents := make([]string, len(c.ParentHashes))
-	for i, p := range c.ParentHashes {
+	if h, _, err = r.peel(ctx, h, typ, "commit"); err != nil {
+		return Revision{}, fmt.Errorf("resolve revision %q: %w", rev, err)
+	}
+	c, err := r.commitInfo(ctx, h)
+	if err != nil {
+		return Revision{}, fmt.Errorf("resolve revision %q: %w", rev, err)
+	}
+	parents := make([]string, len(c.parents))
+	for i, p := range c.parents {
 		parents[i] = p.String()
 	}
-	return Commit{SHA: c.Hash.String(), TreeSHA: c.TreeHash.String(), Parents: parents}, nil
+	return Revision{Rev: rev, Ref: ref, Commit: Commit{SHA: h.String(), TreeSHA: c.tree.String(), Parents: parents}}, nil
+}
+
+// Ref resolves one full reference name exactly (no rules), following symbolic references. found is false
+// when it does not exist.
+func (r *LocalReader) Ref(ctx context.Context, name string) (Revision, bool, error) {
+	h, final, found, err := r.refs.resolve(name)
+	if err != nil || !found {
+		return Revision{}, false, err
+	}
+	res, err := r.Resolve(ctx, h.String())
+	if err != nil {
+		return Revision{}, false, fmt.Errorf("reference %s: %w", name, err)
+	}
+	res.Rev, res.Ref = name, final
+	return res, true, nil
+}
+
+func (r *LocalReader) cachedCommit(h oid) (commitInfo, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.commits[h]
+	return c, ok
+}
+
+// commitInfo reads and parses a commit once. A shallow commit has no parents, as git grafts it.
+func (r *LocalReader) commitInfo(ctx context.Context, h oid) (commitInfo, error) {
+	if c, ok := r.cachedCommit(h); ok {
+		return c, nil
+	}
+	typ, data, err := r.objects.read(ctx, h)
+	if errors.Is(err, ErrNotFound) {
+		return commitInfo{}, fmt.Errorf("commit %s: %w", h, err)
+	}
+	if err != nil {
+		return commitInfo{}, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	if typ != objCommit {
+		return commitInfo{}, fmt.Errorf("object %s is a %s, not a commit: %w", h, typ, ErrNotFound)
+	}
+	c, err := parseCommit(data)
+	if err != nil {
+		return commitInfo{}, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	if r.g.shallow[h] {
+		c.parents = nil
+	}
+	r.mu.Lock()
+	r.commits[h] = c
+	r.mu.Unlock()
+	return c, nil
 }
 
 // MergeBase returns the best common ancestor of commits a and b (revisions are resolved first).
 func (r *LocalReader) MergeBase(ctx context.Context, a, b string) (string, error) {
-	ca, err := r.commitObject(ctx, a)
+	ca, err := r.revCommit(ctx, a)
 	if err != nil {
 		return "", fmt.Errorf("merge base of %s and %s: %w", a, b, err)
 	}
-	cb, err := r.commitObject(ctx, b)
+	cb, err := r.revCommit(ctx, b)
 	if err != nil {
 		return "", fmt.Errorf("merge base of %s and %s: %w", a, b, err)
 	}
-	bases, err := ca.MergeBase(cb)
+	base, err := r.mergeBase(ctx, ca, cb)
 	if err != nil {
 		return "", fmt.Errorf("merge base of %s and %s: %w", a, b, err)
 	}
-	if len(bases) == 0 {
-		return "", fmt.Errorf("merge base of %s and %s: no common ancestor: %w", a, b, ErrNotFound)
-	}
-	return bases[0].Hash.String(), nil
+	return base.String(), nil
 }
 
-func (r *LocalReader) commitObject(ctx context.Context, rev string) (*object.Commit, error) {
+func (r *LocalReader) revCommit(ctx context.Context, rev string) (oid, error) {
+	if h, ok := parseOID(rev); ok {
+		if _, err := r.commitInfo(ctx, h); err == nil {
+			return h, nil
+		}
+	}
 	c, err := r.ResolveRevision(ctx, rev)
 	if err != nil {
-		return nil, err
+		return oid{}, err
 	}
-	obj, err := r.repo.CommitObject(plumbing.NewHash(c.SHA))
-	if err != nil {
-		return nil, fmt.Errorf("read commit %s: %w", c.SHA, err)
-	}
-	return obj, nil
+	h, _ := parseOID(c.SHA)
+	return h, nil
 }
 
 // Tree lists the tree with this SHA; recursive walks every subtree below it, listing subtrees too.
@@ -173,16 +202,13 @@ func (r *LocalReader) walk(ctx context.Context, sha, prefix string, recursive bo
 // modify the slice.
 func (r *LocalReader) tree(ctx context.Context, sha string) ([]TreeEntry, error) {
 	v, err := r.trees.get(ctx, sha, func() (any, error) {
-		t, err := object.GetTree(r.repo.Storer, plumbing.NewHash(sha))
-		if errors.Is(err, plumbing.ErrObjectNotFound) {
-			return nil, fmt.Errorf("read tree %s: %w", sha, ErrNotFound)
-		}
+		data, err := r.typed(ctx, sha, objTree)
 		if err != nil {
 			return nil, fmt.Errorf("read tree %s: %w", sha, err)
 		}
-		entries := make([]TreeEntry, len(t.Entries))
-		for i, e := range t.Entries {
-			entries[i] = TreeEntry{Path: e.Name, Mode: modeString(e.Mode), Type: entryType(e.Mode), SHA: e.Hash.String()}
+		entries, err := parseTree(data)
+		if err != nil {
+			return nil, fmt.Errorf("read tree %s: %w", sha, err)
 		}
 		return entries, nil
 	})
@@ -193,38 +219,26 @@ func (r *LocalReader) tree(ctx context.Context, sha string) ([]TreeEntry, error)
 }
 
 // Blob returns the contents of the blob with this SHA.
-func (r *LocalReader) Blob(_ context.Context, sha string) ([]byte, error) {
-	b, err := r.repo.BlobObject(plumbing.NewHash(sha))
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		return nil, fmt.Errorf("read blob %s: %w", sha, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", sha, err)
-	}
-	rd, err := b.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", sha, err)
-	}
-	defer rd.Close()
-	data, err := io.ReadAll(rd)
+func (r *LocalReader) Blob(ctx context.Context, sha string) ([]byte, error) {
+	data, err := r.typed(ctx, sha, objBlob)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", sha, err)
 	}
 	return data, nil
 }
 
-// modeString prints a mode the way git and GitHub's trees API do: six octal digits.
-func modeString(m filemode.FileMode) string {
-	return fmt.Sprintf("%06o", uint32(m))
-}
-
-func entryType(m filemode.FileMode) EntryType {
-	switch m {
-	case filemode.Dir:
-		return TypeTree
-	case filemode.Submodule:
-		return TypeCommit
-	default:
-		return TypeBlob
+// typed reads an object that must be of type want.
+func (r *LocalReader) typed(ctx context.Context, sha string, want objectType) ([]byte, error) {
+	h, ok := parseOID(sha)
+	if !ok {
+		return nil, fmt.Errorf("%q is not an object name: %w", sha, ErrNotFound)
 	}
+	typ, data, err := r.objects.read(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if typ != want {
+		return nil, fmt.Errorf("object is a %s, not a %s: %w", typ, want, ErrNotFound)
+	}
+	return data, nil
 }

@@ -49,7 +49,8 @@ func TestLocalReaderResolveRevision(t *testing.T) {
 		repo := generate(t, storagegen.Options{Bare: bare})
 		prod := str(repo.Head("production"))
 		feature := str(repo.AddVersion("feature", "pkg000", "5.0.0"))
-		// A remote-tracking branch with no local branch of that name, as in a CI clone.
+		// A remote-tracking branch with no local branch of that name, as in a CI clone: git rev-parse needs
+		// origin/ci-only, as the reader does.
 		remote := str(repo.AddVersion("snapshot", "pkg001", "5.0.0"))
 		if out, err := exec.Command("git", "-C", repo.Dir, "update-ref", "refs/remotes/origin/ci-only", remote).CombinedOutput(); err != nil {
 			t.Fatalf("update-ref: %v: %s", err, out)
@@ -63,7 +64,8 @@ func TestLocalReaderResolveRevision(t *testing.T) {
 		}{
 			{name: "branch", rev: "production", want: prod},
 			{name: "branch with own commit", rev: "feature", want: feature},
-			{name: "remote-tracking fallback", rev: "ci-only", want: remote},
+			{name: "remote-tracking branch", rev: "origin/ci-only", want: remote},
+			{name: "remote-tracking branch needs its remote", rev: "ci-only", wantErr: `"ci-only"`},
 			{name: "full ref", rev: "refs/heads/feature", want: feature},
 			{name: "full sha", rev: prod, want: prod},
 			{name: "short sha", rev: feature[:10], want: feature},

@@ -9,125 +9,182 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
-
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
-	"github.com/go-git/go-git/v5/storage/filesystem"
+	"sync"
 )
 
-// packedObjects reads objects from a repository's pack files through their .idx files on demand: a look-up
-// is a binary search in the index file, so opening a repository costs nothing however many objects it holds.
-//
-// go-git's own pack storage decodes every index entry and builds an offset→hash map of the whole pack on
-// the first object read (tens of milliseconds for a production-sized storage, growing with it); reading
-// only what is asked for keeps `storagebot check` independent of the storage size (docs/architecture.md §3, §8).
-type packedObjects struct {
-	packs []*packFile
+// The object reader below is written for hostile input: a clone given to `storagebot check` may come from
+// anywhere, so every size read from a file is checked against the file and against maxObjectSize before it
+// decides an allocation, every offset is checked against the pack, and delta chains are walked iteratively
+// with a depth bound and cycle detection. A corrupt pack gives an error, never a panic, a huge allocation or
+// a hang (FuzzPackRead exercises this).
+
+// maxObjectSize bounds the objects the local reader inflates. A storage repository holds manifests, docs and
+// images of a few megabytes at most; the bound keeps a pack whose headers lie from costing gigabytes.
+const maxObjectSize = 256 << 20
+
+// maxDeltaDepth bounds delta chains: git never writes chains deeper than 4095 (pack.depth is clamped there).
+const maxDeltaDepth = 4095
+
+// errCorrupt marks objects or files that are not what git would write.
+var errCorrupt = errors.New("corrupt")
+
+// Object types as pack files number them (and as loose object headers name them).
+type objectType int8
+
+const (
+	objCommit   objectType = 1
+	objTree     objectType = 2
+	objBlob     objectType = 3
+	objTag      objectType = 4
+	objOfsDelta objectType = 6
+	objRefDelta objectType = 7
+)
+
+func (t objectType) String() string {
+	switch t {
+	case objCommit:
+		return "commit"
+	case objTree:
+		return "tree"
+	case objBlob:
+		return "blob"
+	case objTag:
+		return "tag"
+	}
+	return fmt.Sprintf("type %d", int(t))
 }
 
-// packFile is one pack and its version 2 index.
-type packFile struct {
-	idx, pack *os.File // read with ReadAt only, safe for concurrent use
-	fanout    [256]uint32
-}
+// oid is a SHA-1 object name.
+type oid [20]byte
+
+func (h oid) String() string { return fmt.Sprintf("%x", h[:]) }
 
 const (
 	idxHeaderSize = 8
 	idxFanoutSize = 256 * 4
+	packTrailer   = 20
 )
 
 var idxMagic = []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}
 
-// openPacks opens every pack of the objects directory. A pack whose index is not version 2 is skipped
-// (its objects are then read by go-git).
-func openPacks(objectsDir string) (*packedObjects, error) {
-	idxs, err := filepath.Glob(filepath.Join(objectsDir, "pack", "pack-*.idx"))
-	if err != nil {
-		return nil, fmt.Errorf("list packs in %s: %w", objectsDir, err)
-	}
-	sort.Strings(idxs)
-	po := &packedObjects{}
-	for _, path := range idxs {
-		p, err := openPack(path)
-		if err != nil {
-			po.close()
-			return nil, err
-		}
-		if p != nil {
-			po.packs = append(po.packs, p)
-		}
-	}
-	return po, nil
+// packFile is one pack and its version 2 index, read on demand: a look-up is a binary search in the index
+// file, so opening a repository costs nothing however many objects it holds.
+type packFile struct {
+	idx, pack   io.ReaderAt // mapped files (see mapFile), read with ReadAt only: safe for concurrent use
+	idxName     string
+	packName    string
+	closers     []io.Closer
+	packSize    int64
+	idxSize     int64
+	fanout      [256]uint32
+	maxSize     int64
+	zlibReaders sync.Pool
+
+	// bases keeps recently inflated delta bases by offset: consecutive versions of a tree or manifest
+	// share their chain, and without the cache each read would inflate it again from the start.
+	mu    sync.Mutex
+	bases map[int64]cachedBase
+	order []int64
 }
 
+type cachedBase struct {
+	typ  objectType
+	data []byte
+}
+
+// deltaBaseCacheEntries bounds the delta bases a pack keeps.
+const deltaBaseCacheEntries = 256
+
+// openPack opens a pack by its index path. Index versions other than 2 (git has written version 2 since
+// 2008) are refused with an error saying how to rewrite them.
 func openPack(idxPath string) (*packFile, error) {
+	packPath := strings.TrimSuffix(idxPath, ".idx") + ".pack"
 	idx, err := os.Open(idxPath)
 	if err != nil {
 		return nil, fmt.Errorf("open pack index: %w", err)
 	}
-	var head [idxHeaderSize + idxFanoutSize]byte
-	if _, err := idx.ReadAt(head[:], 0); err != nil || !bytes.Equal(head[:idxHeaderSize], idxMagic) {
-		idx.Close()
-		return nil, nil
-	}
-	pack, err := os.Open(strings.TrimSuffix(idxPath, ".idx") + ".pack")
+	pack, err := os.Open(packPath)
 	if err != nil {
 		idx.Close()
 		return nil, fmt.Errorf("open pack: %w", err)
 	}
-	p := &packFile{idx: idx, pack: pack}
+	ist, err1 := idx.Stat()
+	pst, err2 := pack.Stat()
+	if err := errors.Join(err1, err2); err != nil {
+		idx.Close()
+		pack.Close()
+		return nil, fmt.Errorf("open pack %s: %w", packPath, err)
+	}
+	idxData, idxCloser, err1 := mapFile(idx, ist.Size())
+	packData, packCloser, err2 := mapFile(pack, pst.Size())
+	if err := errors.Join(err1, err2); err != nil {
+		idx.Close()
+		pack.Close()
+		return nil, fmt.Errorf("open pack %s: %w", packPath, err)
+	}
+	p, err := newPackFile(idxData, ist.Size(), idxPath, packData, pst.Size(), packPath, maxObjectSize)
+	if err != nil {
+		idxCloser.Close()
+		packCloser.Close()
+		return nil, err
+	}
+	p.closers = []io.Closer{idxCloser, packCloser}
+	return p, nil
+}
+
+// newPackFile checks the index header, fan-out table and sizes of both files.
+func newPackFile(idx io.ReaderAt, idxSize int64, idxName string, pack io.ReaderAt, packSize int64, packName string, maxSize int64) (*packFile, error) {
+	p := &packFile{idx: idx, pack: pack, idxName: idxName, packName: packName, idxSize: idxSize, packSize: packSize,
+		maxSize: maxSize, bases: map[int64]cachedBase{}}
+	var head [idxHeaderSize + idxFanoutSize]byte
+	if _, err := idx.ReadAt(head[:], 0); err != nil {
+		return nil, fmt.Errorf("read pack index %s: %w (%w)", idxName, errCorrupt, err)
+	}
+	if !bytes.Equal(head[:idxHeaderSize], idxMagic) {
+		return nil, fmt.Errorf("pack index %s is not version 2 (run `git index-pack` on its pack to rewrite it): %w", idxName, errCorrupt)
+	}
+	var prev uint32
 	for i := range p.fanout {
 		p.fanout[i] = binary.BigEndian.Uint32(head[idxHeaderSize+4*i:])
+		if p.fanout[i] < prev {
+			return nil, fmt.Errorf("pack index %s: fan-out table decreases: %w", idxName, errCorrupt)
+		}
+		prev = p.fanout[i]
+	}
+	n := int64(p.fanout[255])
+	if min := int64(idxHeaderSize+idxFanoutSize) + n*(20+4+4) + 2*20; p.idxSize < min {
+		return nil, fmt.Errorf("pack index %s: %d bytes, too short for %d objects: %w", idxName, p.idxSize, n, errCorrupt)
+	}
+	if p.packSize < 12+packTrailer {
+		return nil, fmt.Errorf("pack %s: %d bytes, too short: %w", packName, p.packSize, errCorrupt)
+	}
+	var ph [12]byte
+	if _, err := pack.ReadAt(ph[:], 0); err != nil || string(ph[:4]) != "PACK" {
+		return nil, fmt.Errorf("pack %s: no PACK header: %w", packName, errCorrupt)
 	}
 	return p, nil
 }
 
-func (po *packedObjects) close() {
-	for _, p := range po.packs {
-		p.idx.Close()
-		p.pack.Close()
+func (p *packFile) close() {
+	for _, c := range p.closers {
+		c.Close()
 	}
-}
-
-// read returns the type and contents of the object; found is false when no pack holds it.
-func (po *packedObjects) read(h plumbing.Hash) (typ plumbing.ObjectType, data []byte, found bool, err error) {
-	for _, p := range po.packs {
-		off, ok, err := p.find(h)
-		if err != nil {
-			return 0, nil, false, err
-		}
-		if ok {
-			typ, data, err := p.objectAt(off, 0)
-			if err != nil {
-				return 0, nil, false, fmt.Errorf("read object %s from %s: %w", h, p.pack.Name(), err)
-			}
-			return typ, data, true, nil
-		}
-	}
-	return 0, nil, false, nil
 }
 
 // find binary-searches the index for h and returns the object's offset in the pack.
-func (p *packFile) find(h plumbing.Hash) (int64, bool, error) {
-	n := p.fanout[255]
-	lo := uint32(0)
-	if h[0] > 0 {
-		lo = p.fanout[h[0]-1]
-	}
-	hi := p.fanout[h[0]]
-	namesAt := int64(idxHeaderSize + idxFanoutSize)
-	var name [20]byte
+func (p *packFile) find(h oid) (int64, bool, error) {
+	lo, hi := p.bucket(h[0])
+	var name oid
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		if _, err := p.idx.ReadAt(name[:], namesAt+int64(mid)*20); err != nil {
-			return 0, false, fmt.Errorf("read pack index %s: %w", p.idx.Name(), err)
+		if err := p.nameAt(mid, &name); err != nil {
+			return 0, false, err
 		}
 		switch c := bytes.Compare(name[:], h[:]); {
 		case c == 0:
-			return p.offset(mid, n)
+			off, err := p.offset(mid)
+			return off, err == nil, err
 		case c < 0:
 			lo = mid + 1
 		default:
@@ -137,134 +194,357 @@ func (p *packFile) find(h plumbing.Hash) (int64, bool, error) {
 	return 0, false, nil
 }
 
-// offset reads the pack offset of the i-th of n index entries (32-bit table, else the 64-bit one).
-func (p *packFile) offset(i, n uint32) (int64, bool, error) {
-	base := int64(idxHeaderSize+idxFanoutSize) + int64(n)*(20+4)
-	var b [8]byte
-	if _, err := p.idx.ReadAt(b[:4], base+int64(i)*4); err != nil {
-		return 0, false, fmt.Errorf("read pack index %s: %w", p.idx.Name(), err)
+// bucket is the index range of the names starting with byte b.
+func (p *packFile) bucket(b byte) (lo, hi uint32) {
+	if b > 0 {
+		lo = p.fanout[b-1]
 	}
-	off := binary.BigEndian.Uint32(b[:4])
-	if off&0x80000000 == 0 {
-		return int64(off), true, nil
-	}
-	large := base + int64(n)*4 + int64(off&0x7fffffff)*8
-	if _, err := p.idx.ReadAt(b[:], large); err != nil {
-		return 0, false, fmt.Errorf("read pack index %s: %w", p.idx.Name(), err)
-	}
-	return int64(binary.BigEndian.Uint64(b[:])), true, nil
+	return lo, p.fanout[b]
 }
 
-// maxDeltaDepth bounds delta chains (git's default is 50; a loop would mean a corrupt pack).
-const maxDeltaDepth = 10_000
+func (p *packFile) nameAt(i uint32, name *oid) error {
+	if _, err := p.idx.ReadAt(name[:], int64(idxHeaderSize+idxFanoutSize)+int64(i)*20); err != nil {
+		return fmt.Errorf("read pack index %s: %w", p.idxName, err)
+	}
+	return nil
+}
 
-// objectAt reads and inflates the object at off, applying deltas down to their base.
-func (p *packFile) objectAt(off int64, depth int) (plumbing.ObjectType, []byte, error) {
-	if depth > maxDeltaDepth {
-		return 0, nil, errors.New("delta chain too deep")
+// withPrefix appends to out the names in the index that start with the hex prefix (at least two digits),
+// stopping after limit names.
+func (p *packFile) withPrefix(prefix string, out []oid, limit int) ([]oid, error) {
+	low, ok := parseOID(prefix + strings.Repeat("0", 40-len(prefix)))
+	if !ok {
+		return out, fmt.Errorf("object name prefix %q is not hexadecimal", prefix)
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(p.pack, off, 1<<62), 4096)
-	c, err := r.ReadByte()
-	if err != nil {
-		return 0, nil, err
+	lo, hi := p.bucket(low[0])
+	var name oid
+	for lo < hi { // lower bound of low
+		mid := lo + (hi-lo)/2
+		if err := p.nameAt(mid, &name); err != nil {
+			return out, err
+		}
+		if bytes.Compare(name[:], low[:]) < 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
 	}
-	typ := plumbing.ObjectType((c >> 4) & 7)
+	_, end := p.bucket(low[0])
+	for i := lo; i < end && len(out) < limit; i++ {
+		if err := p.nameAt(i, &name); err != nil {
+			return out, err
+		}
+		if !strings.HasPrefix(name.String(), prefix) {
+			break
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// offset reads the pack offset of the i-th index entry (32-bit table, else the 64-bit one).
+func (p *packFile) offset(i uint32) (int64, error) {
+	n := int64(p.fanout[255])
+	base := int64(idxHeaderSize+idxFanoutSize) + n*(20+4)
+	var b [8]byte
+	if _, err := p.idx.ReadAt(b[:4], base+int64(i)*4); err != nil {
+		return 0, fmt.Errorf("read pack index %s: %w", p.idxName, err)
+	}
+	off := int64(binary.BigEndian.Uint32(b[:4]))
+	if off&0x80000000 != 0 {
+		large := base + n*4 + (off&0x7fffffff)*8
+		if _, err := p.idx.ReadAt(b[:], large); err != nil {
+			return 0, fmt.Errorf("read pack index %s: 64-bit offset %d: %w (%w)", p.idxName, off&0x7fffffff, errCorrupt, err)
+		}
+		u := binary.BigEndian.Uint64(b[:])
+		if u > 1<<62 {
+			return 0, fmt.Errorf("read pack index %s: offset %d: %w", p.idxName, u, errCorrupt)
+		}
+		off = int64(u)
+	}
+	if off < 12 || off >= p.packSize-packTrailer {
+		return 0, fmt.Errorf("pack index %s: offset %d outside the pack: %w", p.idxName, off, errCorrupt)
+	}
+	return off, nil
+}
+
+// entryHeader is what precedes an object's zlib stream in a pack.
+type entryHeader struct {
+	typ       objectType
+	size      int64
+	dataStart int64
+	baseOff   int64 // objOfsDelta
+	baseName  oid   // objRefDelta
+}
+
+func (p *packFile) header(off int64) (entryHeader, error) {
+	var buf [32]byte
+	n, err := p.pack.ReadAt(buf[:], off)
+	if n == 0 {
+		return entryHeader{}, fmt.Errorf("read object header at %d: %w (%v)", off, errCorrupt, err)
+	}
+	b := buf[:n]
+	i := 0
+	next := func() (byte, bool) {
+		if i >= len(b) {
+			return 0, false
+		}
+		c := b[i]
+		i++
+		return c, true
+	}
+	c, _ := next()
+	h := entryHeader{typ: objectType((c >> 4) & 7)}
 	size := uint64(c & 0x0f)
 	for shift := 4; c&0x80 != 0; shift += 7 {
-		if c, err = r.ReadByte(); err != nil {
-			return 0, nil, err
+		var ok bool
+		if c, ok = next(); !ok || shift > 56 {
+			return h, fmt.Errorf("object header at %d: size does not fit: %w", off, errCorrupt)
 		}
 		size |= uint64(c&0x7f) << shift
 	}
-	var baseType plumbing.ObjectType
-	var base []byte
-	switch typ {
-	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
-	case plumbing.OFSDeltaObject:
-		c, err := r.ReadByte()
-		if err != nil {
-			return 0, nil, err
+	if size > uint64(p.maxSize) {
+		return h, fmt.Errorf("object at %d declares %d bytes, more than the %d bytes storagebot reads: %w", off, size, p.maxSize, errCorrupt)
+	}
+	h.size = int64(size)
+	switch h.typ {
+	case objCommit, objTree, objBlob, objTag:
+	case objOfsDelta:
+		c, ok := next()
+		if !ok {
+			return h, fmt.Errorf("delta header at %d: %w", off, errCorrupt)
 		}
 		rel := int64(c & 0x7f)
 		for c&0x80 != 0 {
-			if c, err = r.ReadByte(); err != nil {
-				return 0, nil, err
+			if c, ok = next(); !ok || rel > 1<<48 {
+				return h, fmt.Errorf("delta header at %d: base offset does not fit: %w", off, errCorrupt)
 			}
 			rel = ((rel + 1) << 7) | int64(c&0x7f)
 		}
-		if baseType, base, err = p.objectAt(off-rel, depth+1); err != nil {
+		// A base always comes before its delta, so walking bases goes strictly backwards and ends.
+		if rel <= 0 || rel > off-12 {
+			return h, fmt.Errorf("delta at %d: base offset %d outside the pack: %w", off, off-rel, errCorrupt)
+		}
+		h.baseOff = off - rel
+	case objRefDelta:
+		if len(b)-i < 20 {
+			return h, fmt.Errorf("delta header at %d: %w", off, errCorrupt)
+		}
+		copy(h.baseName[:], b[i:i+20])
+		i += 20
+	default:
+		return h, fmt.Errorf("unknown object type %d at offset %d: %w", h.typ, off, errCorrupt)
+	}
+	h.dataStart = off + int64(i)
+	return h, nil
+}
+
+// inflate reads the zlib stream at off, which must inflate to exactly size bytes. The buffer grows with the
+// data actually inflated, so a header that lies about the size costs nothing.
+func (p *packFile) inflate(off, size int64) ([]byte, error) {
+	src := bufio.NewReaderSize(io.NewSectionReader(p.pack, off, p.packSize-packTrailer-off), 4096)
+	var zr io.ReadCloser
+	if pooled, ok := p.zlibReaders.Get().(io.ReadCloser); ok {
+		if err := pooled.(zlib.Resetter).Reset(src, nil); err != nil {
+			return nil, fmt.Errorf("inflate object data at %d: %w (%w)", off, errCorrupt, err)
+		}
+		zr = pooled
+	} else {
+		r, err := zlib.NewReader(src)
+		if err != nil {
+			return nil, fmt.Errorf("inflate object data at %d: %w (%w)", off, errCorrupt, err)
+		}
+		zr = r
+	}
+	defer p.zlibReaders.Put(zr)
+	return readExactly(zr, size, fmt.Sprintf("object data at %d", off))
+}
+
+// readExactly reads r to its end, which must come after exactly size bytes.
+func readExactly(r io.Reader, size int64, what string) ([]byte, error) {
+	initial := size
+	if initial > 1<<16 {
+		initial = 1 << 16
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, initial+1))
+	n, err := buf.ReadFrom(io.LimitReader(r, size+1))
+	if err != nil {
+		return nil, fmt.Errorf("inflate %s: %w (%w)", what, errCorrupt, err)
+	}
+	if n != size {
+		return nil, fmt.Errorf("inflate %s: %d bytes, header says %d: %w", what, n, size, errCorrupt)
+	}
+	return buf.Bytes(), nil
+}
+
+// objectAt reads and inflates the object at off, applying deltas down to their base (bases by reference
+// are looked up in this pack, where git keeps them).
+func (p *packFile) objectAt(off int64) (objectType, []byte, error) {
+	var chain [][]byte // deltas, from the object down to (excluding) its base
+	var chainOffs []int64
+	seen := map[int64]bool{}
+	var base cachedBase
+	for {
+		if len(chain) > maxDeltaDepth {
+			return 0, nil, fmt.Errorf("delta chain deeper than %d at %d: %w", maxDeltaDepth, off, errCorrupt)
+		}
+		if seen[off] {
+			return 0, nil, fmt.Errorf("delta cycle through offset %d: %w", off, errCorrupt)
+		}
+		seen[off] = true
+		if cached, ok := p.cachedBase(off); ok {
+			base = cached
+			break
+		}
+		h, err := p.header(off)
+		if err != nil {
 			return 0, nil, err
 		}
-	case plumbing.REFDeltaObject:
-		var h plumbing.Hash
-		if _, err := io.ReadFull(r, h[:]); err != nil {
+		data, err := p.inflate(h.dataStart, h.size)
+		if err != nil {
 			return 0, nil, err
 		}
-		baseOff, ok, err := p.find(h)
+		if h.typ != objOfsDelta && h.typ != objRefDelta {
+			base = cachedBase{typ: h.typ, data: data}
+			if len(chain) > 0 {
+				p.keepBase(off, base)
+			}
+			break
+		}
+		chain = append(chain, data)
+		chainOffs = append(chainOffs, off)
+		if h.typ == objOfsDelta {
+			off = h.baseOff
+			continue
+		}
+		baseOff, ok, err := p.find(h.baseName)
 		if err != nil {
 			return 0, nil, err
 		}
 		if !ok {
-			return 0, nil, fmt.Errorf("delta base %s is not in the pack", h)
+			return 0, nil, fmt.Errorf("delta base %s is not in the pack: %w", h.baseName, errCorrupt)
 		}
-		if baseType, base, err = p.objectAt(baseOff, depth+1); err != nil {
-			return 0, nil, err
+		off = baseOff
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		patched, err := applyDelta(base.data, chain[i], p.maxSize)
+		if err != nil {
+			return 0, nil, fmt.Errorf("apply delta at %d: %w", chainOffs[i], err)
 		}
-	default:
-		return 0, nil, fmt.Errorf("unknown object type %d at offset %d", typ, off)
+		base.data = patched
+		if i > 0 {
+			p.keepBase(chainOffs[i], base)
+		}
 	}
-	zr, err := zlib.NewReader(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(zr, data); err != nil {
-		return 0, nil, err
-	}
-	if base == nil {
-		return typ, data, nil
-	}
-	patched, err := packfile.PatchDelta(base, data)
-	if err != nil {
-		return 0, nil, err
-	}
-	return baseType, patched, nil
+	return base.typ, base.data, nil
 }
 
-// packedStorage is go-git's filesystem storage with object reads served by packedObjects first; go-git
-// still handles references, loose objects, alternates and anything the packs do not hold.
-type packedStorage struct {
-	*filesystem.Storage
-	packs *packedObjects
+func (p *packFile) cachedBase(off int64) (cachedBase, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.bases[off]
+	return b, ok
 }
 
-// EncodedObject returns the object from the packs when they hold it, else from go-git's storage.
-func (s *packedStorage) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	typ, data, found, err := s.packs.read(h)
+// keepBase remembers an inflated delta base; callers never modify the data they get back.
+func (p *packFile) keepBase(off int64, b cachedBase) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.bases[off]; ok {
+		return
+	}
+	if len(p.order) >= deltaBaseCacheEntries {
+		delete(p.bases, p.order[0])
+		p.order = p.order[1:]
+	}
+	p.bases[off] = b
+	p.order = append(p.order, off)
+}
+
+// applyDelta applies a git delta to base. Sizes in the delta are checked against base, the output and
+// maxSize as it is applied, so no allocation exceeds the declared result size and that size is bounded.
+func applyDelta(base, delta []byte, maxSize int64) ([]byte, error) {
+	i := 0
+	varint := func() (int64, error) {
+		var v int64
+		for shift := 0; ; shift += 7 {
+			if i >= len(delta) || shift > 56 {
+				return 0, fmt.Errorf("delta size header: %w", errCorrupt)
+			}
+			c := delta[i]
+			i++
+			v |= int64(c&0x7f) << shift
+			if c&0x80 == 0 {
+				return v, nil
+			}
+		}
+	}
+	baseSize, err := varint()
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return s.Storage.EncodedObject(t, h)
+	if baseSize != int64(len(base)) {
+		return nil, fmt.Errorf("delta expects a base of %d bytes, base has %d: %w", baseSize, len(base), errCorrupt)
 	}
-	if t != plumbing.AnyObject && t != typ {
-		return nil, plumbing.ErrObjectNotFound
-	}
-	obj := &plumbing.MemoryObject{}
-	obj.SetType(typ)
-	obj.SetSize(int64(len(data)))
-	if _, err := obj.Write(data); err != nil {
+	size, err := varint()
+	if err != nil {
 		return nil, err
 	}
-	return obj, nil
-}
-
-// HasEncodedObject reports whether the object exists, looking in the packs first.
-func (s *packedStorage) HasEncodedObject(h plumbing.Hash) error {
-	for _, p := range s.packs.packs {
-		if _, ok, err := p.find(h); err != nil || ok {
-			return err
+	if size > maxSize {
+		return nil, fmt.Errorf("delta result of %d bytes, more than the %d bytes storagebot reads: %w", size, maxSize, errCorrupt)
+	}
+	initial := size
+	if lim := int64(len(base)) + int64(len(delta))*16; initial > lim {
+		initial = lim // grow with the data actually produced, not with what the header claims
+	}
+	out := make([]byte, 0, initial)
+	for i < len(delta) {
+		op := delta[i]
+		i++
+		switch {
+		case op&0x80 != 0: // copy from base
+			var off, n int64
+			for bit := 0; bit < 7; bit++ {
+				if op&(1<<bit) == 0 {
+					continue
+				}
+				if i >= len(delta) {
+					return nil, fmt.Errorf("delta copy truncated: %w", errCorrupt)
+				}
+				v := int64(delta[i])
+				i++
+				if bit < 4 {
+					off |= v << (8 * bit)
+				} else {
+					n |= v << (8 * (bit - 4))
+				}
+			}
+			if n == 0 {
+				n = 0x10000
+			}
+			if off+n > int64(len(base)) {
+				return nil, fmt.Errorf("delta copies %d bytes at %d from a base of %d: %w", n, off, len(base), errCorrupt)
+			}
+			if int64(len(out))+n > size {
+				return nil, fmt.Errorf("delta writes past its declared %d bytes: %w", size, errCorrupt)
+			}
+			out = append(out, base[off:off+n]...)
+		case op != 0: // insert op bytes
+			n := int(op)
+			if i+n > len(delta) {
+				return nil, fmt.Errorf("delta insert truncated: %w", errCorrupt)
+			}
+			if int64(len(out)+n) > size {
+				return nil, fmt.Errorf("delta writes past its declared %d bytes: %w", size, errCorrupt)
+			}
+			out = append(out, delta[i:i+n]...)
+			i += n
+		default:
+			return nil, fmt.Errorf("delta opcode 0: %w", errCorrupt)
 		}
 	}
-	return s.Storage.HasEncodedObject(h)
+	if int64(len(out)) != size {
+		return nil, fmt.Errorf("delta produced %d bytes, declared %d: %w", len(out), size, errCorrupt)
+	}
+	return out, nil
 }

@@ -1,0 +1,41 @@
+//go:build unix
+
+package storage
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// mapFile maps a pack or index file read-only, as git does: a look-up in an index is a binary search of a
+// few dozen probes, and one pread system call per probe made the reader's cost on a large change mostly
+// system time. Pack files are immutable once written, so the mapping never changes under the reader.
+func mapFile(f *os.File, size int64) (io.ReaderAt, io.Closer, error) {
+	if size == 0 {
+		return bytes.NewReader(nil), f, nil
+	}
+	if int64(int(size)) != size {
+		return nil, nil, fmt.Errorf("map %s: %d bytes do not fit in memory", f.Name(), size)
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return f, f, nil // fall back to reads
+	}
+	return bytes.NewReader(data), unmapper{data: data, f: f}, nil
+}
+
+type unmapper struct {
+	data []byte
+	f    *os.File
+}
+
+func (u unmapper) Close() error {
+	err := syscall.Munmap(u.data)
+	if cerr := u.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
