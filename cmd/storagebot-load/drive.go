@@ -43,10 +43,12 @@ type result struct {
 	Verdicts        int `json:"verdicts"`
 	VerdictsMissing int `json:"verdicts_missing"`
 	// APICalls counts GitHub requests during the run other than those answered 304 (free on GitHub).
-	APICalls   int     `json:"api_calls"`
-	SendingS   float64 `json:"sending_s"`
-	AckMaxMs   float64 `json:"ack_max_ms"`
-	VerdictMax float64 `json:"verdict_max_ms"`
+	APICalls int `json:"api_calls"`
+	// APICallsByRoute splits APICalls by route ("GET /repos/{owner}/{repo}/git/trees/{sha}"), 304s included.
+	APICallsByRoute map[string]int `json:"api_calls_by_route"`
+	SendingS        float64        `json:"sending_s"`
+	AckMaxMs        float64        `json:"ack_max_ms"`
+	VerdictMax      float64        `json:"verdict_max_ms"`
 }
 
 // sample is what happened to one delivery.
@@ -197,7 +199,8 @@ func drive(ctx context.Context, o options, binary string, stderr io.Writer) (*re
 	}
 	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = percentileMs(acks, 50), percentileMs(acks, 99), percentileMs(acks, 100)
 	res.VerdictP50Ms, res.VerdictP99Ms, res.VerdictMax = percentileMs(verdictLat, 50), percentileMs(verdictLat, 99), percentileMs(verdictLat, 100)
-	for route, n := range fx.fake.CallCounts() {
+	res.APICallsByRoute = fx.fake.CallCounts()
+	for route, n := range res.APICallsByRoute {
 		res.APICalls += n - fx.fake.NotModified(route)
 	}
 	if res.Verdicts > 0 {
