@@ -14,8 +14,7 @@ import (
 
 const (
 	owner, repoName = "storage-org", "package-storage"
-	// versionsPerPackage: production holds the 8 oldest of each package, staging 9, snapshot all 10, so every
-	// channel has trees of its own, as in the checkrun benchmarks.
+	// versionsPerPackage is how many versions each package has over the three channels (see generateStorage).
 	versionsPerPackage = 10
 	filesPerVersion    = 3
 )
@@ -156,7 +155,10 @@ func schedule(n int, m mix) []kind {
 	return out
 }
 
-// generateStorage commits the three channel branches holding `packages` packages.
+// generateStorage commits the three channel branches of `packages` packages. Each branch holds only its own
+// versions, as a storage does once promotions' removal follow-ups are merged: production the 8 oldest of each
+// package, staging the next, snapshot the newest. A version held by two channels would set serve's reconciler
+// opening removal PRs during the run, work no delivery caused.
 func (f *fixture) generateStorage(packages int) error {
 	files := map[string]*githubfake.File{
 		".github/storagebot.yml": {Content: []byte(repoConfig)},
@@ -176,12 +178,15 @@ func (f *fixture) generateStorage(packages int) error {
 		if err := f.repo.CreateBranch(branch, head); err != nil {
 			return fmt.Errorf("create %s: %w", branch, err)
 		}
+		if _, err := f.repo.Commit(branch, "Start "+branch+" without production's versions", map[string]*githubfake.File{"packages": nil}); err != nil {
+			return fmt.Errorf("empty packages/ on %s: %w", branch, err)
+		}
 		v := storagegen.VersionName(versionsPerPackage - 2 + i)
 		files := map[string]*githubfake.File{}
 		for p := 0; p < packages; p++ {
 			addVersion(files, storagegen.PackageName(p), v, uint64(p*versionsPerPackage+versionsPerPackage-2+i))
 		}
-		if head, err = f.repo.Commit(branch, "Add "+v+" of every package", files); err != nil {
+		if _, err := f.repo.Commit(branch, "Add "+v+" of every package", files); err != nil {
 			return fmt.Errorf("commit the %s storage: %w", branch, err)
 		}
 	}
