@@ -193,9 +193,15 @@ func (f *fixture) generateStorage(packages int) error {
 	return nil
 }
 
+// activePackages bounds which packages the PRs touch: the first 200 (a production storage's count), whatever
+// the storage size, so runs on storages of different sizes send the same stream of PRs and differ only in
+// what the bot must read around them.
+const activePackages = 200
+
 // openPR opens the j-th pull request into snapshot: a new version of 1 to 3 packages (k = 1 + j%3), as
 // package authors send them. Every other one is pushed to once more, and its synchronize is what is sent.
 func (f *fixture) openPR(j, packages int) (number int, action string, err error) {
+	packages = min(packages, activePackages)
 	branch := fmt.Sprintf("load/pr-%d", j)
 	if err := f.repo.CreateBranch(branch, f.repo.BranchSHA("snapshot")); err != nil {
 		return 0, "", fmt.Errorf("create branch %s: %w", branch, err)
