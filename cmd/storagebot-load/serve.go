@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -109,7 +110,7 @@ func childEnv(env []string) []string {
 
 // readLog timestamps verdict lines as they arrive and keeps the last lines for error messages. It reads
 // until serve closes its stderr, so serve never blocks on a full pipe.
-func (c *child) readLog(r interface{ Read([]byte) (int, error) }) {
+func (c *child) readLog(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	needle := []byte(`"` + verdictLogMessage + `"`)
