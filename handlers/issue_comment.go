@@ -29,6 +29,11 @@ func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string,
 	ctx, _ = githubapp.PreparePRContext(ctx, installationID, event.GetRepo(), event.GetIssue().GetNumber())
 	switch event.GetAction() {
 	case "created":
+		// GitHub always sends these; a payload without them names nothing to answer on (and go-github's
+		// Issue.IsPullRequest has a value receiver, so a nil issue would panic further down).
+		if event.GetIssue() == nil || event.GetComment() == nil || event.GetRepo() == nil {
+			return fmt.Errorf("issue_comment created payload lacks issue, comment or repository: no command to run")
+		}
 	case "edited":
 		// An edited comment never re-runs its commands; an edit of the bot's own comment is logged.
 		h.app.detectCommentTampering(ctx, &event)

@@ -13,7 +13,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/utils/merkletrie"
 )
 
 // errMergeConflict is returned when both sides of a merge changed the same path differently.
@@ -247,45 +246,89 @@ type fileChange struct {
 	additions, deletions int
 }
 
-// diffTrees lists the files differing between trees a and b (zero = empty), sorted by path.
+// diffTrees lists the files differing between trees a and b (zero = empty), sorted by path. Like git, it
+// walks both trees top-down and never opens a subtree whose hash is the same on both sides, so its cost
+// follows what changed, not the repository's size (go-git's DiffTree decodes every child tree of each
+// directory it visits: a one-file change under packages/ read every package's tree, seconds per call on a
+// production-sized storage, where GitHub answers in milliseconds). A file's mode counts, as in git.
 func diffTrees(st storer.EncodedObjectStorer, a, b plumbing.Hash) ([]fileChange, error) {
-	ta, tb := &object.Tree{}, &object.Tree{}
-	var err error
-	if !a.IsZero() {
-		if ta, err = object.GetTree(st, a); err != nil {
-			return nil, fmt.Errorf("read tree %s: %w", a, err)
-		}
-	}
-	if !b.IsZero() {
-		if tb, err = object.GetTree(st, b); err != nil {
-			return nil, fmt.Errorf("read tree %s: %w", b, err)
-		}
-	}
-	changes, err := object.DiffTree(ta, tb)
-	if err != nil {
-		return nil, fmt.Errorf("diff trees %s..%s: %w", a, b, err)
-	}
-	out := make([]fileChange, 0, len(changes))
-	for _, ch := range changes {
-		action, err := ch.Action()
-		if err != nil {
-			return nil, fmt.Errorf("classify change: %w", err)
-		}
-		fc := fileChange{}
-		switch action {
-		case merkletrie.Insert:
-			fc.filename, fc.status, fc.sha = ch.To.Name, "added", ch.To.TreeEntry.Hash.String()
-		case merkletrie.Delete:
-			fc.filename, fc.status, fc.sha = ch.From.Name, "removed", ch.From.TreeEntry.Hash.String()
-		default:
-			fc.filename, fc.status, fc.sha = ch.To.Name, "modified", ch.To.TreeEntry.Hash.String()
-			fc.previousSHA = ch.From.TreeEntry.Hash.String()
-		}
-		fc.additions, fc.deletions = lineCounts(st, ch)
-		out = append(out, fc)
+	var out []fileChange
+	if err := diffTreeInto(st, "", a, b, &out); err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].filename < out[j].filename })
 	return out, nil
+}
+
+// diffTreeInto appends the file changes between trees a and b, whose paths start with prefix.
+func diffTreeInto(st storer.EncodedObjectStorer, prefix string, a, b plumbing.Hash, out *[]fileChange) error {
+	if a == b {
+		return nil
+	}
+	ea, err := treeEntries(st, a)
+	if err != nil {
+		return err
+	}
+	eb, err := treeEntries(st, b)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(ea)+len(eb))
+	for n := range ea {
+		names = append(names, n)
+	}
+	for n := range eb {
+		if _, dup := ea[n]; !dup {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		x, inA := ea[name]
+		y, inB := eb[name]
+		if inA && inB && x.Hash == y.Hash && x.Mode == y.Mode {
+			continue
+		}
+		path := prefix + name
+		xDir, yDir := inA && x.Mode == filemode.Dir, inB && y.Mode == filemode.Dir
+		if xDir && yDir {
+			if err := diffTreeInto(st, path+"/", x.Hash, y.Hash, out); err != nil {
+				return err
+			}
+			continue
+		}
+		// A file on at most one side each: a directory on one side is all removed or all added.
+		var from, to object.ChangeEntry
+		if xDir {
+			if err := diffTreeInto(st, path+"/", x.Hash, plumbing.ZeroHash, out); err != nil {
+				return err
+			}
+		} else if inA {
+			from = object.ChangeEntry{Name: path, TreeEntry: x}
+		}
+		if yDir {
+			if err := diffTreeInto(st, path+"/", plumbing.ZeroHash, y.Hash, out); err != nil {
+				return err
+			}
+		} else if inB {
+			to = object.ChangeEntry{Name: path, TreeEntry: y}
+		}
+		var fc fileChange
+		switch {
+		case from.Name == "" && to.Name == "":
+			continue
+		case from.Name == "":
+			fc.filename, fc.status, fc.sha = to.Name, "added", to.TreeEntry.Hash.String()
+		case to.Name == "":
+			fc.filename, fc.status, fc.sha = from.Name, "removed", from.TreeEntry.Hash.String()
+		default:
+			fc.filename, fc.status, fc.sha = to.Name, "modified", to.TreeEntry.Hash.String()
+			fc.previousSHA = from.TreeEntry.Hash.String()
+		}
+		fc.additions, fc.deletions = lineCounts(st, &object.Change{From: from, To: to})
+		*out = append(*out, fc)
+	}
+	return nil
 }
 
 // lineCounts approximates a diff's added and removed lines by comparing the multisets of lines.
