@@ -212,6 +212,30 @@ func coversAny(covered map[commands.VersionRef]string, remove []removal, branch 
 	return false
 }
 
+// HandleMerged is the removal follow-up of a PR that just merged into base: nothing when base is no channel
+// branch, else FollowUpMerged. Exactly once does not rest on this process: the removal branch name is
+// deterministic (GitHub creates a ref once, so another replica or the reconciler, which runs this same
+// follow-up for the merge, finds it instead of opening a second PR) and a duplicate note is deleted by whoever
+// posted it second. The per-PR lock only spares the API calls of two workers of this process handling the
+// same merge at once (GitHub's "Redeliver" while the first runs).
+func (s *Service) HandleMerged(ctx context.Context, repo Repo, merged *github.PullRequest) error {
+	unlock := s.followUpLocks.Lock(fmt.Sprintf("%s#%d", repo.fullName(), merged.GetNumber()))
+	defer unlock()
+	if _, ok := repo.config().ChannelByBranch(merged.GetBase().GetRef()); !ok {
+		return nil
+	}
+	results, err := s.FollowUpMerged(ctx, repo, merged)
+	log := zerolog.Ctx(ctx)
+	for _, r := range results {
+		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
+			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
+	}
+	if err != nil {
+		return fmt.Errorf("removal follow-up of #%d: %w", merged.GetNumber(), err)
+	}
+	return nil
+}
+
 // FollowUpMerged runs the removal follow-up of a merged PR (FollowUp) and then tells the PR what became of
 // the lower copies (NoteFollowUp). The merge event and the reconciler both call it, so that they converge on
 // the same removal branch and the same note whichever runs first, on whichever replica.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v50/github"
+	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -14,6 +15,20 @@ import (
 
 // PolicyCheckName is the check run the PR check service writes on every PR head.
 const PolicyCheckName = "storage-policy"
+
+// AutoMergeRemoval merges PR number (head branch headRef) when it is one of the bot's removal PRs, the
+// repository has auto_merge_removals on, and MergeRemovalIfReady finds it safe; it logs why it waits.
+func (s *Service) AutoMergeRemoval(ctx context.Context, repo Repo, number int, headRef string) error {
+	if !strings.HasPrefix(headRef, RemoveBranchPrefix) || !repo.config().AutoMergeRemovals {
+		return nil
+	}
+	merged, reason, err := s.MergeRemovalIfReady(ctx, repo, number)
+	if err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Info().Int("removal_pr", number).Bool("merged", merged).Str("reason", reason).Msg("removal auto-merge")
+	return nil
+}
 
 // MergeRemovalIfReady squash-merges a storagebot removal PR when auto_merge_removals is on and it is safe:
 // the head is still the commit the bot wrote (nobody pushed to it), the storage-policy check run on it

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/keylock"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -27,7 +28,8 @@ const (
 )
 
 // Service performs promotions and removal follow-ups on one installation's repositories. It is safe for
-// concurrent use and stateless apart from the shared object cache (trees by SHA never change).
+// concurrent use; its state is the shared object cache (trees by SHA never change) and the per-PR follow-up
+// locks (see HandleMerged). Use it by pointer.
 type Service struct {
 	// Cache holds git objects read by SHA; nil gives every call a cache of its own.
 	Cache *storage.ObjectCache
@@ -40,6 +42,8 @@ type Service struct {
 	BotLogin func(context.Context) (string, error)
 	// AppID is this GitHub App's ID: only its own storage-policy run lets a removal PR merge.
 	AppID int64
+
+	followUpLocks keylock.Striped // per merged PR; see HandleMerged
 }
 
 // Repo is a storage repository and the client that may write to it.
