@@ -64,10 +64,10 @@ type comment struct {
 	user       string
 	permission repoconfig.Permission
 	cfg        *repoconfig.Config
-	pr          *github.PullRequest // fetched on first use
-	granted     []policy.Exception  // recorded in the reply's marker
-	recheck     bool                // re-run the check after replying (exceptions changed)
-	showHelp    bool
+	pr         *github.PullRequest // fetched on first use
+	granted    []policy.Exception  // recorded in the reply's marker
+	recheck    bool                // re-run the check after replying (exceptions changed)
+	showHelp   bool
 }
 
 // Handle runs the commands in a newly created comment. Edited comments, and comments by bots (this one
