@@ -25,7 +25,7 @@ type fakeGitHub struct {
 	checkrun.GitHub
 	cfgErr   error
 	repos    []*github.Repository
-	missing  map[string]bool                 // branches that do not exist
+	missing  map[string]bool                  // branches that do not exist
 	open     map[string][]*github.PullRequest // by base branch
 	branches int
 }
