@@ -289,8 +289,13 @@ func naiveCheck(ctx context.Context, client *github.Client, number int, others [
 			return nil, fmt.Errorf("list files of #%d (page %d): %w", number, opts.Page, err)
 		}
 		for _, f := range files {
-			pkg, version, _, ok := storage.ParsePath(f.GetFilename())
-			if key := pkg + "@" + version; ok && !seen[key] {
+			// packages/<name>/<version>/<file>: what a naive bot parses out of each listed path.
+			parts := strings.SplitN(f.GetFilename(), "/", 4)
+			ok := len(parts) == 4 && parts[0] == storage.PackagesDir && parts[1] != "" && parts[2] != ""
+			if !ok {
+				continue
+			}
+			if key := parts[1] + "@" + parts[2]; !seen[key] {
 				seen[key] = true
 				versions = append(versions, key)
 			}

@@ -199,7 +199,7 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 	if out.Skipped {
 		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), checkrun.Name), nil
 	}
-	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, shortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
+	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
 }
 
 func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command) (string, error) {
@@ -306,7 +306,7 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 	c.recheck = true
 	var names []string
 	for _, g := range granted {
-		names = append(names, fmt.Sprintf("`%s@%s` (tree %s)", g.Package, g.Version, shortSHA(g.TreeSHA)))
+		names = append(names, fmt.Sprintf("`%s@%s` (tree %s)", g.Package, g.Version, policy.ShortSHA(g.TreeSHA)))
 	}
 	return fmt.Sprintf("✅ Allowed `%s` for %s, by @%s: %s\nThe exception lapses if the content changes. `%s` runs again now.",
 		rule, strings.Join(names, ", "), c.user, cmd.Reason, checkrun.Name), nil
@@ -358,13 +358,6 @@ func ruleList() string {
 		parts = append(parts, "`"+string(r)+"`")
 	}
 	return strings.Join(parts, ", ")
-}
-
-func shortSHA(s string) string {
-	if len(s) > 7 {
-		return s[:7]
-	}
-	return s
 }
 
 func firstLine(s string) string {

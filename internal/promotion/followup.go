@@ -11,8 +11,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/policy"
 )
 
 // ErrNotMerged is returned by AddedBy for a PR that has not merged.
@@ -138,7 +140,7 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 				res.Skipped = append(res.Skipped, Refusal{Version: a.Version, Reason: fmt.Sprintf(
 					"shadowed: the %s copy of %s (tree %s) differs from the one #%d merged into %s (tree %s), so it is not removed "+
 						"automatically; it is invisible while %s holds the version: remove it by hand, or publish the change as a new version",
-					lower.Name, a.Version, short(tree), n, ch.Name, short(a.Tree), ch.Name)})
+					lower.Name, a.Version, policy.ShortSHA(tree), n, ch.Name, policy.ShortSHA(a.Tree), ch.Name)})
 				continue
 			}
 			remove = append(remove, removal{Version: a.Version, Tree: tree, Higher: ch.Name})
@@ -289,22 +291,15 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 
 // botComments lists the IDs of bot's follow-up notes on the merged PR number (sealed under key), lowest first.
 func botComments(ctx context.Context, repo Repo, number int, bot string, key seal.Key) ([]int64, error) {
+	comments, err := githubapi.New(repo.Client, nil).IssueComments(ctx, repo.Owner, repo.Name, number)
+	if err != nil {
+		return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+	}
 	var ids []int64
-	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		comments, resp, err := repo.Client.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
-		if err != nil {
-			return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+	for _, c := range comments {
+		if IsFollowUpNote(ctx, c, bot, number, key) {
+			ids = append(ids, c.GetID())
 		}
-		for _, c := range comments {
-			if IsFollowUpNote(ctx, c, bot, number, key) {
-				ids = append(ids, c.GetID())
-			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil

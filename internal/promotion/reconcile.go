@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -365,28 +366,21 @@ type openRemoval struct {
 
 // openRemovals lists the open storagebot removal PRs into branch whose markers verify under key, oldest first.
 func openRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) ([]openRemoval, error) {
+	prs, err := githubapi.New(repo.Client, nil).OpenPullRequests(ctx, repo.Owner, repo.Name, branch)
+	if err != nil {
+		return nil, fmt.Errorf("list open PRs into %s: %w", branch, err)
+	}
 	var out []openRemoval
-	opts := &github.PullRequestListOptions{State: "open", Base: branch, Sort: "created", Direction: "asc", ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		prs, resp, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list open PRs into %s: %w", branch, err)
+	for _, pr := range prs {
+		m, ok := ParseMarker(ctx, pr, key)
+		if !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix) {
+			continue
 		}
-		for _, pr := range prs {
-			m, ok := ParseMarker(ctx, pr, key)
-			if !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix) {
-				continue
-			}
-			o := openRemoval{PR: pr}
-			for _, v := range m.Versions {
-				o.Versions = append(o.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
-			}
-			out = append(out, o)
+		o := openRemoval{PR: pr}
+		for _, v := range m.Versions {
+			o.Versions = append(o.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
 		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PR.GetNumber() < out[j].PR.GetNumber() })
 	return out, nil
