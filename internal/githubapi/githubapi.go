@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-github/v50/github"
 
-	"github.com/storagebot/storagebot/internal/access"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/storage"
 )
@@ -120,9 +119,10 @@ func (c *Client) EditTitle(ctx context.Context, owner, name string, number int, 
 	return err
 }
 
-// Permission returns user's repository permission, read the way GitHub means it (see package access).
+// Permission returns user's repository permission (admin, maintain, write, triage, read, or None), read the
+// way GitHub means it: see permissionResponse.
 func (c *Client) Permission(ctx context.Context, owner, name, user string) (repoconfig.Permission, error) {
-	return access.Permission(ctx, c.gh, owner, name, user)
+	return permission(ctx, c.gh, owner, name, user)
 }
 
 // Config loads the repository configuration from the default branch.
