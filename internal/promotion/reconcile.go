@@ -26,20 +26,20 @@ type Conflict struct {
 	HigherTree string
 }
 
-// ReconcileResult is what Reconcile found and did.
+// ReconcileResult is what ReconcileRemovals found and did.
 type ReconcileResult struct {
 	// Removals lists the removal PRs opened (or found, for a version set reconciled before), those of the
 	// merged PRs' follow-ups included.
 	Removals []FollowUpResult
-	// FollowedUp lists the merged PRs whose follow-up Reconcile ran, oldest first.
+	// FollowedUp lists the merged PRs whose follow-up ReconcileRemovals ran, oldest first.
 	FollowedUp []int
 	Conflicts  []Conflict
 }
 
-// Reconcile finds versions held identically by a channel and any higher one, and has them removed exactly
+// ReconcileRemovals finds versions held identically by a channel and any higher one, and has them removed exactly
 // once, whoever else is at work (a merge event being handled, another replica's reconciler):
 //
-//   - A duplicate that a merged PR brought into a higher channel belongs to that PR's follow-up: Reconcile
+//   - A duplicate that a merged PR brought into a higher channel belongs to that PR's follow-up: ReconcileRemovals
 //     runs the very same follow-up (FollowUpMerged), which writes branch storagebot/remove/<channel>/pr-<N>.
 //     The merge event's handler writes that same branch, and GitHub creates a ref only once, so whichever
 //     comes second finds the first one's branch and PR instead of opening another.
@@ -51,7 +51,7 @@ type ReconcileResult struct {
 // reads the packages/ tree of each channel and only the package trees whose SHAs differ between two channels
 // (an equal package tree SHA means every version is identical); merged PRs are read only while a duplicate
 // is left to explain, and what they added is read by SHA (cached).
-func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, error) {
+func (s *Service) ReconcileRemovals(ctx context.Context, repo Repo) (ReconcileResult, error) {
 	cfg := repo.config()
 	r := s.reader(repo)
 	heads := make([]head, len(cfg.Channels))
@@ -167,7 +167,7 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 	return res, nil
 }
 
-// recentMerges is how many recently updated closed PRs into a channel Reconcile reads (one page) to explain
+// recentMerges is how many recently updated closed PRs into a channel ReconcileRemovals reads (one page) to explain
 // duplicates. A merge whose follow-up is still in flight is among the newest; older ones are done or missed.
 const recentMerges = 100
 
@@ -179,7 +179,7 @@ type mergedPR struct {
 }
 
 // mergeOrigins finds which merged PR brought a version into a higher channel, listing each channel's recent
-// merges at most once per Reconcile.
+// merges at most once per ReconcileRemovals call.
 type mergeOrigins struct {
 	svc    *Service
 	repo   Repo

@@ -43,7 +43,7 @@ type Checks interface {
 
 // Promotions is what the reconciler asks of the promotion service (promotion.Service).
 type Promotions interface {
-	Reconcile(ctx context.Context, repo promotion.Repo) (promotion.ReconcileResult, error)
+	ReconcileRemovals(ctx context.Context, repo promotion.Repo) (promotion.ReconcileResult, error)
 }
 
 // Runner reconciles every repository the App is installed on.
@@ -191,7 +191,7 @@ func (r *Runner) repository(ctx context.Context, gh GitHub, ghRepo *github.Repos
 			return nil
 		}
 	}
-	res, err := r.Promotions.Reconcile(ctx, promotion.Repo{Client: gh.GoGitHub(), Owner: repo.Owner, Name: repo.Name, Config: cfg})
+	res, err := r.Promotions.ReconcileRemovals(ctx, promotion.Repo{Client: gh.GoGitHub(), Owner: repo.Owner, Name: repo.Name, Config: cfg})
 	if err != nil {
 		return err
 	}

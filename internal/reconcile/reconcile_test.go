@@ -55,7 +55,7 @@ type fakePromotions struct {
 	calls int
 }
 
-func (f *fakePromotions) Reconcile(context.Context, promotion.Repo) (promotion.ReconcileResult, error) {
+func (f *fakePromotions) ReconcileRemovals(context.Context, promotion.Repo) (promotion.ReconcileResult, error) {
 	f.calls++
 	return f.res, nil
 }
