@@ -16,9 +16,14 @@ type Striped struct {
 
 // Lock locks key's mutex and returns the function that unlocks it.
 func (s *Striped) Lock(key string) (unlock func()) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	mu := &s.mus[h.Sum32()%uint32(len(s.mus))]
+	mu := &s.mus[index(key)]
 	mu.Lock()
 	return mu.Unlock
+}
+
+// index is the stripe of key.
+func index(key string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(Striped{}.mus)))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoctx"
+	"github.com/storagebot/storagebot/internal/storage"
 )
 
 // GitHub is what the reconciler calls on one installation's GitHub: githubapi.Client in production, a fake in
@@ -74,14 +75,18 @@ type Runner struct {
 // NewRunner builds a runner and registers its metrics in reg (nil: not registered). checks may be nil: no
 // stale checks are re-run.
 func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, checks *checkrun.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
+	var cache *storage.ObjectCache // the git objects the handlers read too
+	if promotions != nil {
+		cache = promotions.Cache
+	}
 	r := &Runner{
-		Clients: clients, Promotions: promotions, Interval: interval,
+		Clients: clients, Interval: interval,
 		GitHub: func(id int64) (GitHub, error) {
 			client, err := clients.NewInstallationClient(id)
 			if err != nil {
 				return nil, fmt.Errorf("installation %d client: %w", id, err)
 			}
-			return githubapi.New(client, promotions.Cache), nil
+			return githubapi.New(client, cache), nil
 		},
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storagebot_reconcile_repositories_total",
@@ -93,7 +98,10 @@ func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, c
 		}, []string{"repository"}),
 		lastRun: map[string]time.Time{},
 	}
-	// A nil *checkrun.Service in the interface would not compare equal to nil.
+	// A nil pointer in an interface would not compare equal to nil.
+	if promotions != nil {
+		r.Promotions = promotions
+	}
 	if checks != nil {
 		r.Checks = checks
 	}
