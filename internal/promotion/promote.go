@@ -416,22 +416,9 @@ func holdsVersions(ctx context.Context, r storage.Reader, root string, plan []Pl
 
 // versionTree returns the tree SHA of packages/<n>/<v> in a root tree, "" when absent.
 func versionTree(ctx context.Context, r storage.Reader, root string, v commands.VersionRef) (string, error) {
-	sha := root
-	for _, name := range []string{storage.PackagesDir, v.Package, v.Version} {
-		entries, err := r.Tree(ctx, sha, false)
-		if err != nil {
-			return "", fmt.Errorf("find %s: %w", v, err)
-		}
-		sha = ""
-		for _, e := range entries {
-			if e.Path == name && e.Type == storage.TypeTree {
-				sha = e.SHA
-				break
-			}
-		}
-		if sha == "" {
-			return "", nil
-		}
+	sha, err := dirTree(ctx, r, root, storage.PackagesDir, v.Package, v.Version)
+	if err != nil {
+		return "", fmt.Errorf("find %s: %w", v, err)
 	}
 	return sha, nil
 }
