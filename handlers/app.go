@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,8 +13,9 @@ import (
 
 	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/commandexec"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/promotion"
-	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 )
@@ -35,17 +34,43 @@ type Deps struct {
 	AppID int64
 }
 
+// GitHub is what the handlers call on GitHub, and hand to the services: githubapi.Client in production, a
+// fake in unit tests.
+type GitHub interface {
+	commandexec.GitHub
+	OpenPullRequests(ctx context.Context, owner, name, base string) ([]*github.PullRequest, error)
+}
+
+// checks is what the handlers ask of the check service (checkrun.Service).
+type checks interface {
+	CheckPR(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Outcome, error)
+}
+
+// promotions is what the handlers ask of the promotion service (promotion.Service).
+type promotions interface {
+	HandleMerged(ctx context.Context, repo promotion.Repo, merged *github.PullRequest) error
+	AutoMergeRemoval(ctx context.Context, repo promotion.Repo, number int, headRef string) error
+}
+
+// commandRunner is what the handlers ask of the command executor (commandexec.Executor).
+type commandRunner interface {
+	Handle(ctx context.Context, gh commandexec.GitHub, ev *github.IssueCommentEvent) error
+}
+
 // App is the set of event handlers storagebot registers with the dispatcher, and the services they share.
 type App struct {
-	deps       Deps
-	checks     *checkrun.Service
-	promotions *promotion.Service
-	commands   *commandexec.Executor
-	bot        botIdentity
+	// gitHub returns the API of one installation.
+	gitHub     func(installationID int64) (GitHub, error)
+	checks     checks
+	promotions promotions
+	commands   commandRunner
+	bot        interface {
+		Login(ctx context.Context) (string, error)
+	}
 
-	// followUpLocks serialise follow-ups of one merged PR in this process: GitHub's "Redeliver" can hand the
-	// same merge to two workers at once. Correctness does not depend on it (see followUp); it saves calls.
-	followUpLocks [64]sync.Mutex
+	// The concrete services, for the reconciler.
+	checkService     *checkrun.Service
+	promotionService *promotion.Service
 }
 
 // New builds the handlers over deps.
@@ -53,11 +78,24 @@ func New(deps Deps) *App {
 	if deps.Cache == nil {
 		deps.Cache = storage.NewObjectCache(storage.DefaultCacheEntries)
 	}
-	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}}
-	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal, AppID: deps.AppID}
-	a.promotions = &promotion.Service{Cache: deps.Cache, BotLogin: a.bot.Login, Seal: deps.Seal, AppID: deps.AppID}
-	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions, Seal: deps.Seal}
-	return a
+	bot := &botIdentity{clients: deps.Clients}
+	checkSvc := &checkrun.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
+	promotionSvc := &promotion.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
+	return &App{
+		gitHub: func(installationID int64) (GitHub, error) {
+			client, err := deps.Clients.NewInstallationClient(installationID)
+			if err != nil {
+				return nil, fmt.Errorf("client of installation %d: %w", installationID, err)
+			}
+			return githubapi.New(client, deps.Cache), nil
+		},
+		checks:           checkSvc,
+		promotions:       promotionSvc,
+		commands:         &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal},
+		bot:              bot,
+		checkService:     checkSvc,
+		promotionService: promotionSvc,
+	}
 }
 
 // Handlers returns one handler per event storagebot reacts to.
@@ -72,10 +110,26 @@ func (a *App) Handlers() []githubapp.EventHandler {
 }
 
 // Promotions exposes the promotion service to the reconciler.
-func (a *App) Promotions() *promotion.Service { return a.promotions }
+func (a *App) Promotions() *promotion.Service { return a.promotionService }
 
 // Checks exposes the check service to the reconciler.
-func (a *App) Checks() *checkrun.Service { return a.checks }
+func (a *App) Checks() *checkrun.Service { return a.checkService }
+
+// repository builds the event's repository context: its installation's API and its configuration, loaded
+// once for every service the event reaches.
+func (a *App) repository(ctx context.Context, installationID int64, repo *github.Repository) (GitHub, repoctx.Repo, error) {
+	gh, err := a.gitHub(installationID)
+	if err != nil {
+		return nil, repoctx.Repo{}, err
+	}
+	rc, err := repoctx.Load(ctx, gh, repo)
+	return gh, rc, err
+}
+
+// promotionRepo is the promotion service's view of the repository context.
+func promotionRepo(gh GitHub, rc repoctx.Repo) promotion.Repo {
+	return promotion.Repo{Client: gh.GoGitHub(), Owner: rc.Owner, Name: rc.Name, Config: rc.Config}
+}
 
 // botIdentity resolves the App's bot login ("<slug>[bot]") from GET /app, once per process: a login only
 // changes with the App's slug, which needs a restart anyway.
@@ -142,64 +196,4 @@ func (b *botIdentity) fetch(ctx context.Context) (string, error) {
 		return "", errors.New("GET /app answered without a slug")
 	}
 	return app.GetSlug() + "[bot]", nil
-}
-
-// installationClient returns a client for the event's installation.
-func (a *App) installationClient(installationID int64) (*github.Client, error) {
-	return a.deps.Clients.NewInstallationClient(installationID)
-}
-
-// followUp opens the removal PRs after a merge into a channel branch and notes them on the merged PR. Exactly
-// once does not rest on this process: the removal branch name is deterministic (GitHub creates a ref once, so
-// another replica or the reconciler, which runs this same follow-up for the merge, finds it instead of opening
-// a second PR) and a duplicate note is deleted by whoever posted it second. The lock only spares the API
-// calls of two workers of this process handling the same merge at once ("Redeliver" while the first runs).
-func (a *App) followUp(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) error {
-	h := fnv.New32a()
-	_, _ = fmt.Fprintf(h, "%s#%d", repo.GetFullName(), pr.GetNumber())
-	mu := &a.followUpLocks[h.Sum32()%uint32(len(a.followUpLocks))]
-	mu.Lock()
-	defer mu.Unlock()
-	cfg, err := repoconfig.Load(ctx, client, repo.GetOwner().GetLogin(), repo.GetName(), repo.GetDefaultBranch())
-	if err != nil {
-		return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
-	}
-	if _, ok := cfg.ChannelByBranch(pr.GetBase().GetRef()); !ok {
-		return nil
-	}
-	results, err := a.promotions.FollowUpMerged(ctx, promotion.Repo{Client: client, Owner: repo.GetOwner().GetLogin(), Name: repo.GetName(), Config: cfg}, pr)
-	log := zerolog.Ctx(ctx)
-	for _, r := range results {
-		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
-			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
-	}
-	if err != nil {
-		return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
-	}
-	return nil
-}
-
-// autoMergeRemoval merges a storagebot removal PR once it is safe (auto_merge_removals: true); the promotion
-// service decides, and says why it waits.
-// cfg is the repository config when the caller has it already, else nil (it is loaded here).
-func (a *App) autoMergeRemoval(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config, number int, headRef string) error {
-	if !strings.HasPrefix(headRef, promotion.RemoveBranchPrefix) {
-		return nil
-	}
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
-	if cfg == nil {
-		var err error
-		if cfg, err = repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch()); err != nil {
-			return fmt.Errorf("auto-merge of #%d: %w", number, err)
-		}
-	}
-	if !cfg.AutoMergeRemovals {
-		return nil
-	}
-	merged, reason, err := a.promotions.MergeRemovalIfReady(ctx, promotion.Repo{Client: client, Owner: owner, Name: name, Config: cfg}, number)
-	if err != nil {
-		return err
-	}
-	zerolog.Ctx(ctx).Info().Int("removal_pr", number).Bool("merged", merged).Str("reason", reason).Msg("removal auto-merge")
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/checkrun"
+	"github.com/storagebot/storagebot/internal/repoctx"
 )
 
 // CheckRun handles check_run events: "Re-run" on a storage-policy run evaluates its PRs again.
@@ -79,15 +80,18 @@ func (h *CheckSuite) Handle(ctx context.Context, eventType, deliveryID string, p
 		if len(suite.PullRequests) == 0 {
 			return nil
 		}
-		client, err := h.app.installationClient(installationID)
+		gh, repo, err := h.app.repository(ctx, installationID, event.GetRepo())
 		if err != nil {
-			return fmt.Errorf("installation client: %w", err)
+			return fmt.Errorf("auto-merge after check suite: %w", err)
+		}
+		if repo.ConfigErr != nil {
+			return fmt.Errorf("auto-merge after check suite: %w", repo.ConfigErr)
 		}
 		for _, pr := range suite.PullRequests {
 			if pr == nil {
 				continue
 			}
-			if err := h.app.autoMergeRemoval(ctx, client, event.GetRepo(), nil, pr.GetNumber(), pr.GetHead().GetRef()); err != nil {
+			if err := h.app.promotions.AutoMergeRemoval(ctx, promotionRepo(gh, repo), pr.GetNumber(), pr.GetHead().GetRef()); err != nil {
 				return err
 			}
 		}
@@ -97,16 +101,17 @@ func (h *CheckSuite) Handle(ctx context.Context, eventType, deliveryID string, p
 
 // recheckPRs fetches each PR (the payload's copies lack the title) and runs the check on it. GitHub lists no
 // pull requests in check_run and check_suite events of a fork PR (its head branch is in another
-// repository), so with none listed the open PRs whose head is headSHA are found instead.
-func (a *App) recheckPRs(ctx context.Context, installationID int64, repo *github.Repository, prs []*github.PullRequest, headSHA string) error {
+// repository), so with none listed the open PRs whose head is headSHA are found instead. GET
+// /commits/{sha}/pulls does not find PRs whose head is in a fork, so the open PRs are listed and matched.
+func (a *App) recheckPRs(ctx context.Context, installationID int64, ghRepo *github.Repository, prs []*github.PullRequest, headSHA string) error {
 	if len(prs) == 0 && headSHA == "" {
 		return nil
 	}
-	client, err := a.installationClient(installationID)
+	gh, err := a.gitHub(installationID)
 	if err != nil {
-		return fmt.Errorf("installation client: %w", err)
+		return err
 	}
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+	owner, name := ghRepo.GetOwner().GetLogin(), ghRepo.GetName()
 	var numbers []int
 	for _, p := range prs {
 		if p != nil {
@@ -114,44 +119,35 @@ func (a *App) recheckPRs(ctx context.Context, installationID int64, repo *github
 		}
 	}
 	if len(numbers) == 0 {
-		if numbers, err = openPRsWithHead(ctx, client, owner, name, headSHA); err != nil {
-			return err
+		open, err := gh.OpenPullRequests(ctx, owner, name, "")
+		if err != nil {
+			return fmt.Errorf("list open PRs to find the ones with head %s: %w", headSHA, err)
+		}
+		for _, pr := range open {
+			if pr.GetHead().GetSHA() == headSHA {
+				numbers = append(numbers, pr.GetNumber())
+			}
 		}
 		zerolog.Ctx(ctx).Debug().Str("head_sha", headSHA).Ints("prs", numbers).Msg("no pull requests in the payload (fork PR): found by head SHA")
 	}
+	if len(numbers) == 0 {
+		return nil
+	}
+	repo, err := repoctx.Load(ctx, gh, ghRepo)
+	if err != nil {
+		return err
+	}
 	for _, n := range numbers {
-		pr, _, err := client.PullRequests.Get(ctx, owner, name, n)
+		pr, err := gh.PullRequest(ctx, owner, name, n)
 		if err != nil {
 			return fmt.Errorf("read PR #%d: %w", n, err)
 		}
 		if pr.GetState() != "open" {
 			continue
 		}
-		if _, err := a.checks.CheckPR(ctx, client, repo, pr); err != nil {
+		if _, err := a.checks.CheckPR(ctx, gh, repo, pr); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// openPRsWithHead lists the open PRs whose head commit is sha. GET /commits/{sha}/pulls does not find PRs
-// whose head is in a fork, so the open PRs are listed and matched on head.sha.
-func openPRsWithHead(ctx context.Context, client *github.Client, owner, name, sha string) ([]int, error) {
-	var out []int
-	opts := &github.PullRequestListOptions{State: "open", ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		page, resp, err := client.PullRequests.List(ctx, owner, name, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list open PRs to find the ones with head %s: %w", sha, err)
-		}
-		for _, pr := range page {
-			if pr.GetHead().GetSHA() == sha {
-				out = append(out, pr.GetNumber())
-			}
-		}
-		if resp.NextPage == 0 {
-			return out, nil
-		}
-		opts.Page = resp.NextPage
-	}
 }

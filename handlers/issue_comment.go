@@ -41,9 +41,9 @@ func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string,
 	default:
 		return nil
 	}
-	client, err := h.app.installationClient(installationID)
+	gh, err := h.app.gitHub(installationID)
 	if err != nil {
-		return fmt.Errorf("installation client: %w", err)
+		return err
 	}
-	return h.app.commands.Handle(ctx, client, &event)
+	return h.app.commands.Handle(ctx, gh, &event)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 
 	"github.com/storagebot/storagebot/internal/checkrun"
+	"github.com/storagebot/storagebot/policy"
 )
 
 // PullRequest handles pull_request events: the storage-policy check when a PR into a channel branch opens or
@@ -46,25 +47,28 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 			log.Debug().Msg("edit changed neither title nor base: nothing the policy reads")
 			return nil
 		}
-		client, err := h.app.installationClient(installationID)
+		gh, repo, err := h.app.repository(ctx, installationID, event.GetRepo())
 		if err != nil {
-			return fmt.Errorf("installation client: %w", err)
-		}
-		out, err := h.app.checks.CheckPR(ctx, client, event.GetRepo(), pr)
-		// Fork PRs trigger no write but the check run.
-		if err != nil || out.Conclusion != "success" || checkrun.IsFork(pr) {
 			return err
 		}
-		return h.app.autoMergeRemoval(ctx, client, event.GetRepo(), out.Config, pr.GetNumber(), pr.GetHead().GetRef())
+		out, err := h.app.checks.CheckPR(ctx, gh, repo, pr)
+		// Fork PRs trigger no write but the check run; an invalid configuration enables nothing.
+		if err != nil || out.Conclusion != policy.ConclusionSuccess || checkrun.IsFork(pr) || repo.Config == nil {
+			return err
+		}
+		return h.app.promotions.AutoMergeRemoval(ctx, promotionRepo(gh, repo), pr.GetNumber(), pr.GetHead().GetRef())
 	case "closed":
 		if !pr.GetMerged() {
 			return nil
 		}
-		client, err := h.app.installationClient(installationID)
+		gh, repo, err := h.app.repository(ctx, installationID, event.GetRepo())
 		if err != nil {
-			return fmt.Errorf("installation client: %w", err)
+			return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
 		}
-		return h.app.followUp(ctx, client, event.GetRepo(), pr)
+		if repo.ConfigErr != nil {
+			return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), repo.ConfigErr)
+		}
+		return h.app.promotions.HandleMerged(ctx, promotionRepo(gh, repo), pr)
 	}
 	return nil
 }

@@ -215,7 +215,7 @@ func (e *evaluation) promotionSource(c Change) []Finding {
 		case ok && cp.Identical:
 			return nil
 		case ok:
-			differing = append(differing, fmt.Sprintf("%s's copy differs (tree %s, this one %s)", l, short(cp.TreeSHA), short(c.Tree)))
+			differing = append(differing, fmt.Sprintf("%s's copy differs (tree %s, this one %s)", l, ShortSHA(cp.TreeSHA), ShortSHA(c.Tree)))
 		default:
 			missing = append(missing, l)
 		}
@@ -464,7 +464,7 @@ func (e *evaluation) applyExceptions(c Change, findings []Finding) []Finding {
 		default:
 			f.Message += fmt.Sprintf(" The exception granted by @%s lapsed because the content changed after it was "+
 				"granted (tree %s then, %s now); review the new content and grant it again with `/allow %s %s@%s <reason>`.",
-				lapsed.By, short(lapsed.TreeSHA), short(c.Tree), f.Rule, c.Package, c.Version)
+				lapsed.By, ShortSHA(lapsed.TreeSHA), ShortSHA(c.Tree), f.Rule, c.Package, c.Version)
 		}
 	}
 	return findings
@@ -507,8 +507,9 @@ func nextVersion(version string) string {
 	return next.String()
 }
 
-// short abbreviates a SHA the way git does in messages.
-func short(sha string) string {
+// ShortSHA abbreviates a commit or tree SHA the way git and GitHub show it (7 characters), for every message a
+// person reads; "none" for no SHA.
+func ShortSHA(sha string) string {
 	if len(sha) > 7 {
 		return sha[:7]
 	}

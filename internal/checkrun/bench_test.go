@@ -14,7 +14,9 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 
 	"github.com/storagebot/storagebot/internal/ghclient"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/internal/storagegen"
 	"github.com/storagebot/storagebot/policy"
@@ -200,7 +202,14 @@ func newBenchService() *Service {
 // evaluate runs one evaluation and checks it judged the change rather than failing to read it.
 func evaluate(tb testing.TB, svc *Service, client *github.Client, pr *github.PullRequest) Outcome {
 	tb.Helper()
-	out, err := svc.CheckPR(context.Background(), client, pr.GetBase().GetRepo(), pr)
+	// The repository context is built here as a handler builds it, so the figures count the config read.
+	ctx := context.Background()
+	gh := githubapi.New(client, svc.Cache)
+	repo, err := repoctx.Load(ctx, gh, pr.GetBase().GetRepo())
+	if err != nil {
+		tb.Fatalf("repository context of #%d: %v", pr.GetNumber(), err)
+	}
+	out, err := svc.CheckPR(ctx, gh, repo, pr)
 	if err != nil {
 		tb.Fatalf("evaluate #%d: %v", pr.GetNumber(), err)
 	}
@@ -280,8 +289,13 @@ func naiveCheck(ctx context.Context, client *github.Client, number int, others [
 			return nil, fmt.Errorf("list files of #%d (page %d): %w", number, opts.Page, err)
 		}
 		for _, f := range files {
-			pkg, version, _, ok := storage.ParsePath(f.GetFilename())
-			if key := pkg + "@" + version; ok && !seen[key] {
+			// packages/<name>/<version>/<file>: what a naive bot parses out of each listed path.
+			parts := strings.SplitN(f.GetFilename(), "/", 4)
+			ok := len(parts) == 4 && parts[0] == storage.PackagesDir && parts[1] != "" && parts[2] != ""
+			if !ok {
+				continue
+			}
+			if key := parts[1] + "@" + parts[2]; !seen[key] {
 				seen[key] = true
 				versions = append(versions, key)
 			}
@@ -421,12 +435,17 @@ func TestBenchmarkScenarios(t *testing.T) {
 					t.Errorf("pass %d: outcome skipped=%v channel=%q conclusion=%q findings=%v; want a successful snapshot check",
 						pass, out.Skipped, out.Channel, out.Conclusion, out.Findings)
 				}
-				_, input, ok, err := svc.Facts(context.Background(), client, ghPR.GetBase().GetRepo(), out.Config, ghPR)
+				gh := githubapi.New(client, svc.Cache)
+				repo, err := repoctx.Load(context.Background(), gh, ghPR.GetBase().GetRepo())
+				if err != nil {
+					t.Fatal(err)
+				}
+				change, ok, err := svc.ChangeOf(context.Background(), gh, repo, ghPR)
 				if err != nil || !ok {
-					t.Fatalf("pass %d: facts: ok=%v err=%v", pass, ok, err)
+					t.Fatalf("pass %d: change: ok=%v err=%v", pass, ok, err)
 				}
 				var got []string
-				for _, c := range input.Changes {
+				for _, c := range change.Input.Changes {
 					if c.Kind != policy.Added || len(c.Paths) != tc.f {
 						t.Errorf("pass %d: %s@%s is %v with %d paths; want added with %d", pass, c.Package, c.Version, c.Kind, len(c.Paths), tc.f)
 					}

@@ -13,16 +13,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/exceptions"
+	"github.com/storagebot/storagebot/internal/keylock"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/report"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -31,6 +31,17 @@ import (
 
 // Name is the check run's name, the one branch protection requires.
 const Name = "storage-policy"
+
+// GitHub is what the check service calls on GitHub: githubapi.Client in production, a fake in unit tests.
+type GitHub interface {
+	// GitData reads the repository's git objects by SHA.
+	GitData(owner, name string) storage.Reader
+	CreateCheckRun(ctx context.Context, owner, name string, opts github.CreateCheckRunOptions) (*github.CheckRun, error)
+	UpdateCheckRun(ctx context.Context, owner, name string, id int64, opts github.UpdateCheckRunOptions) error
+	CheckRuns(ctx context.Context, owner, name, ref string, opts github.ListCheckRunsOptions) ([]*github.CheckRun, error)
+	IssueComments(ctx context.Context, owner, name string, number int) ([]*github.IssueComment, error)
+	EditTitle(ctx context.Context, owner, name string, number int, title string) error
+}
 
 // Service evaluates pull requests. It is safe for concurrent use; its only state is the cache of git objects
 // by SHA (which never change) and per-commit locks that keep two events for one commit from racing.
@@ -46,7 +57,9 @@ type Service struct {
 	// AppID is this GitHub App's ID: runs of other Apps are never read as this App's verdict.
 	AppID int64
 
-	locks [64]sync.Mutex // striped by "owner/repo@sha": bounded, whatever the number of commits
+	// locks serialise work on one commit inside this process, so the reconciler's "is a run missing?" and an
+	// event's evaluation of the same commit do not interleave. Replicas can still race: the newest run wins.
+	locks keylock.Striped
 }
 
 // Outcome says what CheckPR did.
@@ -59,50 +72,47 @@ type Outcome struct {
 	Findings   []policy.Finding
 	// TitleFixed is set when the bot prefixed the title (fix_titles: true).
 	TitleFixed bool
-	// Config is the repository configuration the PR was judged by (nil when it was invalid).
-	Config *repoconfig.Config
 }
 
 // CheckPR evaluates pr (base must be the channel branch) and writes a new check run on its head commit.
-func (s *Service) CheckPR(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) (Outcome, error) {
-	unlock := s.lock(repo.GetOwner().GetLogin() + "/" + repo.GetName() + "@" + pr.GetHead().GetSHA())
+func (s *Service) CheckPR(ctx context.Context, gh GitHub, repo repoctx.Repo, pr *github.PullRequest) (Outcome, error) {
+	unlock := s.locks.Lock(repo.FullName() + "@" + pr.GetHead().GetSHA())
 	defer unlock()
-	return s.checkPR(ctx, client, repo, pr)
+	return s.checkPR(ctx, gh, repo, pr)
 }
 
 // CheckPRIfStale evaluates pr unless this App's newest storage-policy run on its head completed, or started
 // less than staleAfter ago (an evaluation still under way). It decides under the lock CheckPR takes, so an
 // event handled by this process at the same moment is not evaluated twice. ran says whether it evaluated.
-func (s *Service) CheckPRIfStale(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest, staleAfter time.Duration) (out Outcome, ran bool, err error) {
-	owner, name, headSHA := repo.GetOwner().GetLogin(), repo.GetName(), pr.GetHead().GetSHA()
-	unlock := s.lock(owner + "/" + name + "@" + headSHA)
+func (s *Service) CheckPRIfStale(ctx context.Context, gh GitHub, repo repoctx.Repo, pr *github.PullRequest, staleAfter time.Duration) (out Outcome, ran bool, err error) {
+	headSHA := pr.GetHead().GetSHA()
+	unlock := s.locks.Lock(repo.FullName() + "@" + headSHA)
 	defer unlock()
-	run, err := s.LatestRun(ctx, client, owner, name, headSHA)
+	run, err := s.LatestRun(ctx, gh, repo.Owner, repo.Name, headSHA)
 	if err != nil {
 		return Outcome{}, false, err
 	}
 	if run != nil && (run.GetStatus() == "completed" || s.now().Sub(run.GetStartedAt().Time) < staleAfter) {
 		return Outcome{CheckRunID: run.GetID(), Conclusion: run.GetConclusion()}, false, nil
 	}
-	out, err = s.checkPR(ctx, client, repo, pr)
+	out, err = s.checkPR(ctx, gh, repo, pr)
 	return out, true, err
 }
 
 // LatestRun returns this App's newest storage-policy run on sha, nil when there is none. Runs other Apps
 // wrote under the same name are not this App's verdict and are never returned.
-func (s *Service) LatestRun(ctx context.Context, client *github.Client, owner, name, sha string) (*github.CheckRun, error) {
+func (s *Service) LatestRun(ctx context.Context, gh GitHub, owner, name, sha string) (*github.CheckRun, error) {
 	if s.AppID == 0 {
 		return nil, errors.New("read " + Name + " runs: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its runs cannot be told from other Apps'")
 	}
-	list, _, err := client.Checks.ListCheckRunsForRef(ctx, owner, name, sha, &github.ListCheckRunsOptions{
+	runs, err := gh.CheckRuns(ctx, owner, name, sha, github.ListCheckRunsOptions{
 		CheckName: github.String(Name), AppID: github.Int64(s.AppID), Filter: github.String("latest"),
-		ListOptions: github.ListOptions{PerPage: 100},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list this App's %s runs on %s: %w", Name, sha, err)
 	}
 	var newest *github.CheckRun
-	for _, run := range list.CheckRuns {
+	for _, run := range runs {
 		// filter=latest lists one run per App and name; the check on the App guards against a host that
 		// ignores the app_id parameter.
 		if run.GetApp().GetID() != s.AppID {
@@ -129,17 +139,14 @@ func IsFork(pr *github.PullRequest) bool {
 }
 
 // checkPR is CheckPR under the commit's lock.
-func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) (Outcome, error) {
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
+func (s *Service) checkPR(ctx context.Context, gh GitHub, repo repoctx.Repo, pr *github.PullRequest) (Outcome, error) {
+	owner, name := repo.Owner, repo.Name
 	headSHA, baseRef := pr.GetHead().GetSHA(), pr.GetBase().GetRef()
 	fork := IsFork(pr)
 	log := zerolog.Ctx(ctx).With().Str("head_sha", headSHA).Str("base", baseRef).Bool("fork", fork).Logger()
 
-	cfg, cfgErr := repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
+	cfg, cfgErr := repo.Config, repo.ConfigErr
 	if cfgErr != nil {
-		if _, invalid := repoconfig.IsInvalid(cfgErr); !invalid {
-			return Outcome{}, cfgErr
-		}
 		// The channels are unknown; judge by the defaults whether this PR is one the check guards.
 		if _, ok := repoconfig.Default().ChannelByBranch(baseRef); !ok {
 			return Outcome{Skipped: true}, nil
@@ -154,24 +161,24 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 		}
 	}
 
-	runID, err := s.startRun(ctx, client, owner, name, headSHA)
+	runID, err := s.startRun(ctx, gh, owner, name, headSHA)
 	if err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Channel: channel.Name, CheckRunID: runID, Config: cfg}
+	out := Outcome{Channel: channel.Name, CheckRunID: runID}
 
 	if cfgErr != nil {
 		e, _ := repoconfig.IsInvalid(cfgErr)
 		rendered := report.ConfigError(cfgErr, repoconfig.Path, e.Line)
 		out.Conclusion = rendered.Conclusion
 		log.Info().Err(cfgErr).Msg("repository config invalid: check fails without evaluating")
-		return out, s.complete(ctx, client, owner, name, runID, rendered)
+		return out, s.complete(ctx, gh, owner, name, runID, rendered)
 	}
 
 	// A fork PR's title is not fixed (fork PRs trigger no write but the check run): the finding asks its
 	// author to fix it instead.
 	fixTitles := cfg.FixTitles && !fork
-	input, err := s.gather(ctx, client, owner, name, cfg, fixTitles, channel, pr)
+	input, err := s.gather(ctx, gh, repo, fixTitles, channel, pr)
 	if err != nil {
 		// Report it on the PR rather than leave the run spinning; /recheck retries.
 		failed := report.Output{
@@ -179,7 +186,7 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 			Summary:    fmt.Sprintf("Reading the change failed:\n\n```\n%s\n```\n\nComment `/recheck` to try again; if it keeps failing, tell the storagebot operators.", err),
 			Conclusion: policy.ConclusionFailure,
 		}
-		if cerr := s.complete(ctx, client, owner, name, runID, failed); cerr != nil {
+		if cerr := s.complete(ctx, gh, owner, name, runID, failed); cerr != nil {
 			return out, errors.Join(err, cerr)
 		}
 		return out, err
@@ -187,7 +194,7 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 	findings := policy.Evaluate(input, cfg.RulesFor(channel.Name))
 	rendered := report.Render(input, findings)
 	out.Findings, out.Conclusion = findings, rendered.Conclusion
-	if err := s.complete(ctx, client, owner, name, runID, rendered); err != nil {
+	if err := s.complete(ctx, gh, owner, name, runID, rendered); err != nil {
 		return out, err
 	}
 	log.Info().Str("channel", channel.Name).Str("conclusion", rendered.Conclusion).
@@ -195,7 +202,7 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 
 	if fixTitles && !strings.HasPrefix(pr.GetTitle(), "["+baseRef+"]") {
 		title := "[" + baseRef + "] " + pr.GetTitle()
-		if _, _, err := client.PullRequests.Edit(ctx, owner, name, pr.GetNumber(), &github.PullRequest{Title: &title}); err != nil {
+		if err := gh.EditTitle(ctx, owner, name, pr.GetNumber(), title); err != nil {
 			return out, fmt.Errorf("fix title of #%d: %w", pr.GetNumber(), err)
 		}
 		out.TitleFixed = true
@@ -203,34 +210,43 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 	return out, nil
 }
 
-// Facts gathers the change of a PR into a channel branch under cfg (the repository config the caller has
-// already loaded), for commands that act on the versions a PR touches (/allow). ok is false when the PR's
-// base is no channel branch.
-func (s *Service) Facts(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config, pr *github.PullRequest) (channel repoconfig.Channel, input policy.Input, ok bool, err error) {
-	channel, ok = cfg.ChannelByBranch(pr.GetBase().GetRef())
-	if !ok {
-		return channel, input, false, nil
+// Change is what a PR into a channel branch changes, as the policy sees it.
+type Change struct {
+	Channel repoconfig.Channel
+	Input   policy.Input
+}
+
+// ChangeOf gathers the change of a PR into a channel branch under the repository's (valid) configuration,
+// for commands that act on the versions a PR touches (/allow). ok is false when the PR's base is no channel
+// branch.
+func (s *Service) ChangeOf(ctx context.Context, gh GitHub, repo repoctx.Repo, pr *github.PullRequest) (change Change, ok bool, err error) {
+	if repo.Config == nil {
+		return Change{}, false, fmt.Errorf("gather change of #%d: the repository configuration is invalid: %w", pr.GetNumber(), repo.ConfigErr)
 	}
-	input, err = s.gather(ctx, client, repo.GetOwner().GetLogin(), repo.GetName(), cfg, cfg.FixTitles && !IsFork(pr), channel, pr)
-	return channel, input, true, err
+	channel, ok := repo.Config.ChannelByBranch(pr.GetBase().GetRef())
+	if !ok {
+		return Change{}, false, nil
+	}
+	input, err := s.gather(ctx, gh, repo, repo.Config.FixTitles && !IsFork(pr), channel, pr)
+	return Change{Channel: channel, Input: input}, true, err
 }
 
 // gather collects the facts of the PR: the change against its base branch, the other channels' branch heads,
 // and the exceptions the bot recorded on the PR.
-func (s *Service) gather(ctx context.Context, client *github.Client, owner, name string, cfg *repoconfig.Config, fixTitles bool, channel repoconfig.Channel, pr *github.PullRequest) (policy.Input, error) {
+func (s *Service) gather(ctx context.Context, gh GitHub, repo repoctx.Repo, fixTitles bool, channel repoconfig.Channel, pr *github.PullRequest) (policy.Input, error) {
+	cfg := repo.Config
 	others := map[string]string{}
 	for _, c := range cfg.Channels {
 		if c.Name != channel.Name {
 			others[c.Name] = c.Branch
 		}
 	}
-	excs, err := s.exceptions(ctx, client, owner, name, pr.GetNumber())
+	excs, err := s.exceptions(ctx, gh, repo, pr.GetNumber())
 	if err != nil {
 		return policy.Input{}, err
 	}
 	title := pr.GetTitle()
-	reader := storage.NewGitHubReader(client, owner, name, s.Cache)
-	res, err := storage.Gather(ctx, reader, storage.Request{
+	res, err := storage.Gather(ctx, gh.GitData(repo.Owner, repo.Name), storage.Request{
 		Channel:    channel.Name,
 		Channels:   cfg.ChannelNames(),
 		Branch:     channel.Branch,
@@ -248,7 +264,7 @@ func (s *Service) gather(ctx context.Context, client *github.Client, owner, name
 }
 
 // exceptions reads the exceptions the bot recorded in the PR's comments.
-func (s *Service) exceptions(ctx context.Context, client *github.Client, owner, name string, number int) ([]policy.Exception, error) {
+func (s *Service) exceptions(ctx context.Context, gh GitHub, repo repoctx.Repo, number int) ([]policy.Exception, error) {
 	if s.BotLogin == nil {
 		return nil, errors.New("read exceptions: no way to learn the bot login is configured")
 	}
@@ -256,27 +272,18 @@ func (s *Service) exceptions(ctx context.Context, client *github.Client, owner, 
 	if err != nil {
 		return nil, fmt.Errorf("read exceptions: %w", err)
 	}
-	var all []*github.IssueComment
-	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		page, resp, err := client.Issues.ListComments(ctx, owner, name, number, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list comments of #%d for exceptions: %w", number, err)
-		}
-		all = append(all, page...)
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+	all, err := gh.IssueComments(ctx, repo.Owner, repo.Name, number)
+	if err != nil {
+		return nil, fmt.Errorf("list comments of #%d for exceptions: %w", number, err)
 	}
-	return exceptions.FromComments(ctx, all, bot, exceptions.Key(s.Seal, owner+"/"+name, number)), nil
+	return exceptions.FromComments(ctx, all, bot, exceptions.Key(s.Seal, repo.FullName(), number)), nil
 }
 
 // startRun creates a new run on the head commit, in progress. It never re-opens an earlier run: GitHub
 // appends annotations on every update, so the earlier evaluation's would stay on it.
-func (s *Service) startRun(ctx context.Context, client *github.Client, owner, name, headSHA string) (int64, error) {
+func (s *Service) startRun(ctx context.Context, gh GitHub, owner, name, headSHA string) (int64, error) {
 	now := github.Timestamp{Time: s.now()}
-	run, _, err := client.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
+	run, err := gh.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
 		Name: Name, HeadSHA: headSHA, Status: github.String("in_progress"), StartedAt: &now,
 		ExternalID: github.String(headSHA),
 	})
@@ -288,7 +295,7 @@ func (s *Service) startRun(ctx context.Context, client *github.Client, owner, na
 
 // complete writes the verdict on the run this evaluation created; annotations past GitHub's 50 per request go
 // in further updates of that same run, which GitHub appends to its annotations.
-func (s *Service) complete(ctx context.Context, client *github.Client, owner, name string, runID int64, out report.Output) error {
+func (s *Service) complete(ctx context.Context, gh GitHub, owner, name string, runID int64, out report.Output) error {
 	batches := report.Batches(out.Annotations, report.MaxAnnotationsPerRequest)
 	if len(batches) == 0 {
 		batches = [][]report.Annotation{nil}
@@ -313,7 +320,7 @@ func (s *Service) complete(ctx context.Context, client *github.Client, owner, na
 			opts.Conclusion = github.String(out.Conclusion)
 			opts.CompletedAt = &now
 		}
-		if _, _, err := client.Checks.UpdateCheckRun(ctx, owner, name, runID, opts); err != nil {
+		if err := gh.UpdateCheckRun(ctx, owner, name, runID, opts); err != nil {
 			return fmt.Errorf("complete %s run %d (batch %d of %d): %w", Name, runID, i+1, len(batches), err)
 		}
 	}
@@ -340,14 +347,4 @@ func (s *Service) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
-}
-
-// lock serialises work on one commit inside this process, so the reconciler's "is a run missing?" and an
-// event's evaluation of the same commit do not interleave. Replicas can still race: the newest run wins.
-func (s *Service) lock(key string) func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	mu := &s.locks[h.Sum32()%uint32(len(s.locks))]
-	mu.Lock()
-	return mu.Unlock
 }

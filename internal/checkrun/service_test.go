@@ -8,7 +8,9 @@ import (
 
 	"github.com/google/go-github/v50/github"
 
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/storage"
 )
 
@@ -65,10 +67,14 @@ func TestCheckPRIfStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ghRepo := pr.GetBase().GetRepo()
+	gh := githubapi.New(client, storage.NewObjectCache(0))
+	ghRepo, err := repoctx.Load(ctx, gh, pr.GetBase().GetRepo())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	unknown := &Service{Cache: storage.NewObjectCache(0)}
-	if _, _, err := unknown.CheckPRIfStale(ctx, client, ghRepo, pr, time.Minute); err == nil || !strings.Contains(err.Error(), "GITHUB_APP_INTEGRATION_ID") {
+	if _, _, err := unknown.CheckPRIfStale(ctx, gh, ghRepo, pr, time.Minute); err == nil || !strings.Contains(err.Error(), "GITHUB_APP_INTEGRATION_ID") {
 		t.Errorf("without an App ID: %v, want an error saying how to set it", err)
 	}
 
@@ -79,14 +85,14 @@ func TestCheckPRIfStale(t *testing.T) {
 	}
 	svc := &Service{Cache: storage.NewObjectCache(0), AppID: fake.AppID(),
 		BotLogin: func(context.Context) (string, error) { return "storagebot[bot]", nil }}
-	out, ran, err := svc.CheckPRIfStale(ctx, client, ghRepo, pr, time.Minute)
+	out, ran, err := svc.CheckPRIfStale(ctx, gh, ghRepo, pr, time.Minute)
 	if err != nil || !ran || out.Conclusion != "success" {
 		t.Fatalf("with only another App's run: ran=%v %+v %v, want an evaluation", ran, out, err)
 	}
-	if _, ran, err := svc.CheckPRIfStale(ctx, client, ghRepo, pr, time.Minute); err != nil || ran {
+	if _, ran, err := svc.CheckPRIfStale(ctx, gh, ghRepo, pr, time.Minute); err != nil || ran {
 		t.Errorf("after this App's run completed: ran=%v %v, want no second evaluation", ran, err)
 	}
-	if _, err := svc.CheckPR(ctx, client, ghRepo, pr); err != nil {
+	if _, err := svc.CheckPR(ctx, gh, ghRepo, pr); err != nil {
 		t.Fatal(err)
 	}
 	var ours []githubfake.CheckRun
@@ -98,7 +104,7 @@ func TestCheckPRIfStale(t *testing.T) {
 	if len(ours) != 2 || ours[0].ID == ours[1].ID || ours[1].Status != "completed" {
 		t.Errorf("this App's runs = %+v, want two completed runs, one per evaluation", ours)
 	}
-	latest, err := svc.LatestRun(ctx, client, "storage-org", "package-storage", opened.HeadSHA)
+	latest, err := svc.LatestRun(ctx, gh, "storage-org", "package-storage", opened.HeadSHA)
 	if err != nil || latest.GetID() != ours[len(ours)-1].ID {
 		t.Errorf("LatestRun = %d (%v), want the newest of this App's runs %d", latest.GetID(), err, ours[len(ours)-1].ID)
 	}

@@ -12,43 +12,68 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/access"
 	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/exceptions"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/policy"
 )
 
+// GitHub is what the executor calls on GitHub: githubapi.Client in production, a fake in unit tests. It
+// includes the check service's calls, since /recheck and /allow run the check with it.
+type GitHub interface {
+	checkrun.GitHub
+	repoctx.ConfigSource
+	ReactToComment(ctx context.Context, owner, name string, commentID int64, content string) error
+	CreateComment(ctx context.Context, owner, name string, number int, body string) error
+	PullRequest(ctx context.Context, owner, name string, number int) (*github.PullRequest, error)
+	Permission(ctx context.Context, owner, name, user string) (repoconfig.Permission, error)
+	// GoGitHub is the client the promotion service writes with (it has no narrow seam yet); nil in unit tests.
+	GoGitHub() *github.Client
+}
+
+// Checks is what the executor asks of the check service (checkrun.Service).
+type Checks interface {
+	CheckPR(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Outcome, error)
+	ChangeOf(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Change, bool, error)
+}
+
+// Promotions is what the executor asks of the promotion service (promotion.Service).
+type Promotions interface {
+	Promote(ctx context.Context, repo promotion.Repo, req promotion.PromoteRequest) (promotion.PromoteResult, error)
+	AddedBy(ctx context.Context, repo promotion.Repo, pr *github.PullRequest) ([]commands.VersionRef, error)
+}
+
 // Executor runs commands. Safe for concurrent use.
 type Executor struct {
-	Checks     *checkrun.Service
-	Promotions *promotion.Service
+	Checks     Checks
+	Promotions Promotions
 	// Seal signs the exceptions marker of each /allow reply; the check trusts only markers it verifies.
 	Seal seal.Key
 }
 
 // comment is what one comment's commands share: who wrote it where, and what was looked up once.
 type comment struct {
-	client      *github.Client
-	repo        *github.Repository
-	owner, name string
-	number      int
-	isPR        bool
-	user        string
-	permission  repoconfig.Permission
-	cfg         *repoconfig.Config
-	pr          *github.PullRequest // fetched on first use
-	granted     []policy.Exception  // recorded in the reply's marker
-	recheck     bool                // re-run the check after replying (exceptions changed)
-	showHelp    bool
+	gh         GitHub
+	repo       repoctx.Repo
+	number     int
+	isPR       bool
+	user       string
+	permission repoconfig.Permission
+	cfg        *repoconfig.Config
+	pr         *github.PullRequest // fetched on first use
+	granted    []policy.Exception  // recorded in the reply's marker
+	recheck    bool                // re-run the check after replying (exceptions changed)
+	showHelp   bool
 }
 
 // Handle runs the commands in a newly created comment. Edited comments, and comments by bots (this one
-// included), never run anything.
-func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github.IssueCommentEvent) error {
+// included), never run anything. The repository context (its configuration) is loaded here, once, and only
+// when the comment holds a command: most comments hold none.
+func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommentEvent) error {
 	if ev.GetAction() != "created" {
 		return nil
 	}
@@ -61,14 +86,14 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 		return nil
 	}
 	c := &comment{
-		client: client, repo: ev.GetRepo(),
-		owner: ev.GetRepo().GetOwner().GetLogin(), name: ev.GetRepo().GetName(),
+		gh:     gh,
+		repo:   repoctx.Repo{Owner: ev.GetRepo().GetOwner().GetLogin(), Name: ev.GetRepo().GetName(), DefaultBranch: ev.GetRepo().GetDefaultBranch()},
 		number: ev.GetIssue().GetNumber(), isPR: ev.GetIssue().IsPullRequest(),
 		user: author.GetLogin(),
 	}
 	log := zerolog.Ctx(ctx).With().Str("user", c.user).Int("issue", c.number).Int("commands", len(cmds)).Logger()
 	ctx = log.WithContext(ctx)
-	if _, _, err := client.Reactions.CreateIssueCommentReaction(ctx, c.owner, c.name, ev.GetComment().GetID(), "eyes"); err != nil {
+	if err := gh.ReactToComment(ctx, c.repo.Owner, c.repo.Name, ev.GetComment().GetID(), "eyes"); err != nil {
 		log.Warn().Err(err).Msg("could not react to the comment; running its commands anyway")
 	}
 	if errors.Is(parseErr, commands.ErrTooMany) {
@@ -79,13 +104,14 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 	}
 
 	var err error
-	if c.cfg, err = repoconfig.Load(ctx, client, c.owner, c.name, c.repo.GetDefaultBranch()); err != nil {
-		if _, invalid := repoconfig.IsInvalid(err); invalid {
-			return c.reply(ctx, fmt.Sprintf("❌ No command ran: the repository configuration is invalid.\n\n```\n%s\n```\n\nFix `%s` on the default branch, then comment again.", err, repoconfig.Path))
-		}
+	if c.repo, err = repoctx.Load(ctx, gh, ev.GetRepo()); err != nil {
 		return err
 	}
-	if c.permission, err = access.Permission(ctx, client, c.owner, c.name, c.user); err != nil {
+	if c.repo.ConfigErr != nil {
+		return c.reply(ctx, fmt.Sprintf("❌ No command ran: the repository configuration is invalid.\n\n```\n%s\n```\n\nFix `%s` on the default branch, then comment again.", c.repo.ConfigErr, repoconfig.Path))
+	}
+	c.cfg = c.repo.Config
+	if c.permission, err = gh.Permission(ctx, c.repo.Owner, c.repo.Name, c.user); err != nil {
 		return err
 	}
 
@@ -99,7 +125,7 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 	if c.showHelp {
 		body += "\n\n---\n" + commands.HelpText()
 	}
-	if m := exceptions.Marker(c.granted, exceptions.Key(e.Seal, c.owner+"/"+c.name, c.number)); m != "" {
+	if m := exceptions.Marker(c.granted, exceptions.Key(e.Seal, c.repo.FullName(), c.number)); m != "" {
 		body += "\n\n" + m
 	}
 	if err := c.reply(ctx, body); err != nil {
@@ -110,7 +136,7 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 		if err != nil {
 			return err
 		}
-		if _, err := e.Checks.CheckPR(ctx, client, c.repo, pr); err != nil {
+		if _, err := e.Checks.CheckPR(ctx, c.gh, c.repo, pr); err != nil {
 			return fmt.Errorf("re-run the check after /allow: %w", err)
 		}
 	}
@@ -166,14 +192,14 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out, err := e.Checks.CheckPR(ctx, c.client, c.repo, pr)
+	out, err := e.Checks.CheckPR(ctx, c.gh, c.repo, pr)
 	if err != nil {
 		return "", err
 	}
 	if out.Skipped {
 		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), checkrun.Name), nil
 	}
-	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, shortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
+	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
 }
 
 func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command) (string, error) {
@@ -252,7 +278,8 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 		return "", err
 	}
 	cfg := c.cfg
-	channel, input, ok, err := e.Checks.Facts(ctx, c.client, c.repo, cfg, pr)
+	change, ok, err := e.Checks.ChangeOf(ctx, c.gh, c.repo, pr)
+	channel, input := change.Channel, change.Input
 	if err != nil {
 		return "", err
 	}
@@ -279,7 +306,7 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 	c.recheck = true
 	var names []string
 	for _, g := range granted {
-		names = append(names, fmt.Sprintf("`%s@%s` (tree %s)", g.Package, g.Version, shortSHA(g.TreeSHA)))
+		names = append(names, fmt.Sprintf("`%s@%s` (tree %s)", g.Package, g.Version, policy.ShortSHA(g.TreeSHA)))
 	}
 	return fmt.Sprintf("✅ Allowed `%s` for %s, by @%s: %s\nThe exception lapses if the content changes. `%s` runs again now.",
 		rule, strings.Join(names, ", "), c.user, cmd.Reason, checkrun.Name), nil
@@ -289,7 +316,7 @@ func (c *comment) pullRequest(ctx context.Context) (*github.PullRequest, error) 
 	if c.pr != nil {
 		return c.pr, nil
 	}
-	pr, _, err := c.client.PullRequests.Get(ctx, c.owner, c.name, c.number)
+	pr, err := c.gh.PullRequest(ctx, c.repo.Owner, c.repo.Name, c.number)
 	if err != nil {
 		return nil, fmt.Errorf("read PR #%d: %w", c.number, err)
 	}
@@ -298,7 +325,7 @@ func (c *comment) pullRequest(ctx context.Context) (*github.PullRequest, error) 
 }
 
 func (c *comment) promotionRepo() promotion.Repo {
-	return promotion.Repo{Client: c.client, Owner: c.owner, Name: c.name, Config: c.cfg}
+	return promotion.Repo{Client: c.gh.GoGitHub(), Owner: c.repo.Owner, Name: c.repo.Name, Config: c.cfg}
 }
 
 func (c *comment) reply(ctx context.Context, body string) error {
@@ -311,7 +338,7 @@ func (c *comment) reply(ctx context.Context, body string) error {
 			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment."
 	}
 	body = fitted
-	if _, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.number, &github.IssueComment{Body: &body}); err != nil {
+	if err := c.gh.CreateComment(ctx, c.repo.Owner, c.repo.Name, c.number, body); err != nil {
 		return fmt.Errorf("reply on #%d: %w", c.number, err)
 	}
 	return nil
@@ -331,13 +358,6 @@ func ruleList() string {
 		parts = append(parts, "`"+string(r)+"`")
 	}
 	return strings.Join(parts, ", ")
-}
-
-func shortSHA(s string) string {
-	if len(s) > 7 {
-		return s[:7]
-	}
-	return s
 }
 
 func firstLine(s string) string {

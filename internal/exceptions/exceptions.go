@@ -4,6 +4,9 @@
 // reads them back from the PR's comments written by the bot itself. Anyone with write access can edit any
 // comment, the bot's included, so a marker that does not verify (edited, copied from another PR, or written
 // before markers were sealed) counts for nothing and is logged; so does one in someone else's comment.
+//
+// It is a package of its own, small as it is, because it has two users that must agree on the format: the
+// command executor writes the marker (/allow) and the check service reads it back.
 package exceptions
 
 import (

@@ -11,8 +11,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/policy"
 )
 
 // ErrNotMerged is returned by AddedBy for a PR that has not merged.
@@ -138,7 +140,7 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 				res.Skipped = append(res.Skipped, Refusal{Version: a.Version, Reason: fmt.Sprintf(
 					"shadowed: the %s copy of %s (tree %s) differs from the one #%d merged into %s (tree %s), so it is not removed "+
 						"automatically; it is invisible while %s holds the version: remove it by hand, or publish the change as a new version",
-					lower.Name, a.Version, short(tree), n, ch.Name, short(a.Tree), ch.Name)})
+					lower.Name, a.Version, policy.ShortSHA(tree), n, ch.Name, policy.ShortSHA(a.Tree), ch.Name)})
 				continue
 			}
 			remove = append(remove, removal{Version: a.Version, Tree: tree, Higher: ch.Name})
@@ -212,6 +214,30 @@ func coversAny(covered map[commands.VersionRef]string, remove []removal, branch 
 	return false
 }
 
+// HandleMerged is the removal follow-up of a PR that just merged into base: nothing when base is no channel
+// branch, else FollowUpMerged. Exactly once does not rest on this process: the removal branch name is
+// deterministic (GitHub creates a ref once, so another replica or the reconciler, which runs this same
+// follow-up for the merge, finds it instead of opening a second PR) and a duplicate note is deleted by whoever
+// posted it second. The per-PR lock only spares the API calls of two workers of this process handling the
+// same merge at once (GitHub's "Redeliver" while the first runs).
+func (s *Service) HandleMerged(ctx context.Context, repo Repo, merged *github.PullRequest) error {
+	unlock := s.followUpLocks.Lock(fmt.Sprintf("%s#%d", repo.fullName(), merged.GetNumber()))
+	defer unlock()
+	if _, ok := repo.config().ChannelByBranch(merged.GetBase().GetRef()); !ok {
+		return nil
+	}
+	results, err := s.FollowUpMerged(ctx, repo, merged)
+	log := zerolog.Ctx(ctx)
+	for _, r := range results {
+		log.Info().Str("channel", r.Channel).Int("removal_pr", r.PR.Number).Bool("created", r.Created).
+			Int("removed", len(r.Removed)).Int("skipped", len(r.Skipped)).Msg("removal follow-up")
+	}
+	if err != nil {
+		return fmt.Errorf("removal follow-up of #%d: %w", merged.GetNumber(), err)
+	}
+	return nil
+}
+
 // FollowUpMerged runs the removal follow-up of a merged PR (FollowUp) and then tells the PR what became of
 // the lower copies (NoteFollowUp). The merge event and the reconciler both call it, so that they converge on
 // the same removal branch and the same note whichever runs first, on whichever replica.
@@ -265,22 +291,15 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 
 // botComments lists the IDs of bot's follow-up notes on the merged PR number (sealed under key), lowest first.
 func botComments(ctx context.Context, repo Repo, number int, bot string, key seal.Key) ([]int64, error) {
+	comments, err := githubapi.New(repo.Client, nil).IssueComments(ctx, repo.Owner, repo.Name, number)
+	if err != nil {
+		return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+	}
 	var ids []int64
-	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		comments, resp, err := repo.Client.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
-		if err != nil {
-			return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+	for _, c := range comments {
+		if IsFollowUpNote(ctx, c, bot, number, key) {
+			ids = append(ids, c.GetID())
 		}
-		for _, c := range comments {
-			if IsFollowUpNote(ctx, c, bot, number, key) {
-				ids = append(ids, c.GetID())
-			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil

@@ -223,7 +223,7 @@ func TestReconcileRunsTheMergedPRsFollowUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The reconciler runs before the merge event is handled.
-	rec, err := e.svc.Reconcile(ctx, e.r)
+	rec, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestReconcileSplitsMergedFromPushed(t *testing.T) {
 	merged := mergedPromotion(t, e) // foo@1.2.3 (identical) and bar@2.0.0 (edited in snapshot since)
 	e.put(t, "snapshot", 3, "", "baz@1.0.0")
 	e.put(t, "staging", 3, "", "baz@1.0.0")
-	rec, err := e.svc.Reconcile(ctx, e.r)
+	rec, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestReconcileSplitsMergedFromPushed(t *testing.T) {
 	if n := len(e.prsFrom(RemoveBranchPrefix)); n != 2 {
 		t.Errorf("removal PRs = %d, want 2", n)
 	}
-	again, err := e.svc.Reconcile(ctx, e.r)
+	again, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
 		t.Fatal(err)
 	}

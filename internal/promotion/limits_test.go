@@ -119,9 +119,9 @@ func TestRemovalRewritesTreesWithoutNullDirectories(t *testing.T) {
 	e := newEnv(t)
 	e.putMany(t, "snapshot", []string{"foo@1.0.0", "foo@2.0.0", "bar@1.0.0", "keep@1.0.0"})
 	e.putMany(t, "staging", []string{"foo@2.0.0", "bar@1.0.0"})
-	res, err := e.svc.Reconcile(ctx, e.r)
+	res, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
-		t.Fatalf("Reconcile: %v", err)
+		t.Fatalf("ReconcileRemovals: %v", err)
 	}
 	if len(res.Removals) != 1 || res.Removals[0].PR.Number == 0 {
 		t.Fatalf("removals = %+v, want one PR", res.Removals)
@@ -179,9 +179,9 @@ func TestReconcileSplitsLargeBacklog(t *testing.T) {
 	}
 	e.putMany(t, "snapshot", list)
 	e.putMany(t, "staging", list)
-	res, err := e.svc.Reconcile(ctx, e.r)
+	res, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
-		t.Fatalf("Reconcile: %v", err)
+		t.Fatalf("ReconcileRemovals: %v", err)
 	}
 	if len(res.Removals) < 2 {
 		t.Fatalf("%d removal PRs, want the backlog split over several", len(res.Removals))
@@ -210,7 +210,7 @@ func TestReconcileSplitsLargeBacklog(t *testing.T) {
 	if diff := cmp.Diff(want, removed); diff != "" {
 		t.Errorf("removed over all parts (-want +got):\n%s", diff)
 	}
-	again, err := e.svc.Reconcile(ctx, e.r)
+	again, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil || len(again.Removals) != 0 {
 		t.Errorf("second reconcile: %v, %d removal PRs, want none (every version covered)", err, len(again.Removals))
 	}

@@ -7,13 +7,30 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v50/github"
+	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/policy"
 )
 
 // PolicyCheckName is the check run the PR check service writes on every PR head.
 const PolicyCheckName = "storage-policy"
+
+// AutoMergeRemoval merges PR number (head branch headRef) when it is one of the bot's removal PRs, the
+// repository has auto_merge_removals on, and MergeRemovalIfReady finds it safe; it logs why it waits.
+func (s *Service) AutoMergeRemoval(ctx context.Context, repo Repo, number int, headRef string) error {
+	if !strings.HasPrefix(headRef, RemoveBranchPrefix) || !repo.config().AutoMergeRemovals {
+		return nil
+	}
+	merged, reason, err := s.MergeRemovalIfReady(ctx, repo, number)
+	if err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Info().Int("removal_pr", number).Bool("merged", merged).Str("reason", reason).Msg("removal auto-merge")
+	return nil
+}
 
 // MergeRemovalIfReady squash-merges a storagebot removal PR when auto_merge_removals is on and it is safe:
 // the head is still the commit the bot wrote (nobody pushed to it), the storage-policy check run on it
@@ -41,7 +58,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	headSHA := pr.GetHead().GetSHA()
 	if headSHA != m.Commit {
 		return false, fmt.Sprintf("someone pushed to %s (head %s is not the bot's commit %s): review and merge it by hand",
-			pr.GetHead().GetRef(), short(headSHA), short(m.Commit)), nil
+			pr.GetHead().GetRef(), policy.ShortSHA(headSHA), policy.ShortSHA(m.Commit)), nil
 	}
 	if wait, err := s.checksBlock(ctx, repo, headSHA); err != nil || wait != "" {
 		return false, wait, err
@@ -69,39 +86,32 @@ func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (strin
 	if s.AppID == 0 {
 		return "", fmt.Errorf("auto-merge gate on %s: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its %s run cannot be told from other Apps'", sha, PolicyCheckName)
 	}
-	opts := &github.ListCheckRunsOptions{Filter: github.String("latest"), ListOptions: github.ListOptions{PerPage: 100}}
-	var policy *github.CheckRun
-	for {
-		runs, resp, err := repo.Client.Checks.ListCheckRunsForRef(ctx, repo.Owner, repo.Name, sha, opts)
-		if err != nil {
-			return "", fmt.Errorf("list check runs of %s: %w", sha, err)
-		}
-		for _, run := range runs.CheckRuns {
-			ours := run.GetName() == PolicyCheckName && run.GetApp().GetID() == s.AppID
-			switch concl := run.GetConclusion(); {
-			case ours:
-				if policy == nil || run.GetID() > policy.GetID() {
-					policy = run
-				}
-			case run.GetStatus() == "completed" && failing(concl):
-				if run.GetName() == PolicyCheckName {
-					return fmt.Sprintf("check %q of another App (%s) concluded %s", run.GetName(), run.GetApp().GetSlug(), concl), nil
-				}
-				return fmt.Sprintf("check %q concluded %s", run.GetName(), concl), nil
+	runs, err := githubapi.New(repo.Client, nil).CheckRuns(ctx, repo.Owner, repo.Name, sha, github.ListCheckRunsOptions{Filter: github.String("latest")})
+	if err != nil {
+		return "", fmt.Errorf("list check runs of %s: %w", sha, err)
+	}
+	var verdict *github.CheckRun // this App's newest storage-policy run
+	for _, run := range runs {
+		ours := run.GetName() == PolicyCheckName && run.GetApp().GetID() == s.AppID
+		switch concl := run.GetConclusion(); {
+		case ours:
+			if verdict == nil || run.GetID() > verdict.GetID() {
+				verdict = run
 			}
+		case run.GetStatus() == "completed" && failing(concl):
+			if run.GetName() == PolicyCheckName {
+				return fmt.Sprintf("check %q of another App (%s) concluded %s", run.GetName(), run.GetApp().GetSlug(), concl), nil
+			}
+			return fmt.Sprintf("check %q concluded %s", run.GetName(), concl), nil
 		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
 	}
 	switch {
-	case policy == nil:
+	case verdict == nil:
 		return fmt.Sprintf("waiting for the %s check", PolicyCheckName), nil
-	case policy.GetStatus() != "completed":
+	case verdict.GetStatus() != "completed":
 		return fmt.Sprintf("waiting for the %s check to complete", PolicyCheckName), nil
-	case policy.GetConclusion() != "success":
-		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", PolicyCheckName, policy.GetConclusion()), nil
+	case verdict.GetConclusion() != policy.ConclusionSuccess:
+		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", PolicyCheckName, verdict.GetConclusion()), nil
 	}
 	status, _, err := repo.Client.Repositories.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, nil)
 	switch {

@@ -351,7 +351,7 @@ func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, l
 				refuse(v, "already promoted: %s (branch `%s`) holds an identical copy of %s; nothing to do", target.Name, target.Branch, v)
 			} else {
 				refuse(v, "overwrite: %s already holds a different %s (tree %s) than %s (tree %s); a promotion never overwrites a version: "+
-					"publish the change as a new version (for example %s)", target.Name, v, short(existing), src.Source, short(src.Tree), nextPatch(v.Version))
+					"publish the change as a new version (for example %s)", target.Name, v, policy.ShortSHA(existing), src.Source, policy.ShortSHA(src.Tree), nextPatch(v.Version))
 			}
 			continue
 		}
@@ -416,22 +416,9 @@ func holdsVersions(ctx context.Context, r storage.Reader, root string, plan []Pl
 
 // versionTree returns the tree SHA of packages/<n>/<v> in a root tree, "" when absent.
 func versionTree(ctx context.Context, r storage.Reader, root string, v commands.VersionRef) (string, error) {
-	sha := root
-	for _, name := range []string{storage.PackagesDir, v.Package, v.Version} {
-		entries, err := r.Tree(ctx, sha, false)
-		if err != nil {
-			return "", fmt.Errorf("find %s: %w", v, err)
-		}
-		sha = ""
-		for _, e := range entries {
-			if e.Path == name && e.Type == storage.TypeTree {
-				sha = e.SHA
-				break
-			}
-		}
-		if sha == "" {
-			return "", nil
-		}
+	sha, err := dirTree(ctx, r, root, storage.PackagesDir, v.Package, v.Version)
+	if err != nil {
+		return "", fmt.Errorf("find %s: %w", v, err)
 	}
 	return sha, nil
 }
@@ -471,13 +458,6 @@ func channelList(chs []repoconfig.Channel) string {
 		names[i] = c.Name
 	}
 	return strings.Join(names, ", ")
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 func promoteMessage(title string, plan []Planned) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -25,20 +26,20 @@ type Conflict struct {
 	HigherTree string
 }
 
-// ReconcileResult is what Reconcile found and did.
+// ReconcileResult is what ReconcileRemovals found and did.
 type ReconcileResult struct {
 	// Removals lists the removal PRs opened (or found, for a version set reconciled before), those of the
 	// merged PRs' follow-ups included.
 	Removals []FollowUpResult
-	// FollowedUp lists the merged PRs whose follow-up Reconcile ran, oldest first.
+	// FollowedUp lists the merged PRs whose follow-up ReconcileRemovals ran, oldest first.
 	FollowedUp []int
 	Conflicts  []Conflict
 }
 
-// Reconcile finds versions held identically by a channel and any higher one, and has them removed exactly
+// ReconcileRemovals finds versions held identically by a channel and any higher one, and has them removed exactly
 // once, whoever else is at work (a merge event being handled, another replica's reconciler):
 //
-//   - A duplicate that a merged PR brought into a higher channel belongs to that PR's follow-up: Reconcile
+//   - A duplicate that a merged PR brought into a higher channel belongs to that PR's follow-up: ReconcileRemovals
 //     runs the very same follow-up (FollowUpMerged), which writes branch storagebot/remove/<channel>/pr-<N>.
 //     The merge event's handler writes that same branch, and GitHub creates a ref only once, so whichever
 //     comes second finds the first one's branch and PR instead of opening another.
@@ -50,7 +51,7 @@ type ReconcileResult struct {
 // reads the packages/ tree of each channel and only the package trees whose SHAs differ between two channels
 // (an equal package tree SHA means every version is identical); merged PRs are read only while a duplicate
 // is left to explain, and what they added is read by SHA (cached).
-func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, error) {
+func (s *Service) ReconcileRemovals(ctx context.Context, repo Repo) (ReconcileResult, error) {
 	cfg := repo.config()
 	r := s.reader(repo)
 	heads := make([]head, len(cfg.Channels))
@@ -166,7 +167,7 @@ func (s *Service) Reconcile(ctx context.Context, repo Repo) (ReconcileResult, er
 	return res, nil
 }
 
-// recentMerges is how many recently updated closed PRs into a channel Reconcile reads (one page) to explain
+// recentMerges is how many recently updated closed PRs into a channel ReconcileRemovals reads (one page) to explain
 // duplicates. A merge whose follow-up is still in flight is among the newest; older ones are done or missed.
 const recentMerges = 100
 
@@ -178,7 +179,7 @@ type mergedPR struct {
 }
 
 // mergeOrigins finds which merged PR brought a version into a higher channel, listing each channel's recent
-// merges at most once per Reconcile.
+// merges at most once per ReconcileRemovals call.
 type mergeOrigins struct {
 	svc    *Service
 	repo   Repo
@@ -365,28 +366,21 @@ type openRemoval struct {
 
 // openRemovals lists the open storagebot removal PRs into branch whose markers verify under key, oldest first.
 func openRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) ([]openRemoval, error) {
+	prs, err := githubapi.New(repo.Client, nil).OpenPullRequests(ctx, repo.Owner, repo.Name, branch)
+	if err != nil {
+		return nil, fmt.Errorf("list open PRs into %s: %w", branch, err)
+	}
 	var out []openRemoval
-	opts := &github.PullRequestListOptions{State: "open", Base: branch, Sort: "created", Direction: "asc", ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		prs, resp, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list open PRs into %s: %w", branch, err)
+	for _, pr := range prs {
+		m, ok := ParseMarker(ctx, pr, key)
+		if !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix) {
+			continue
 		}
-		for _, pr := range prs {
-			m, ok := ParseMarker(ctx, pr, key)
-			if !ok || m.Kind != "removal" || !strings.HasPrefix(pr.GetHead().GetRef(), RemoveBranchPrefix) {
-				continue
-			}
-			o := openRemoval{PR: pr}
-			for _, v := range m.Versions {
-				o.Versions = append(o.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
-			}
-			out = append(out, o)
+		o := openRemoval{PR: pr}
+		for _, v := range m.Versions {
+			o.Versions = append(o.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
 		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PR.GetNumber() < out[j].PR.GetNumber() })
 	return out, nil

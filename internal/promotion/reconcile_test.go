@@ -25,9 +25,9 @@ func TestReconcile(t *testing.T) {
 	e.put(t, "staging", 3, "", "foo@1.0.0", "bar@1.0.0")
 	e.put(t, "production", 3, "", "baz@1.0.0")
 
-	res, err := e.svc.Reconcile(ctx, e.r)
+	res, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
-		t.Fatalf("Reconcile: %v", err)
+		t.Fatalf("ReconcileRemovals: %v", err)
 	}
 	wantConflicts := []Conflict{{Version: commands.VersionRef{Package: "bar", Version: "1.0.0"}, Lower: "snapshot", Higher: "staging"}}
 	if diff := cmp.Diff(wantConflicts, res.Conflicts, cmpopts.IgnoreFields(Conflict{}, "LowerTree", "HigherTree")); diff != "" {
@@ -55,9 +55,9 @@ func TestReconcile(t *testing.T) {
 	}
 
 	// A second pass (another replica, the next interval) finds the versions covered and opens nothing.
-	again, err := (&Service{Seal: testSeal}).Reconcile(ctx, e.r)
+	again, err := (&Service{Seal: testSeal}).ReconcileRemovals(ctx, e.r)
 	if err != nil {
-		t.Fatalf("second Reconcile: %v", err)
+		t.Fatalf("second ReconcileRemovals: %v", err)
 	}
 	if len(again.Removals) != 0 || len(e.prsFrom(RemoveBranchPrefix)) != 1 {
 		t.Errorf("second pass: removals %+v, PRs %d; want none new", again.Removals, len(e.prsFrom(RemoveBranchPrefix)))
@@ -71,9 +71,9 @@ func TestReconcileSkipsVersionsAFollowUpCovers(t *testing.T) {
 	if _, err := e.svc.FollowUp(ctx, e.r, merged); err != nil {
 		t.Fatalf("FollowUp: %v", err)
 	}
-	res, err := e.svc.Reconcile(ctx, e.r)
+	res, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
-		t.Fatalf("Reconcile: %v", err)
+		t.Fatalf("ReconcileRemovals: %v", err)
 	}
 	if len(res.Removals) != 1 || res.Removals[0].Created || len(res.Conflicts) != 1 || res.Conflicts[0].Version.String() != "bar@2.0.0" {
 		t.Errorf("result = %+v, want the follow-up's PR found (not created) for foo@1.2.3 and bar@2.0.0 as a conflict", res)
@@ -242,7 +242,7 @@ func TestReconcileCopyBackAfterFollowUpMerged(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.put(t, "snapshot", 3, "", "foo@1.2.3") // the same files again: identical to staging's copy
-	rec, err := e.svc.Reconcile(ctx, e.r)
+	rec, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/keylock"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -27,7 +28,8 @@ const (
 )
 
 // Service performs promotions and removal follow-ups on one installation's repositories. It is safe for
-// concurrent use and stateless apart from the shared object cache (trees by SHA never change).
+// concurrent use; its state is the shared object cache (trees by SHA never change) and the per-PR follow-up
+// locks (see HandleMerged). Use it by pointer.
 type Service struct {
 	// Cache holds git objects read by SHA; nil gives every call a cache of its own.
 	Cache *storage.ObjectCache
@@ -40,6 +42,8 @@ type Service struct {
 	BotLogin func(context.Context) (string, error)
 	// AppID is this GitHub App's ID: only its own storage-policy run lets a removal PR merge.
 	AppID int64
+
+	followUpLocks keylock.Striped // per merged PR; see HandleMerged
 }
 
 // Repo is a storage repository and the client that may write to it.
@@ -103,22 +107,12 @@ func branchHead(ctx context.Context, repo Repo, ch repoconfig.Channel) (head, er
 // of a directory: a package with more versions would lose some silently. The root and packages/ trees are
 // read by SHA, so they come from the cache after the first package.
 func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) (map[string]string, error) {
-	sha := root
-	for _, name := range []string{storage.PackagesDir, pkg} {
-		entries, err := r.Tree(ctx, sha, false)
-		if err != nil {
-			return nil, fmt.Errorf("list versions of %s: %w", pkg, err)
-		}
-		sha = ""
-		for _, e := range entries {
-			if e.Path == name && e.Type == storage.TypeTree {
-				sha = e.SHA
-				break
-			}
-		}
-		if sha == "" {
-			return map[string]string{}, nil
-		}
+	sha, err := dirTree(ctx, r, root, storage.PackagesDir, pkg)
+	if err != nil {
+		return nil, fmt.Errorf("list versions of %s: %w", pkg, err)
+	}
+	if sha == "" {
+		return map[string]string{}, nil
 	}
 	entries, err := r.Tree(ctx, sha, false)
 	if err != nil {
@@ -131,6 +125,29 @@ func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) 
 		}
 	}
 	return out, nil
+}
+
+// dirTree returns the tree SHA of the directory at path (one name per level) below root, "" when absent.
+// Each level is read by SHA, so shared levels (root, packages/) come from the cache after the first read.
+func dirTree(ctx context.Context, r storage.Reader, root string, path ...string) (string, error) {
+	sha := root
+	for _, name := range path {
+		entries, err := r.Tree(ctx, sha, false)
+		if err != nil {
+			return "", err
+		}
+		sha = ""
+		for _, e := range entries {
+			if e.Path == name && e.Type == storage.TypeTree {
+				sha = e.SHA
+				break
+			}
+		}
+		if sha == "" {
+			return "", nil
+		}
+	}
+	return sha, nil
 }
 
 // removeVersionsTree writes a root tree like root without the given version directories, and returns it.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -18,23 +17,51 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/checkrun"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/promotion"
-	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/repoctx"
+	"github.com/storagebot/storagebot/internal/storage"
 )
+
+// GitHub is what the reconciler calls on one installation's GitHub: githubapi.Client in production, a fake in
+// unit tests. It includes the check service's calls, which stale checks are run with.
+type GitHub interface {
+	checkrun.GitHub
+	repoctx.ConfigSource
+	Repositories(ctx context.Context) ([]*github.Repository, error)
+	BranchExists(ctx context.Context, owner, name, branch string) (bool, error)
+	OpenPullRequests(ctx context.Context, owner, name, base string) ([]*github.PullRequest, error)
+	// GoGitHub is the client the promotion service writes with (it has no narrow seam yet); nil in unit tests.
+	GoGitHub() *github.Client
+}
+
+// Checks is what the reconciler asks of the check service (checkrun.Service).
+type Checks interface {
+	CheckPRIfStale(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest, staleAfter time.Duration) (checkrun.Outcome, bool, error)
+}
+
+// Promotions is what the reconciler asks of the promotion service (promotion.Service).
+type Promotions interface {
+	ReconcileRemovals(ctx context.Context, repo promotion.Repo) (promotion.ReconcileResult, error)
+}
 
 // Runner reconciles every repository the App is installed on.
 type Runner struct {
 	Clients    githubapp.ClientCreator
-	Promotions *promotion.Service
+	Promotions Promotions
 	// Checks, when set, re-runs storage-policy on open PRs whose head has no completed run (a delivery lost
 	// while a replica restarted, a failure GitHub did not redeliver).
-	Checks *checkrun.Service
+	Checks Checks
 	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
 	// spaces its runs further.
 	Interval time.Duration
 	// Grace leaves a PR updated less than this long ago to its webhook: its delivery may still be queued, and
 	// evaluating it here too would evaluate it twice. 0 evaluates every PR whose check is missing.
 	Grace time.Duration
+	// GitHub returns the API of one installation.
+	GitHub func(installationID int64) (GitHub, error)
+	// Now is the clock (grace periods, repository intervals); nil is time.Now.
+	Now func() time.Time
 
 	runs      *prometheus.CounterVec
 	conflicts *prometheus.GaugeVec
@@ -43,10 +70,22 @@ type Runner struct {
 	lastRun map[string]time.Time // repository full name → last reconcile
 }
 
-// NewRunner builds a runner and registers its metrics in reg (nil: not registered).
+// NewRunner builds a runner and registers its metrics in reg (nil: not registered). checks may be nil: no
+// stale checks are re-run.
 func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, checks *checkrun.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
+	var cache *storage.ObjectCache // the git objects the handlers read too
+	if promotions != nil {
+		cache = promotions.Cache
+	}
 	r := &Runner{
-		Clients: clients, Promotions: promotions, Checks: checks, Interval: interval,
+		Clients: clients, Interval: interval,
+		GitHub: func(id int64) (GitHub, error) {
+			client, err := clients.NewInstallationClient(id)
+			if err != nil {
+				return nil, fmt.Errorf("installation %d client: %w", id, err)
+			}
+			return githubapi.New(client, cache), nil
+		},
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storagebot_reconcile_repositories_total",
 			Help: "Reconcile work, by result: ok, error, skipped (repositories), stale_check (PR checks re-run), check_left_to_webhook (PRs updated within the grace period).",
@@ -56,6 +95,13 @@ func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, c
 			Help: "Versions held by two channels with different contents, by repository (never removed automatically).",
 		}, []string{"repository"}),
 		lastRun: map[string]time.Time{},
+	}
+	// A nil pointer in an interface would not compare equal to nil.
+	if promotions != nil {
+		r.Promotions = promotions
+	}
+	if checks != nil {
+		r.Checks = checks
 	}
 	if reg != nil {
 		reg.MustRegister(r.runs, r.conflicts)
@@ -90,84 +136,73 @@ func (r *Runner) RunOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("app client: %w", err)
 	}
+	insts, err := githubapi.AllPages(ctx, func(ctx context.Context, page int) ([]*github.Installation, *github.Response, error) {
+		return app.Apps.ListInstallations(ctx, &github.ListOptions{Page: page, PerPage: githubapi.PerPage})
+	})
+	if err != nil {
+		return fmt.Errorf("list installations: %w", err)
+	}
 	var errs []error
-	opts := &github.ListOptions{PerPage: 100}
-	for {
-		insts, resp, err := app.Apps.ListInstallations(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("list installations: %w", err)
+	for _, inst := range insts {
+		if err := r.installation(ctx, inst.GetID()); err != nil {
+			errs = append(errs, err)
 		}
-		for _, inst := range insts {
-			if err := r.installation(ctx, inst.GetID()); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
 	}
 	return errors.Join(errs...)
 }
 
 func (r *Runner) installation(ctx context.Context, id int64) error {
-	client, err := r.Clients.NewInstallationClient(id)
+	gh, err := r.GitHub(id)
 	if err != nil {
-		return fmt.Errorf("installation %d client: %w", id, err)
+		return err
+	}
+	repos, err := gh.Repositories(ctx)
+	if err != nil {
+		return fmt.Errorf("list repositories of installation %d: %w", id, err)
 	}
 	var errs []error
-	opts := &github.ListOptions{PerPage: 100}
-	for {
-		list, resp, err := client.Apps.ListRepos(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("list repositories of installation %d: %w", id, err)
+	for _, repo := range repos {
+		if err := r.repository(ctx, gh, repo); err != nil {
+			r.runs.WithLabelValues("error").Inc()
+			errs = append(errs, fmt.Errorf("%s: %w", repo.GetFullName(), err))
 		}
-		for _, repo := range list.Repositories {
-			if err := r.repository(ctx, client, repo); err != nil {
-				r.runs.WithLabelValues("error").Inc()
-				errs = append(errs, fmt.Errorf("%s: %w", repo.GetFullName(), err))
-			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
 	}
 	return errors.Join(errs...)
 }
 
-func (r *Runner) repository(ctx context.Context, client *github.Client, repo *github.Repository) error {
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
-	log := zerolog.Ctx(ctx).With().Str(githubapp.LogKeyRepositoryOwner, owner).Str(githubapp.LogKeyRepositoryName, name).Logger()
-	cfg, err := repoconfig.Load(ctx, client, owner, name, repo.GetDefaultBranch())
+func (r *Runner) repository(ctx context.Context, gh GitHub, ghRepo *github.Repository) error {
+	repo, err := repoctx.Load(ctx, gh, ghRepo)
 	if err != nil {
-		if _, invalid := repoconfig.IsInvalid(err); invalid {
-			log.Warn().Err(err).Msg("reconcile skipped: repository config invalid")
-			r.runs.WithLabelValues("skipped").Inc()
-			return nil
-		}
 		return err
 	}
-	if !r.due(repo.GetFullName(), cfg.Reconcile.Interval) {
+	log := zerolog.Ctx(ctx).With().Str(githubapp.LogKeyRepositoryOwner, repo.Owner).Str(githubapp.LogKeyRepositoryName, repo.Name).Logger()
+	if repo.ConfigErr != nil {
+		log.Warn().Err(repo.ConfigErr).Msg("reconcile skipped: repository config invalid")
+		r.runs.WithLabelValues("skipped").Inc()
+		return nil
+	}
+	cfg := repo.Config
+	if !r.due(repo.FullName(), cfg.Reconcile.Interval) {
 		return nil
 	}
 	// A repository without the channel branches is not a storage repository.
 	for _, ch := range cfg.Channels {
-		if _, resp, err := client.Repositories.GetBranch(ctx, owner, name, ch.Branch, false); err != nil {
-			if resp != nil && resp.StatusCode == http.StatusNotFound {
-				log.Debug().Str("branch", ch.Branch).Msg("reconcile skipped: no such channel branch")
-				r.runs.WithLabelValues("skipped").Inc()
-				return nil
-			}
-			return fmt.Errorf("read branch %s: %w", ch.Branch, err)
+		exists, err := gh.BranchExists(ctx, repo.Owner, repo.Name, ch.Branch)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			log.Debug().Str("branch", ch.Branch).Msg("reconcile skipped: no such channel branch")
+			r.runs.WithLabelValues("skipped").Inc()
+			return nil
 		}
 	}
-	res, err := r.Promotions.Reconcile(ctx, promotion.Repo{Client: client, Owner: owner, Name: name, Config: cfg})
+	res, err := r.Promotions.ReconcileRemovals(ctx, promotion.Repo{Client: gh.GoGitHub(), Owner: repo.Owner, Name: repo.Name, Config: cfg})
 	if err != nil {
 		return err
 	}
 	r.runs.WithLabelValues("ok").Inc()
-	r.conflicts.WithLabelValues(repo.GetFullName()).Set(float64(len(res.Conflicts)))
+	r.conflicts.WithLabelValues(repo.FullName()).Set(float64(len(res.Conflicts)))
 	for _, c := range res.Conflicts {
 		log.Warn().Str("package", c.Version.Package).Str("version", c.Version.Version).
 			Str("lower", c.Lower).Str("higher", c.Higher).Str("lower_tree", c.LowerTree).Str("higher_tree", c.HigherTree).
@@ -185,32 +220,24 @@ func (r *Runner) repository(ctx context.Context, client *github.Client, repo *gi
 	if len(res.FollowedUp) > 0 {
 		log.Debug().Ints("merged_prs", res.FollowedUp).Msg("reconcile: ran the removal follow-up of merged PRs")
 	}
-	return r.staleChecks(log.WithContext(ctx), client, repo, cfg)
+	return r.staleChecks(log.WithContext(ctx), gh, repo)
 }
 
 // staleChecks runs storage-policy on open PRs into channel branches whose head has no completed run.
-func (r *Runner) staleChecks(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config) error {
+func (r *Runner) staleChecks(ctx context.Context, gh GitHub, repo repoctx.Repo) error {
 	if r.Checks == nil {
 		return nil
 	}
-	owner, name := repo.GetOwner().GetLogin(), repo.GetName()
 	var errs []error
-	for _, ch := range cfg.Channels {
-		opts := &github.PullRequestListOptions{State: "open", Base: ch.Branch, ListOptions: github.ListOptions{PerPage: 100}}
-		for {
-			prs, resp, err := client.PullRequests.List(ctx, owner, name, opts)
-			if err != nil {
-				return fmt.Errorf("list open PRs into %s: %w", ch.Branch, err)
+	for _, ch := range repo.Config.Channels {
+		prs, err := gh.OpenPullRequests(ctx, repo.Owner, repo.Name, ch.Branch)
+		if err != nil {
+			return fmt.Errorf("list open PRs into %s: %w", ch.Branch, err)
+		}
+		for _, pr := range prs {
+			if err := r.checkIfStale(ctx, gh, repo, pr); err != nil {
+				errs = append(errs, fmt.Errorf("#%d: %w", pr.GetNumber(), err))
 			}
-			for _, pr := range prs {
-				if err := r.checkIfStale(ctx, client, repo, pr); err != nil {
-					errs = append(errs, fmt.Errorf("#%d: %w", pr.GetNumber(), err))
-				}
-			}
-			if resp.NextPage == 0 {
-				break
-			}
-			opts.Page = resp.NextPage
 		}
 	}
 	return errors.Join(errs...)
@@ -223,16 +250,16 @@ const staleAfter = 10 * time.Minute
 // DefaultGrace is how long after a PR's last update the reconciler leaves its check to the webhook.
 const DefaultGrace = 5 * time.Minute
 
-func (r *Runner) checkIfStale(ctx context.Context, client *github.Client, repo *github.Repository, pr *github.PullRequest) error {
+func (r *Runner) checkIfStale(ctx context.Context, gh GitHub, repo repoctx.Repo, pr *github.PullRequest) error {
 	log := zerolog.Ctx(ctx).With().Int(githubapp.LogKeyPRNum, pr.GetNumber()).Logger()
-	if age := time.Since(pr.GetUpdatedAt().Time); age < r.Grace {
+	if age := r.now().Sub(pr.GetUpdatedAt().Time); age < r.Grace {
 		log.Debug().Dur("age", age).Dur("grace", r.Grace).Msg("reconcile: PR updated within the grace period; its webhook evaluates it")
 		r.runs.WithLabelValues("check_left_to_webhook").Inc()
 		return nil
 	}
 	// The decision is made under the check service's per-commit lock and on this App's runs only: another
 	// App's storage-policy run is no evidence this App checked the head.
-	_, ran, err := r.Checks.CheckPRIfStale(ctx, client, repo, pr, staleAfter)
+	_, ran, err := r.Checks.CheckPRIfStale(ctx, gh, repo, pr, staleAfter)
 	if ran {
 		log.Info().Msg("reconcile: storage-policy missing or stuck on the PR head; evaluated")
 		r.runs.WithLabelValues("stale_check").Inc()
@@ -245,9 +272,17 @@ func (r *Runner) due(repo string, interval time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// 10% slack: a repository on the server's own interval must not skip every other tick to timer drift.
-	if last, ok := r.lastRun[repo]; ok && time.Since(last) < interval*9/10 {
+	now := r.now()
+	if last, ok := r.lastRun[repo]; ok && now.Sub(last) < interval*9/10 {
 		return false
 	}
-	r.lastRun[repo] = time.Now()
+	r.lastRun[repo] = now
 	return true
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/policy"
 )
 
@@ -20,7 +21,15 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 
 func ptr[T any](v T) *T { return &v }
 
-// stagingInput is a pull request into staging: two promotions, an overwrite and a removal.
+// manifest is a version's manifest.yml as the storage reader hands it to the policy.
+func manifest(pkg, version string) policy.Manifest {
+	return policy.Manifest{Present: true, Path: "packages/" + pkg + "/" + version + "/manifest.yml",
+		Data: []byte("name: " + pkg + "\nversion: " + version + "\n")}
+}
+
+// stagingInput is a pull request into staging: a promotion copied by hand from a different snapshot copy,
+// with development files, a non-semver version, an overwrite whose exception lapsed, a removal allowed by an
+// exception, an out-of-order version, a stray file and a title without the branch prefix.
 func stagingInput() policy.Input {
 	return policy.Input{
 		Channel:  "staging",
@@ -29,15 +38,27 @@ func stagingInput() policy.Input {
 		Title:    ptr("Promote apm 8.1.0"),
 		Changes: []policy.Change{
 			{Package: "nginx", Version: "1.2.0", Kind: policy.Modified, Tree: "bbbb2222", BaseTree: "aaaa1111",
-				Paths: []string{"packages/nginx/1.2.0/manifest.yml", "packages/nginx/1.2.0/docs/README.md"}},
+				Paths:           []string{"packages/nginx/1.2.0/manifest.yml", "packages/nginx/1.2.0/docs/README.md"},
+				Manifest:        manifest("nginx", "1.2.0"),
+				ChannelVersions: []string{"1.1.0", "1.2.0"},
+				Others:          map[string]policy.Copy{"production": {TreeSHA: "bbbb2222", Identical: true}}},
 			{Package: "apm", Version: "8.1.0", Kind: policy.Added, Tree: "cccc3333",
-				Paths: []string{"packages/apm/8.1.0/manifest.yml", "packages/apm/8.1.0/_dev/build.yml"}},
+				Paths:           []string{"packages/apm/8.1.0/manifest.yml", "packages/apm/8.1.0/_dev/build.yml"},
+				Manifest:        manifest("apm", "8.1.0"),
+				ChannelVersions: []string{"8.0.0"},
+				Others:          map[string]policy.Copy{"snapshot": {TreeSHA: "1234567890ab", Identical: false}}},
 			{Package: "apm", Version: "8.0.0-beta.1", Kind: policy.Added, Tree: "dddd4444",
-				Paths: []string{"packages/apm/8.0.0-beta.1/manifest.yml"}},
+				Paths:           []string{"packages/apm/8.0.0-beta.1/manifest.yml"},
+				Manifest:        manifest("apm", "8.0.0-beta.1"),
+				ChannelVersions: []string{"8.0.0"},
+				Others:          map[string]policy.Copy{"snapshot": {TreeSHA: "dddd4444", Identical: true}}},
 			{Package: "elastic-agent", Version: "1.0.0", Kind: policy.Removed, Tree: "eeee5555", BaseTree: "eeee5555"},
 			{Package: "system", Version: "1.5.0", Kind: policy.Modified, Tree: "ffff6666", BaseTree: "ffff0000",
-				Paths: []string{"packages/system/1.5.0/changelog.yml"}},
+				Paths:           []string{"packages/system/1.5.0/changelog.yml"},
+				Manifest:        manifest("system", "1.5.0"),
+				ChannelVersions: []string{"1.5.0", "1.5.2"}},
 		},
+		Layout: []policy.LayoutProblem{{Path: "packages/system/README.md", Kind: "not-a-directory", Package: "system"}},
 		Exceptions: []policy.Exception{
 			{Rule: policy.RuleRemoval, Package: "elastic-agent", Version: "1.0.0", TreeSHA: "eeee5555", By: "alice",
 				Reason: "withdrawn: ships a broken | pipeline <!-- see #41"},
@@ -49,59 +70,39 @@ func stagingInput() policy.Input {
 	}
 }
 
-func stagingFindings() []policy.Finding {
-	return []policy.Finding{
-		{Rule: policy.RuleTitlePrefix, Severity: policy.SeverityError,
-			Message: "The title does not start with `[staging]`. Edit the title to `[staging] Promote apm 8.1.0`."},
-		{Rule: policy.RuleDevFiles, Severity: policy.SeverityError, Package: "apm", Version: "8.1.0",
-			Path:    "packages/apm/8.1.0/_dev/build.yml",
-			Message: "`_dev` holds development files the registry must not serve. Remove `packages/apm/8.1.0/_dev` and build the package without it."},
-		{Rule: policy.RulePromotionSource, Severity: policy.SeverityError, Package: "apm", Version: "8.1.0",
-			Path:    "packages/apm/8.1.0",
-			Message: "snapshot has apm 8.1.0 with different content (tree 1234567).\nPromote it with `/promote apm@8.1.0` instead of copying files."},
-		{Rule: policy.RuleRemoval, Severity: policy.SeverityNotice, Package: "elastic-agent", Version: "1.0.0",
-			Path: "packages/elastic-agent/1.0.0", Message: "elastic-agent 1.0.0 is removed from staging. Allowed by @alice: withdrawn",
-			ExceptedBy: &policy.Exception{Rule: policy.RuleRemoval, Package: "elastic-agent", Version: "1.0.0", TreeSHA: "eeee5555",
-				By: "alice", Reason: "withdrawn: ships a broken | pipeline <!-- see #41"}},
-		{Rule: policy.RuleOverwrite, Severity: policy.SeverityError, Package: "nginx", Version: "1.2.0",
-			Path:    "packages/nginx/1.2.0",
-			Message: "nginx 1.2.0 already exists in staging and was changed. Publish the change as 1.2.1. The exception granted by @bob lapsed because the content changed after it was granted."},
-		{Rule: policy.RuleShadowed, Severity: policy.SeverityNotice, Package: "nginx", Version: "1.2.0",
-			Path: "packages/nginx/1.2.0", Message: "production has an identical nginx 1.2.0, which is the one served."},
-		{Rule: policy.RuleVersionOrder, Severity: policy.SeverityWarning, Package: "system", Version: "1.5.0",
-			Path: "packages/system/1.5.0", Message: "system 1.5.0 is not the newest on its line (1.5.2 exists)."},
-		{Rule: policy.RuleLayout, Severity: policy.SeverityError, Package: "system", Version: "",
-			Path: "packages/system/README.md", Message: "A stray file sits directly under `packages/system`. Move it into a version directory or remove it."},
-	}
-}
-
+// TestRenderGolden renders what policy.Evaluate finds on each input under the built-in rules of its channel:
+// the golden files show the check a user really gets, not hand-written findings.
 func TestRenderGolden(t *testing.T) {
 	tests := []struct {
-		name     string
-		in       policy.Input
-		findings []policy.Finding
+		name string
+		in   policy.Input
 	}{
-		{name: "staging_failures", in: stagingInput(), findings: stagingFindings()},
+		{name: "staging_failures", in: stagingInput()},
 		{
 			name: "snapshot_all_pass",
 			in: policy.Input{Channel: "snapshot", Channels: []string{"snapshot", "staging", "production"}, Branch: "snapshot",
+				Title: ptr("[snapshot] Add zeek 2.0.0 and aws 1.10.0"),
 				Changes: []policy.Change{
-					{Package: "zeek", Version: "2.0.0", Kind: policy.Added, Tree: "1111", Paths: []string{"packages/zeek/2.0.0/manifest.yml"}},
-					{Package: "aws", Version: "1.10.0", Kind: policy.Added, Tree: "2222", Paths: []string{"packages/aws/1.10.0/manifest.yml"}},
-					{Package: "aws", Version: "1.9.0", Kind: policy.Modified, Tree: "3333", BaseTree: "4444"},
+					{Package: "zeek", Version: "2.0.0", Kind: policy.Added, Tree: "1111", Paths: []string{"packages/zeek/2.0.0/manifest.yml"}, Manifest: manifest("zeek", "2.0.0")},
+					{Package: "aws", Version: "1.10.0", Kind: policy.Added, Tree: "2222", Paths: []string{"packages/aws/1.10.0/manifest.yml"}, Manifest: manifest("aws", "1.10.0"),
+						ChannelVersions: []string{"1.9.0"}},
+					{Package: "aws", Version: "1.9.0", Kind: policy.Modified, Tree: "3333", BaseTree: "4444",
+						Paths: []string{"packages/aws/1.9.0/docs/README.md"}, Manifest: manifest("aws", "1.9.0"), ChannelVersions: []string{"1.9.0"}},
 				}},
 		},
 		{
 			name: "production_registry_only",
 			in: policy.Input{Channel: "production", Channels: []string{"snapshot", "staging", "production"}, Branch: "main",
-				Registry: policy.RegistryFiles{Touched: true}},
-			findings: []policy.Finding{{Rule: policy.RuleRegistryVersion, Severity: policy.SeverityError, Path: "Dockerfile",
-				Message: "Dockerfile pins the registry at v1.20.0 but go.mod requires v1.19.1. Set both to the same version."}},
+				Title: ptr("[main] Bump the registry"),
+				Registry: policy.RegistryFiles{Touched: true,
+					Dockerfile: []byte("ARG PACKAGE_REGISTRY=v1.20.0\nFROM docker.elastic.co/package-registry/package-registry:${PACKAGE_REGISTRY}\n"),
+					GoMod:      []byte("module example.com/storage\n\nrequire github.com/elastic/package-registry v1.19.1\n")}},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGolden(t, tc.name, describe(Render(tc.in, tc.findings)))
+			findings := policy.Evaluate(tc.in, repoconfig.Default().RulesFor(tc.in.Channel))
+			checkGolden(t, tc.name, describe(Render(tc.in, findings)))
 		})
 	}
 }

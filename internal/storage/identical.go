@@ -23,17 +23,26 @@ func Identical(ctx context.Context, r Reader, treeA, treeB string) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("compare trees %s and %s: %w", treeA, treeB, err)
 	}
-	if len(a) != len(b) {
-		return false, nil
-	}
 	byName := make(map[string]TreeEntry, len(b))
 	for _, e := range b {
 		byName[e.Path] = e
 	}
+	// A directory on one side only holds no path the other has, unless it holds no file at all: git cannot
+	// record an empty directory from a work tree, but the Git Data API can, and an empty directory serves
+	// nothing, so it does not make two copies differ (the rule the policy gathers by, file listings).
 	var subtrees [][2]string
+	var oneSided []string
 	for _, ea := range a {
 		eb, ok := byName[ea.Path]
-		if !ok || ea.Type != eb.Type || isSymlink(ea) != isSymlink(eb) {
+		if !ok {
+			if ea.Type != TypeTree {
+				return false, nil
+			}
+			oneSided = append(oneSided, ea.SHA)
+			continue
+		}
+		delete(byName, ea.Path)
+		if ea.Type != eb.Type || isSymlink(ea) != isSymlink(eb) {
 			return false, nil
 		}
 		if ea.SHA == eb.SHA {
@@ -44,6 +53,18 @@ func Identical(ctx context.Context, r Reader, treeA, treeB string) (bool, error)
 		}
 		subtrees = append(subtrees, [2]string{ea.SHA, eb.SHA})
 	}
+	for _, eb := range byName {
+		if eb.Type != TypeTree {
+			return false, nil
+		}
+		oneSided = append(oneSided, eb.SHA)
+	}
+	for _, sha := range oneSided {
+		files, err := hasFiles(ctx, r, sha)
+		if err != nil || files {
+			return false, err
+		}
+	}
 	for _, s := range subtrees {
 		same, err := Identical(ctx, r, s[0], s[1])
 		if err != nil || !same {
@@ -51,6 +72,20 @@ func Identical(ctx context.Context, r Reader, treeA, treeB string) (bool, error)
 		}
 	}
 	return true, nil
+}
+
+// hasFiles reports whether the tree holds anything but (empty) directories.
+func hasFiles(ctx context.Context, r Reader, sha string) (bool, error) {
+	entries, err := r.Tree(ctx, sha, true)
+	if err != nil {
+		return false, fmt.Errorf("list tree %s: %w", sha, err)
+	}
+	for _, e := range entries {
+		if e.Type != TypeTree {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func isSymlink(e TreeEntry) bool {

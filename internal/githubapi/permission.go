@@ -1,6 +1,4 @@
-// Package access answers "what may this user do in this repository": the commenter's repository permission,
-// read from GitHub's collaborator permission API the way GitHub means it (docs/architecture.md §10).
-package access
+package githubapi
 
 import (
 	"context"
@@ -12,6 +10,10 @@ import (
 
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
+
+// Permission is read here, beside the one client that calls it, rather than in a package of its own: the
+// collaborator permission endpoint needs a raw request (go-github v50 lacks role_name) and reading it the way
+// GitHub means it is the only thing to know.
 
 // None is the permission of a user with no access to the repository; it meets no requirement.
 const None repoconfig.Permission = "none"
@@ -27,8 +29,8 @@ type permissionResponse struct {
 	} `json:"user"`
 }
 
-// Permission returns user's repository permission: admin, maintain, write, triage, read, or None.
-func Permission(ctx context.Context, client *github.Client, owner, repo, user string) (repoconfig.Permission, error) {
+// permission returns user's repository permission: admin, maintain, write, triage, read, or None.
+func permission(ctx context.Context, client *github.Client, owner, repo, user string) (repoconfig.Permission, error) {
 	u := fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", url.PathEscape(owner), url.PathEscape(repo), url.PathEscape(user))
 	req, err := client.NewRequest(http.MethodGet, u, nil)
 	if err != nil {

@@ -1,4 +1,4 @@
-package access
+package githubapi
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func TestPermissionAgainstFake(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.user, func(t *testing.T) {
-			got, err := Permission(context.Background(), client, "storage-org", "package-storage", tc.user)
+			got, err := permission(context.Background(), client, "storage-org", "package-storage", tc.user)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,154 @@
+// Package githubapi is the one implementation, over go-github, of the narrow GitHub interfaces the services
+// declare for themselves (checkrun.GitHub, commandexec.GitHub, reconcile.GitHub, handlers' own): each service
+// names the few calls it makes, so it is unit-tested against an in-memory fake in milliseconds, while this
+// type is what runs against GitHub (and the HTTP fake in end-to-end tests). It also holds the one pagination
+// helper every listing uses.
+package githubapi
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/go-github/v50/github"
+
+	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/storage"
+)
+
+// PerPage is the page size of every listing: GitHub's maximum, so a listing costs as few calls as it can.
+const PerPage = 100
+
+// AllPages calls list for page 1, 2, … until GitHub's Link header names no next page, and returns every item.
+// list gets the page to ask for (0 for the first) and must ask for PerPage items.
+func AllPages[T any](ctx context.Context, list func(ctx context.Context, page int) ([]T, *github.Response, error)) ([]T, error) {
+	var all []T
+	page := 0
+	for {
+		items, resp, err := list(ctx, page)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, items...)
+		if resp == nil || resp.NextPage == 0 {
+			return all, nil
+		}
+		page = resp.NextPage
+	}
+}
+
+// Client is one installation's GitHub API, as the services call it.
+type Client struct {
+	gh    *github.Client
+	cache *storage.ObjectCache
+}
+
+// New wraps an installation client; cache holds the git objects read by SHA (shared by every event).
+func New(gh *github.Client, cache *storage.ObjectCache) *Client {
+	return &Client{gh: gh, cache: cache}
+}
+
+// GoGitHub is the go-github client underneath, for the services that have no narrow seam yet (promotion).
+func (c *Client) GoGitHub() *github.Client { return c.gh }
+
+// GitData returns a reader of the repository's git objects by SHA, sharing the process's object cache.
+func (c *Client) GitData(owner, name string) storage.Reader {
+	return storage.NewGitHubReader(c.gh, owner, name, c.cache)
+}
+
+// CreateCheckRun creates a check run.
+func (c *Client) CreateCheckRun(ctx context.Context, owner, name string, opts github.CreateCheckRunOptions) (*github.CheckRun, error) {
+	run, _, err := c.gh.Checks.CreateCheckRun(ctx, owner, name, opts)
+	return run, err
+}
+
+// UpdateCheckRun updates a check run.
+func (c *Client) UpdateCheckRun(ctx context.Context, owner, name string, id int64, opts github.UpdateCheckRunOptions) error {
+	_, _, err := c.gh.Checks.UpdateCheckRun(ctx, owner, name, id, opts)
+	return err
+}
+
+// CheckRuns lists the check runs on ref that opts selects (every page).
+func (c *Client) CheckRuns(ctx context.Context, owner, name, ref string, opts github.ListCheckRunsOptions) ([]*github.CheckRun, error) {
+	return AllPages(ctx, func(ctx context.Context, page int) ([]*github.CheckRun, *github.Response, error) {
+		opts.ListOptions = github.ListOptions{Page: page, PerPage: PerPage}
+		list, resp, err := c.gh.Checks.ListCheckRunsForRef(ctx, owner, name, ref, &opts)
+		if err != nil {
+			return nil, resp, err
+		}
+		return list.CheckRuns, resp, nil
+	})
+}
+
+// IssueComments lists every comment of an issue or PR, oldest first.
+func (c *Client) IssueComments(ctx context.Context, owner, name string, number int) ([]*github.IssueComment, error) {
+	return AllPages(ctx, func(ctx context.Context, page int) ([]*github.IssueComment, *github.Response, error) {
+		return c.gh.Issues.ListComments(ctx, owner, name, number, &github.IssueListCommentsOptions{ListOptions: github.ListOptions{Page: page, PerPage: PerPage}})
+	})
+}
+
+// CreateComment comments on an issue or PR.
+func (c *Client) CreateComment(ctx context.Context, owner, name string, number int, body string) error {
+	_, _, err := c.gh.Issues.CreateComment(ctx, owner, name, number, &github.IssueComment{Body: &body})
+	return err
+}
+
+// ReactToComment adds a reaction (e.g. "eyes") to an issue comment.
+func (c *Client) ReactToComment(ctx context.Context, owner, name string, commentID int64, content string) error {
+	_, _, err := c.gh.Reactions.CreateIssueCommentReaction(ctx, owner, name, commentID, content)
+	return err
+}
+
+// PullRequest reads one PR.
+func (c *Client) PullRequest(ctx context.Context, owner, name string, number int) (*github.PullRequest, error) {
+	pr, _, err := c.gh.PullRequests.Get(ctx, owner, name, number)
+	return pr, err
+}
+
+// OpenPullRequests lists the open PRs, into base when base is not empty.
+func (c *Client) OpenPullRequests(ctx context.Context, owner, name, base string) ([]*github.PullRequest, error) {
+	return AllPages(ctx, func(ctx context.Context, page int) ([]*github.PullRequest, *github.Response, error) {
+		return c.gh.PullRequests.List(ctx, owner, name, &github.PullRequestListOptions{
+			State: "open", Base: base, ListOptions: github.ListOptions{Page: page, PerPage: PerPage},
+		})
+	})
+}
+
+// EditTitle sets a PR's title.
+func (c *Client) EditTitle(ctx context.Context, owner, name string, number int, title string) error {
+	_, _, err := c.gh.PullRequests.Edit(ctx, owner, name, number, &github.PullRequest{Title: &title})
+	return err
+}
+
+// Permission returns user's repository permission (admin, maintain, write, triage, read, or None), read the
+// way GitHub means it: see permissionResponse.
+func (c *Client) Permission(ctx context.Context, owner, name, user string) (repoconfig.Permission, error) {
+	return permission(ctx, c.gh, owner, name, user)
+}
+
+// Config loads the repository configuration from the default branch.
+func (c *Client) Config(ctx context.Context, owner, name, defaultBranch string) (*repoconfig.Config, error) {
+	return repoconfig.Load(ctx, c.gh, owner, name, defaultBranch)
+}
+
+// BranchExists reports whether the branch exists (false on 404; an error on anything else).
+func (c *Client) BranchExists(ctx context.Context, owner, name, branch string) (bool, error) {
+	_, resp, err := c.gh.Repositories.GetBranch(ctx, owner, name, branch, false)
+	if err == nil {
+		return true, nil
+	}
+	if resp != nil && resp.StatusCode == 404 {
+		return false, nil
+	}
+	return false, fmt.Errorf("read branch %s of %s/%s: %w", branch, owner, name, err)
+}
+
+// Repositories lists the repositories the installation may access.
+func (c *Client) Repositories(ctx context.Context) ([]*github.Repository, error) {
+	return AllPages(ctx, func(ctx context.Context, page int) ([]*github.Repository, *github.Response, error) {
+		list, resp, err := c.gh.Apps.ListRepos(ctx, &github.ListOptions{Page: page, PerPage: PerPage})
+		if err != nil {
+			return nil, resp, err
+		}
+		return list.Repositories, resp, nil
+	})
+}
