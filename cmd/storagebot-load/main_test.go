@@ -21,7 +21,10 @@ func buildStoragebot(t *testing.T) string {
 		t.Skip("builds and runs the storagebot binary")
 	}
 	out := filepath.Join(t.TempDir(), "storagebot")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command builds the binary under test: %v", err)
+	}
 	cmd := exec.Command(gobin, "build", "-o", out, "github.com/storagebot/storagebot/cmd/storagebot")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/storagebot: %v\n%s", err, msg)

@@ -97,7 +97,7 @@ func (r *LocalReader) revParse(ctx context.Context, rev string) (oid, objectType
 			n = v
 		}
 		suffix = suffix[digits:]
-		if h, typ, err = r.peel(ctx, h, typ, "commit"); err != nil {
+		if h, _, err = r.peel(ctx, h, typ, "commit"); err != nil {
 			return oid{}, 0, "", fmt.Errorf("revision %q: %w", rev, err)
 		}
 		switch {
