@@ -154,8 +154,26 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 		}
 	}
 
+	// The change is read while the run is created: neither needs the other, and on GitHub each is a round
+	// trip the author waits for.
+	fixTitles := cfg != nil && cfg.FixTitles && !fork
+	type gathered struct {
+		input policy.Input
+		err   error
+	}
+	var pending chan gathered
+	if cfgErr == nil {
+		pending = make(chan gathered, 1)
+		go func() {
+			input, err := s.gather(ctx, client, owner, name, cfg, fixTitles, channel, pr)
+			pending <- gathered{input, err}
+		}()
+	}
 	runID, err := s.startRun(ctx, client, owner, name, headSHA)
 	if err != nil {
+		if pending != nil {
+			<-pending
+		}
 		return Outcome{}, err
 	}
 	out := Outcome{Channel: channel.Name, CheckRunID: runID, Config: cfg}
@@ -169,9 +187,9 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 	}
 
 	// A fork PR's title is not fixed (fork PRs trigger no write but the check run): the finding asks its
-	// author to fix it instead.
-	fixTitles := cfg.FixTitles && !fork
-	input, err := s.gather(ctx, client, owner, name, cfg, fixTitles, channel, pr)
+	// author to fix it instead (fixTitles above).
+	g := <-pending
+	input, err := g.input, g.err
 	if err != nil {
 		// Report it on the PR rather than leave the run spinning; /recheck retries.
 		failed := report.Output{
@@ -224,10 +242,16 @@ func (s *Service) gather(ctx context.Context, client *github.Client, owner, name
 			others[c.Name] = c.Branch
 		}
 	}
-	excs, err := s.exceptions(ctx, client, owner, name, pr.GetNumber())
-	if err != nil {
-		return policy.Input{}, err
+	// The exceptions are read while the storage is: Gather only passes them through.
+	type read struct {
+		excs []policy.Exception
+		err  error
 	}
+	comments := make(chan read, 1)
+	go func() {
+		excs, err := s.exceptions(ctx, client, owner, name, pr.GetNumber())
+		comments <- read{excs, err}
+	}()
 	title := pr.GetTitle()
 	reader := storage.NewGitHubReader(client, owner, name, s.Cache)
 	res, err := storage.Gather(ctx, reader, storage.Request{
@@ -239,11 +263,15 @@ func (s *Service) gather(ctx context.Context, client *github.Client, owner, name
 		Others:     others,
 		Title:      &title,
 		FixTitles:  fixTitles,
-		Exceptions: excs,
 	})
+	c := <-comments
+	if c.err != nil {
+		return policy.Input{}, c.err
+	}
 	if err != nil {
 		return policy.Input{}, fmt.Errorf("gather change of #%d: %w", pr.GetNumber(), err)
 	}
+	res.Input.Exceptions = c.excs
 	return res.Input, nil
 }
 

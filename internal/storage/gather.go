@@ -93,6 +93,9 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 			return fmt.Errorf("head: %w", err)
 		}
 		head = c
+		// The diff starts with head's root and packages/ trees: read them while the merge base is asked for
+		// (base's are read the same way, and the merge base is usually base itself).
+		ev.Go(newBranchState(r, c.TreeSHA).warm)
 		return nil
 	})
 	var mu sync.Mutex
