@@ -159,7 +159,9 @@ func TestGroupFirstFailureCancelsTheRest(t *testing.T) {
 	boom := errors.New("boom")
 	g := newGroup(context.Background(), 4)
 	cancelled := make(chan error, 1)
+	started := make(chan struct{})
 	g.Go(func(ctx context.Context) error {
+		close(started)
 		select {
 		case <-ctx.Done():
 			cancelled <- context.Cause(ctx)
@@ -169,7 +171,10 @@ func TestGroupFirstFailureCancelsTheRest(t *testing.T) {
 			return nil
 		}
 	})
-	g.Go(func(context.Context) error { return boom })
+	g.Go(func(context.Context) error {
+		<-started // fail while the other task runs, not before it starts
+		return boom
+	})
 	if err := g.Wait(); !errors.Is(err, boom) {
 		t.Errorf("Wait = %v, want the first failure", err)
 	}
