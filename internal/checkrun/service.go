@@ -154,26 +154,8 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 		}
 	}
 
-	// The change is read while the run is created: neither needs the other, and on GitHub each is a round
-	// trip the author waits for.
-	fixTitles := cfg != nil && cfg.FixTitles && !fork
-	type gathered struct {
-		input policy.Input
-		err   error
-	}
-	var pending chan gathered
-	if cfgErr == nil {
-		pending = make(chan gathered, 1)
-		go func() {
-			input, err := s.gather(ctx, client, owner, name, cfg, fixTitles, channel, pr)
-			pending <- gathered{input, err}
-		}()
-	}
 	runID, err := s.startRun(ctx, client, owner, name, headSHA)
 	if err != nil {
-		if pending != nil {
-			<-pending
-		}
 		return Outcome{}, err
 	}
 	out := Outcome{Channel: channel.Name, CheckRunID: runID, Config: cfg}
@@ -187,9 +169,9 @@ func (s *Service) checkPR(ctx context.Context, client *github.Client, repo *gith
 	}
 
 	// A fork PR's title is not fixed (fork PRs trigger no write but the check run): the finding asks its
-	// author to fix it instead (fixTitles above).
-	g := <-pending
-	input, err := g.input, g.err
+	// author to fix it instead.
+	fixTitles := cfg.FixTitles && !fork
+	input, err := s.gather(ctx, client, owner, name, cfg, fixTitles, channel, pr)
 	if err != nil {
 		// Report it on the PR rather than leave the run spinning; /recheck retries.
 		failed := report.Output{
