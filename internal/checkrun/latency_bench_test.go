@@ -14,8 +14,8 @@ import (
 //
 //   - k=1, 10, 100 touched packages at RTT 0, 50 and 200 ms, reads overlapped within the default bound
 //     (storage.DefaultReadConcurrency), and within a bound of 16 where reads queue for slots;
-//   - the same with the bound at 1 (storage reads one after another, as before overlapping; the check-run
-//     writes and the comment listing still overlap them) for k ≤ 10;
+//   - the same with the bound at 1 (storage reads one after another, as before overlapping; the comment
+//     listing still overlaps them) for k ≤ 10;
 //   - "truncated": k=1 with GitHub's recursive-listing cap lowered so that every touched package's listing
 //     comes back truncated, beside the same PR untruncated.
 //

@@ -237,14 +237,14 @@ func (s *Service) gather(ctx context.Context, client *github.Client, owner, name
 	title := pr.GetTitle()
 	reader := storage.NewGitHubReader(client, owner, name, s.Cache)
 	res, err := storage.Gather(ctx, reader, storage.Request{
-		Channel:    channel.Name,
-		Channels:   cfg.ChannelNames(),
-		Branch:     channel.Branch,
-		Base:       channel.Branch,
-		Head:       pr.GetHead().GetSHA(),
-		Others:     others,
-		Title:      &title,
-		FixTitles:  fixTitles,
+		Channel:   channel.Name,
+		Channels:  cfg.ChannelNames(),
+		Branch:    channel.Branch,
+		Base:      channel.Branch,
+		Head:      pr.GetHead().GetSHA(),
+		Others:    others,
+		Title:     &title,
+		FixTitles: fixTitles,
 	})
 	c := <-comments
 	if c.err != nil {

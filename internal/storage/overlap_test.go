@@ -9,7 +9,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/go-github/v50/github"
+	"github.com/palantir/go-githubapp/githubapp"
 
+	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/storagegen"
 )
@@ -181,4 +184,59 @@ func TestGroupFirstFailureCancelsTheRest(t *testing.T) {
 	if cause := <-cancelled; !errors.Is(cause, boom) {
 		t.Errorf("the other task ended with %v, want cancelled by the failure", cause)
 	}
+}
+
+// serveClient is an installation client built as serve builds it: ghclient's retries and per-installation
+// rate-limit gate.
+func serveClient(t *testing.T, s *githubfake.Server) *github.Client {
+	t.Helper()
+	var cfg githubapp.Config
+	cfg.V3APIURL = s.URL()
+	cfg.V4APIURL = s.URL() + "graphql"
+	cfg.App.IntegrationID = s.AppID()
+	cc, err := ghclient.NewClientCreator(cfg, s.PrivateKeyPEM(), ghclient.Options{UserAgent: "storagebot-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := cc.NewInstallationClient(s.InstallationID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+func TestGatherSecondaryLimitOneSharedWait(t *testing.T) {
+	s, _, _ := fakeStorage(t)
+	client := serveClient(t, s)
+	req := Request{Channel: "snapshot", Channels: storagegen.Channels, Branch: "snapshot", Base: "snapshot", Head: "pr",
+		Others: map[string]string{"staging": "staging", "production": "production"}}
+	if _, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage"); err != nil {
+		t.Fatal(err) // the installation token, outside the measure
+	}
+	// The first tree read meets a secondary limit of one second while other reads are on their way.
+	s.SetLatency(30*time.Millisecond, 10*time.Millisecond, 3)
+	s.InjectFault(githubfake.Fault{Route: routeTree, RateLimit: githubfake.SecondaryLimit, RetryAfter: "1", Times: 1})
+	start := time.Now()
+	res, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", nil), req)
+	if err != nil {
+		t.Fatalf("Gather across a one-second secondary limit: %v", err)
+	}
+	elapsed := time.Since(start)
+	if n := len(res.Input.Changes); n != 2 {
+		t.Errorf("%d changes gathered, want 2", n)
+	}
+	// Every worker waited for the same end of the limit: one wait, not one per worker in turn.
+	if elapsed > 3*time.Second {
+		t.Errorf("Gather took %v across a 1 s limit: the workers waited one after another", elapsed)
+	}
+	// Only reads already on their way when the limit began reached GitHub during it, each once.
+	for path, n := range s.RequestsWhileLimitedByPath() {
+		if n > 1 {
+			t.Errorf("%s sent %d times while the limit held, want at most once", path, n)
+		}
+	}
+	if n := s.RequestsWhileLimited(); n > DefaultReadConcurrency-1 {
+		t.Errorf("%d requests sent while the limit held, more than the %d others that can be in flight", n, DefaultReadConcurrency-1)
+	}
+	t.Logf("%v elapsed, %d requests while limited", elapsed, s.RequestsWhileLimited())
 }
