@@ -241,25 +241,35 @@ func (s *Service) gather(ctx context.Context, gh GitHub, repo repoctx.Repo, fixT
 			others[c.Name] = c.Branch
 		}
 	}
-	excs, err := s.exceptions(ctx, gh, repo, pr.GetNumber())
-	if err != nil {
-		return policy.Input{}, err
+	// The exceptions are read while the storage is: Gather only passes them through.
+	type read struct {
+		excs []policy.Exception
+		err  error
 	}
+	comments := make(chan read, 1)
+	go func() {
+		excs, err := s.exceptions(ctx, gh, repo, pr.GetNumber())
+		comments <- read{excs, err}
+	}()
 	title := pr.GetTitle()
 	res, err := storage.Gather(ctx, gh.GitData(repo.Owner, repo.Name), storage.Request{
-		Channel:    channel.Name,
-		Channels:   cfg.ChannelNames(),
-		Branch:     channel.Branch,
-		Base:       channel.Branch,
-		Head:       pr.GetHead().GetSHA(),
-		Others:     others,
-		Title:      &title,
-		FixTitles:  fixTitles,
-		Exceptions: excs,
+		Channel:   channel.Name,
+		Channels:  cfg.ChannelNames(),
+		Branch:    channel.Branch,
+		Base:      channel.Branch,
+		Head:      pr.GetHead().GetSHA(),
+		Others:    others,
+		Title:     &title,
+		FixTitles: fixTitles,
 	})
+	c := <-comments
+	if c.err != nil {
+		return policy.Input{}, c.err
+	}
 	if err != nil {
 		return policy.Input{}, fmt.Errorf("gather change of #%d: %w", pr.GetNumber(), err)
 	}
+	res.Input.Exceptions = c.excs
 	return res.Input, nil
 }
 

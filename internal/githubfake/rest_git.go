@@ -2,6 +2,8 @@ package githubfake
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
@@ -120,13 +122,33 @@ func (s *Server) deleteRef(c *call) (int, any, error) {
 	return http.StatusNoContent, nil, nil
 }
 
-// treeJSON lists a tree, recursively when asked; sha may name a tree, a commit or a branch.
-func (r *Repo) treeJSON(h plumbing.Hash, recursive bool) (map[string]any, error) {
+// GitHub's caps on one recursive tree listing: "The limit for the tree array is 100,000 entries with a maximum
+// size of 7 MB when using the recursive parameter." Past either, the answer holds the entries that fit and
+// "truncated": true.
+const (
+	DefaultTreeMaxEntries = 100_000
+	DefaultTreeMaxBytes   = 7 << 20
+)
+
+// errTreeFull stops a recursive listing that reached a cap.
+var errTreeFull = errors.New("tree listing full")
+
+// treeJSON lists a tree, recursively when asked; sha may name a tree, a commit or a branch. A recursive
+// listing stops at maxEntries entries or maxBytes bytes of JSON entries, whichever comes first, and says
+// "truncated": true, as GitHub's does (non-positive caps: GitHub's).
+func (r *Repo) treeJSON(h plumbing.Hash, recursive bool, maxEntries, maxBytes int) (map[string]any, error) {
 	t, err := object.GetTree(r.st, h)
 	if err != nil {
 		return nil, errNotFound
 	}
+	if maxEntries <= 0 {
+		maxEntries = DefaultTreeMaxEntries
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultTreeMaxBytes
+	}
 	entries := []any{}
+	size := 0
 	var walk func(t *object.Tree, prefix string) error
 	walk = func(t *object.Tree, prefix string) error {
 		for _, e := range t.Entries {
@@ -143,6 +165,16 @@ func (r *Repo) treeJSON(h plumbing.Hash, recursive bool) (map[string]any, error)
 			case "tree":
 				m["url"] = r.apiURL() + "/git/trees/" + e.Hash.String()
 			}
+			if recursive {
+				b, err := json.Marshal(m)
+				if err != nil {
+					return fmt.Errorf("encode tree entry %s: %w", p, err)
+				}
+				if len(entries) >= maxEntries || size+len(b)+1 > maxBytes {
+					return errTreeFull
+				}
+				size += len(b) + 1
+			}
 			entries = append(entries, m)
 			if recursive && e.Mode == filemode.Dir {
 				sub, err := object.GetTree(r.st, e.Hash)
@@ -156,10 +188,13 @@ func (r *Repo) treeJSON(h plumbing.Hash, recursive bool) (map[string]any, error)
 		}
 		return nil
 	}
-	if err := walk(t, ""); err != nil {
+	truncated := false
+	if err := walk(t, ""); errors.Is(err, errTreeFull) {
+		truncated = true
+	} else if err != nil {
 		return nil, err
 	}
-	return map[string]any{"sha": h.String(), "url": r.apiURL() + "/git/trees/" + h.String(), "tree": entries, "truncated": false}, nil
+	return map[string]any{"sha": h.String(), "url": r.apiURL() + "/git/trees/" + h.String(), "tree": entries, "truncated": truncated}, nil
 }
 
 func (s *Server) getTree(c *call) (int, any, error) {
@@ -176,7 +211,7 @@ func (s *Server) getTree(c *call) (int, any, error) {
 		return 0, nil, errNotFound
 	}
 	rec := c.r.URL.Query().Get("recursive")
-	out, err := r.treeJSON(h, rec != "" && rec != "0" && rec != "false")
+	out, err := r.treeJSON(h, rec != "" && rec != "0" && rec != "false", s.treeMaxEntries, s.treeMaxBytes)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -246,7 +281,7 @@ func (s *Server) createTree(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out, err := r.treeJSON(h, false)
+	out, err := r.treeJSON(h, false, 0, 0)
 	if err != nil {
 		return 0, nil, err
 	}

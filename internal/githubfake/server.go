@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -25,6 +26,15 @@ type Options struct {
 	WebhookURL    string                           // where events are POSTed; may be set later with SetWebhookURL
 	WebhookSecret string                           // HMAC-SHA256 key for X-Hub-Signature-256; "" = a random one
 	Logf          func(format string, args ...any) // optional (t.Logf)
+	// Latency delays every answer by a round trip: Latency plus a uniformly drawn share of LatencyJitter, drawn
+	// from LatencySeed so runs repeat. Requests wait concurrently, as they would on the network.
+	Latency       time.Duration
+	LatencyJitter time.Duration
+	LatencySeed   uint64
+	// TreeMaxEntries and TreeMaxBytes cap a recursive tree listing as GitHub does (100,000 entries, 7 MB of
+	// entries), answering "truncated": true past them; 0 = GitHub's caps. Tests lower them to force truncation.
+	TreeMaxEntries int
+	TreeMaxBytes   int
 }
 
 // Fault makes matching requests fail. Route is spelled as in Routes ("GET /repos/{owner}/{repo}");
@@ -88,6 +98,13 @@ type Server struct {
 	whileLimited map[string]int
 	tokenTTL     time.Duration
 	tokensIssued int
+	// latency, jitter and rng delay every answer (see Options.Latency).
+	latency, jitter time.Duration
+	rng             *mathrand.Rand
+	treeMaxEntries  int
+	treeMaxBytes    int
+	// inFlight counts requests being answered; maxInFlight is its high-water mark.
+	inFlight, maxInFlight int
 }
 
 // appSlug is the fake app's slug; its bot user is appSlug+"[bot]".
@@ -124,10 +141,38 @@ func New(opts Options) *Server {
 		notModified:    map[string]int{},
 		tokenTTL:       time.Hour,
 		whileLimited:   map[string]int{},
+		treeMaxEntries: opts.TreeMaxEntries,
+		treeMaxBytes:   opts.TreeMaxBytes,
 	}
+	s.SetLatency(opts.Latency, opts.LatencyJitter, opts.LatencySeed)
 	s.routes = s.routeTable()
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s
+}
+
+// SetLatency sets the round trip every later answer waits: fixed plus a uniform draw in [0, jitter), from a
+// generator seeded with seed.
+func (s *Server) SetLatency(fixed, jitter time.Duration, seed uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency, s.jitter = fixed, jitter
+	s.rng = mathrand.New(mathrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// SetTreeLimits sets the caps of a recursive tree listing (see Options.TreeMaxEntries); 0 = GitHub's.
+func (s *Server) SetTreeLimits(maxEntries, maxBytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.treeMaxEntries, s.treeMaxBytes = maxEntries, maxBytes
+}
+
+// roundTrip is the delay of one answer.
+func (s *Server) roundTrip() time.Duration {
+	d := s.latency
+	if s.jitter > 0 {
+		d += time.Duration(s.rng.Int64N(int64(s.jitter)))
+	}
+	return d
 }
 
 // Close stops the server.
@@ -200,6 +245,15 @@ func (s *Server) ResetCalls() {
 	defer s.mu.Unlock()
 	s.calls = map[string]int{}
 	s.notModified = map[string]int{}
+	s.maxInFlight = s.inFlight
+}
+
+// MaxInFlight returns the most requests the server was answering at once since it started or ResetCalls
+// was last called: how far a client overlaps its requests.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
 }
 
 // InjectFault adds a fault; faults are tried in the order they were added.
@@ -287,6 +341,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	appRoute := rt != nil && rt.auth == authApp
 	s.mu.Lock()
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
 	s.calls[name]++
 	s.totalCalls++
 	var limit *activeLimit
@@ -302,21 +363,24 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.whileLimited[r.Method+" "+path]++
 	}
+	delay := s.roundTrip()
 	s.mu.Unlock()
-	s.logf("githubfake: %s %s (%s)", r.Method, r.URL.RequestURI(), name)
-	if limit != nil {
-		s.writeRateLimit(w, limit)
-		return
+	if fault != nil {
+		delay += fault.Latency
 	}
-
-	if fault != nil && fault.Latency > 0 {
-		t := time.NewTimer(fault.Latency)
+	s.logf("githubfake: %s %s (%s)", r.Method, r.URL.RequestURI(), name)
+	if delay > 0 {
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
 			return
 		}
+	}
+	if limit != nil {
+		s.writeRateLimit(w, limit)
+		return
 	}
 	if fault != nil && fault.Status != 0 && !fault.DropResponse {
 		s.writeFault(w, fault)

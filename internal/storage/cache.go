@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -9,6 +10,11 @@ import (
 
 // DefaultCacheEntries bounds an ObjectCache created with a non-positive size.
 const DefaultCacheEntries = 50_000
+
+// DefaultReadConcurrency is how many GitHub reads one account's installation has in flight at most, by
+// default. GitHub discourages bursts and counts concurrent requests toward its secondary rate limits, so the
+// figure stays small: enough to overlap round trips, not to flood.
+const DefaultReadConcurrency = 8
 
 // ObjectCache keeps git objects read from GitHub by SHA (trees, blobs, commits, merge bases of commit pairs)
 // in a bounded LRU. Objects addressed by SHA never change, so entries never expire; keys include the
@@ -19,6 +25,12 @@ type ObjectCache struct {
 
 	mu       sync.Mutex
 	inflight map[string]*fetchCall
+
+	// The cache is the one thing every GitHub reader of the process shares, so it also holds the read slots
+	// that bound concurrent requests per account (an App has one installation per account).
+	slotsMu   sync.Mutex
+	readLimit int
+	slots     map[string]chan struct{}
 }
 
 type fetchCall struct {
@@ -37,7 +49,43 @@ func NewObjectCache(maxEntries int) *ObjectCache {
 		// lru.New fails only for a non-positive size, excluded above.
 		panic(err)
 	}
-	return &ObjectCache{lru: c, inflight: map[string]*fetchCall{}}
+	return &ObjectCache{lru: c, inflight: map[string]*fetchCall{}, readLimit: DefaultReadConcurrency, slots: map[string]chan struct{}{}}
+}
+
+// SetReadConcurrency bounds the GitHub reads in flight per account through readers sharing this cache
+// (DefaultReadConcurrency when n < 1). Call it before the cache is used: accounts that already read keep the
+// bound they started with.
+func (c *ObjectCache) SetReadConcurrency(n int) {
+	if n < 1 {
+		n = DefaultReadConcurrency
+	}
+	c.slotsMu.Lock()
+	c.readLimit = n
+	c.slotsMu.Unlock()
+}
+
+// ReadConcurrency returns the bound SetReadConcurrency set.
+func (c *ObjectCache) ReadConcurrency() int {
+	c.slotsMu.Lock()
+	defer c.slotsMu.Unlock()
+	return c.readLimit
+}
+
+// acquire takes one of account's read slots, waiting for one while ctx lasts; release gives it back.
+func (c *ObjectCache) acquire(ctx context.Context, account string) (release func(), err error) {
+	c.slotsMu.Lock()
+	sem, ok := c.slots[account]
+	if !ok {
+		sem = make(chan struct{}, c.readLimit)
+		c.slots[account] = sem
+	}
+	c.slotsMu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Len returns the number of cached objects.
@@ -58,6 +106,11 @@ func (c *ObjectCache) get(ctx context.Context, key string, fetch func() (any, er
 		c.mu.Unlock()
 		select {
 		case <-call.done:
+			if call.err != nil && isCancellation(call.err) && ctx.Err() == nil {
+				// The fetch belonged to another evaluation that was cancelled (one of its other reads
+				// failed); this caller still wants the object, so it fetches it itself.
+				return c.get(ctx, key, fetch)
+			}
 			return call.val, call.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -76,6 +129,10 @@ func (c *ObjectCache) get(ctx context.Context, key string, fetch func() (any, er
 	c.mu.Unlock()
 	close(call.done)
 	return call.val, call.err
+}
+
+func isCancellation(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // add stores a value learnt as a by-product of another request.

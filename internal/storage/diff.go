@@ -37,31 +37,41 @@ type Delta struct {
 // trees, then the trees of packages whose entry SHA changed, then their version entries. It reads
 // 2 + 2·(touched packages) trees at most, however many files the versions hold. Versions come sorted by
 // package and version name.
+//
+// Readers whose reads may overlap (GitHub) read the two sides, and the touched packages, concurrently.
 func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta, error) {
 	var d Delta
 	if oldRoot == newRoot {
 		return d, nil
 	}
-	oldPkgs, err := childTree(ctx, r, oldRoot, PackagesDir)
-	if err != nil {
-		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
+	var oldPkgs, newPkgs string
+	var oldEntries, newEntries map[string]TreeEntry
+	sides := newGroup(ctx, readConcurrency(r))
+	for _, side := range []struct {
+		root    string
+		sha     *string
+		entries *map[string]TreeEntry
+	}{{oldRoot, &oldPkgs, &oldEntries}, {newRoot, &newPkgs, &newEntries}} {
+		sides.Go(func(ctx context.Context) error {
+			sha, err := childTree(ctx, r, side.root, PackagesDir)
+			if err != nil {
+				return err
+			}
+			*side.sha = sha
+			*side.entries, err = treeMap(ctx, r, sha)
+			return err
+		})
 	}
-	newPkgs, err := childTree(ctx, r, newRoot, PackagesDir)
-	if err != nil {
+	if err := sides.Wait(); err != nil {
 		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
 	}
 	if oldPkgs == newPkgs {
 		return d, nil
 	}
-	oldEntries, err := treeMap(ctx, r, oldPkgs)
-	if err != nil {
-		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
-	}
-	newEntries, err := treeMap(ctx, r, newPkgs)
-	if err != nil {
-		return d, fmt.Errorf("diff %s..%s: %w", oldRoot, newRoot, err)
-	}
-	for _, name := range unionNames(oldEntries, newEntries) {
+	names := unionNames(oldEntries, newEntries)
+	versions := make([][]VersionDelta, len(names))
+	packages := newGroup(ctx, readConcurrency(r))
+	for i, name := range names {
 		o, n := oldEntries[name], newEntries[name]
 		if o.SHA == n.SHA && o.Type == n.Type {
 			continue
@@ -69,30 +79,55 @@ func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta
 		if n.SHA != "" && n.Type != TypeTree {
 			d.Packages = append(d.Packages, PackageDelta{Package: name, NewType: n.Type, NewSHA: n.SHA})
 		}
+		packages.Go(func(ctx context.Context) error {
+			vs, err := diffPackage(ctx, r, name, o, n)
+			if err != nil {
+				return fmt.Errorf("diff package %s: %w", name, err)
+			}
+			versions[i] = vs
+			return nil
+		})
+	}
+	if err := packages.Wait(); err != nil {
+		return d, err
+	}
+	for _, vs := range versions {
+		d.Versions = append(d.Versions, vs...)
+	}
+	return d, nil
+}
+
+// diffPackage lists the versions of one package whose entries differ between its old and new trees.
+func diffPackage(ctx context.Context, r Reader, name string, o, n TreeEntry) ([]VersionDelta, error) {
+	var oldVersions, newVersions map[string]TreeEntry
+	sides := newGroup(ctx, readConcurrency(r))
+	sides.Go(func(ctx context.Context) (err error) {
+		oldVersions, err = versionEntries(ctx, r, o)
+		return err
+	})
+	sides.Go(func(ctx context.Context) (err error) {
 		if pf, ok := r.(RecursivePrefetcher); ok && n.SHA != "" && n.Type == TypeTree {
 			// The new side of a touched package is read whole anyway (its versions, then each changed
 			// version's files): one recursive read serves all of it.
 			if err := pf.PrefetchRecursive(ctx, n.SHA); err != nil {
-				return d, fmt.Errorf("diff package %s: %w", name, err)
+				return err
 			}
 		}
-		oldVersions, err := versionEntries(ctx, r, o)
-		if err != nil {
-			return d, fmt.Errorf("diff package %s: %w", name, err)
-		}
-		newVersions, err := versionEntries(ctx, r, n)
-		if err != nil {
-			return d, fmt.Errorf("diff package %s: %w", name, err)
-		}
-		for _, v := range unionNames(oldVersions, newVersions) {
-			ov, nv := oldVersions[v], newVersions[v]
-			if ov.SHA == nv.SHA && ov.Type == nv.Type {
-				continue
-			}
-			d.Versions = append(d.Versions, VersionDelta{Package: name, Version: v, OldSHA: ov.SHA, NewSHA: nv.SHA, NewType: nv.Type})
-		}
+		newVersions, err = versionEntries(ctx, r, n)
+		return err
+	})
+	if err := sides.Wait(); err != nil {
+		return nil, err
 	}
-	return d, nil
+	var out []VersionDelta
+	for _, v := range unionNames(oldVersions, newVersions) {
+		ov, nv := oldVersions[v], newVersions[v]
+		if ov.SHA == nv.SHA && ov.Type == nv.Type {
+			continue
+		}
+		out = append(out, VersionDelta{Package: name, Version: v, OldSHA: ov.SHA, NewSHA: nv.SHA, NewType: nv.Type})
+	}
+	return out, nil
 }
 
 // versionEntries lists the entries of a package directory; a package entry that is absent or not a

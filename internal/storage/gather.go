@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/storagebot/storagebot/policy"
 )
@@ -48,39 +49,82 @@ type Result struct {
 // root and packages/ trees of base, head, merge-base and each other channel, the touched packages' trees, one
 // recursive listing per version tree it compares (which also answers whether two copies are identical) and
 // each changed version's manifest, independent of file count and storage size.
+//
+// Reads that do not depend on each other overlap when the reader allows it (GitHub: each read is a round
+// trip): the channel heads, the other channels' packages/ trees (while the merge base and the diff are read),
+// the touched packages, and every changed version with its copies in the other channels. The first read that
+// fails cancels the others, and its error is the one returned.
 func Gather(ctx context.Context, r Reader, req Request) (Result, error) {
-	base, err := r.ResolveRevision(ctx, req.Base)
-	if err != nil {
-		return Result{}, fmt.Errorf("gather: base: %w", err)
-	}
-	head, err := r.ResolveRevision(ctx, req.Head)
-	if err != nil {
-		return Result{}, fmt.Errorf("gather: head: %w", err)
-	}
-	mbSHA, err := r.MergeBase(ctx, base.SHA, head.SHA)
-	if err != nil {
+	ev := newGroup(ctx, readConcurrency(r))
+	res, err := gather(ev.ctx, ev, r, req)
+	// A failure of the main flow stops the background reads; a background read that failed first is the
+	// cause, and the main flow then only saw the cancellation it led to. Either way the first error wins.
+	ev.fail(err)
+	if err := ev.Wait(); err != nil {
 		return Result{}, fmt.Errorf("gather: %w", err)
 	}
-	mb, err := r.ResolveRevision(ctx, mbSHA)
-	if err != nil {
-		return Result{}, fmt.Errorf("gather: merge base: %w", err)
-	}
+	return res, nil
+}
+
+// gather is Gather with ev, the evaluation's group: reads it starts in the background (the other channels'
+// packages/ trees) run while the main flow goes on, and a failure of either cancels both.
+func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, error) {
 	g := &gatherer{
 		r:        r,
 		req:      req,
-		base:     newBranchState(r, base.TreeSHA),
 		others:   map[string]*branchState{},
 		listings: map[string][]TreeEntry{},
 	}
+	var base, head, mb Commit
+	heads := newGroup(ctx, readConcurrency(r))
+	heads.Go(func(ctx context.Context) error {
+		c, err := r.ResolveRevision(ctx, req.Base)
+		if err != nil {
+			return fmt.Errorf("base: %w", err)
+		}
+		base = c
+		g.base = newBranchState(r, c.TreeSHA)
+		ev.Go(g.base.warm)
+		return nil
+	})
+	heads.Go(func(ctx context.Context) error {
+		c, err := r.ResolveRevision(ctx, req.Head)
+		if err != nil {
+			return fmt.Errorf("head: %w", err)
+		}
+		head = c
+		// The diff starts with head's root and packages/ trees: read them while the merge base is asked for
+		// (base's are read the same way, and the merge base is usually base itself).
+		ev.Go(newBranchState(r, c.TreeSHA).warm)
+		return nil
+	})
+	var mu sync.Mutex
 	for name, rev := range req.Others {
 		if name == req.Channel {
 			continue
 		}
-		c, err := r.ResolveRevision(ctx, rev)
-		if err != nil {
-			return Result{}, fmt.Errorf("gather: channel %s: %w", name, err)
-		}
-		g.others[name] = newBranchState(r, c.TreeSHA)
+		heads.Go(func(ctx context.Context) error {
+			c, err := r.ResolveRevision(ctx, rev)
+			if err != nil {
+				return fmt.Errorf("channel %s: %w", name, err)
+			}
+			st := newBranchState(r, c.TreeSHA)
+			mu.Lock()
+			g.others[name] = st
+			mu.Unlock()
+			ev.Go(st.warm)
+			return nil
+		})
+	}
+	if err := heads.Wait(); err != nil {
+		return Result{}, err
+	}
+	mbSHA, err := r.MergeBase(ctx, base.SHA, head.SHA)
+	if err != nil {
+		return Result{}, err
+	}
+	if mb, err = r.ResolveRevision(ctx, mbSHA); err != nil {
+		return Result{}, fmt.Errorf("merge base: %w", err)
 	}
 	in := policy.Input{
 		Channel:    req.Channel,
@@ -92,32 +136,132 @@ func Gather(ctx context.Context, r Reader, req Request) (Result, error) {
 	}
 	delta, err := DiffVersions(ctx, r, mb.TreeSHA, head.TreeSHA)
 	if err != nil {
-		return Result{}, fmt.Errorf("gather: %w", err)
+		return Result{}, err
 	}
 	for _, p := range delta.Packages {
 		in.Layout = append(in.Layout, policy.LayoutProblem{
 			Path: PackagesDir + "/" + p.Package, Kind: layoutKind(p.NewType), Package: p.Package,
 		})
 	}
-	for _, v := range delta.Versions {
+	type judged struct {
+		change policy.Change
+		layout []policy.LayoutProblem
+		ok     bool
+	}
+	results := make([]judged, len(delta.Versions))
+	versions := newGroup(ctx, readConcurrency(r))
+	for i, v := range delta.Versions {
+		versions.Go(func(ctx context.Context) error {
+			change, layout, ok, err := g.change(ctx, v)
+			if err != nil {
+				return fmt.Errorf("%s@%s: %w", v.Package, v.Version, err)
+			}
+			results[i] = judged{change, layout, ok}
+			return nil
+		})
+	}
+	versions.Go(func(ctx context.Context) error {
+		rf, err := registryFiles(ctx, r, mb.TreeSHA, head.TreeSHA)
+		in.Registry = rf
+		return err
+	})
+	if err := versions.Wait(); err != nil {
+		return Result{}, err
+	}
+	for i, v := range delta.Versions {
 		if v.NewSHA != "" && v.NewType != TypeTree {
 			in.Layout = append(in.Layout, policy.LayoutProblem{
 				Path: VersionPath(v.Package, v.Version), Kind: layoutKind(v.NewType), Package: v.Package, Version: v.Version,
 			})
 		}
-		change, layout, ok, err := g.change(ctx, v)
-		if err != nil {
-			return Result{}, fmt.Errorf("gather: %s@%s: %w", v.Package, v.Version, err)
+		in.Layout = append(in.Layout, results[i].layout...)
+		if results[i].ok {
+			in.Changes = append(in.Changes, results[i].change)
 		}
-		in.Layout = append(in.Layout, layout...)
-		if ok {
-			in.Changes = append(in.Changes, change)
-		}
-	}
-	if in.Registry, err = registryFiles(ctx, r, mb.TreeSHA, head.TreeSHA); err != nil {
-		return Result{}, fmt.Errorf("gather: %w", err)
 	}
 	return Result{Input: in, MergeBase: mb.SHA, Head: head.SHA, Base: base.SHA}, nil
+}
+
+// concurrentReader is implemented by readers whose reads may overlap, each being a round trip (GitHub).
+// Concurrency says how many are worth having in flight. Other readers are read one call at a time.
+type concurrentReader interface {
+	Concurrency() int
+}
+
+func readConcurrency(r Reader) int {
+	if c, ok := r.(concurrentReader); ok {
+		return max(c.Concurrency(), 1)
+	}
+	return 1
+}
+
+// group runs tasks concurrently, at most limit at a time, under a context that the first failure cancels
+// (the evaluation's other reads stop instead of running on for nothing). With a limit of 1 every task runs
+// at once in the caller's goroutine, so readers that are not safe for concurrent use are read in order.
+type group struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+
+	mu  sync.Mutex
+	err error
+}
+
+func newGroup(ctx context.Context, limit int) *group {
+	ctx, cancel := context.WithCancelCause(ctx)
+	return &group{ctx: ctx, cancel: cancel, sem: make(chan struct{}, max(limit, 1))}
+}
+
+// Go runs task in the group.
+func (g *group) Go(task func(ctx context.Context) error) {
+	if cap(g.sem) == 1 {
+		if g.ctx.Err() == nil {
+			g.fail(task(g.ctx))
+		}
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		select {
+		case g.sem <- struct{}{}:
+		case <-g.ctx.Done():
+			return
+		}
+		defer func() { <-g.sem }()
+		if g.ctx.Err() != nil {
+			return
+		}
+		g.fail(task(g.ctx))
+	}()
+}
+
+// fail records the group's first error and cancels the others with it.
+func (g *group) fail(err error) {
+	if err == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err == nil {
+		g.err = err
+		g.cancel(err)
+	}
+}
+
+// Wait waits for every task and returns the first error; a cancellation of the parent context counts as one.
+func (g *group) Wait() error {
+	g.wg.Wait()
+	g.mu.Lock()
+	err := g.err
+	g.mu.Unlock()
+	if err == nil {
+		// Tasks skipped because the caller's context ended must not pass for done.
+		err = context.Cause(g.ctx)
+	}
+	g.cancel(nil)
+	return err
 }
 
 type gatherer struct {
@@ -125,7 +269,8 @@ type gatherer struct {
 	req    Request
 	base   *branchState
 	others map[string]*branchState
-	// listings memoizes recursive listings of version trees by SHA.
+	// listings memoizes recursive listings of version trees by SHA; mu guards it.
+	mu       sync.Mutex
 	listings map[string][]TreeEntry
 }
 
@@ -136,6 +281,32 @@ func (g *gatherer) change(ctx context.Context, v VersionDelta) (policy.Change, [
 	headTree := ""
 	if v.NewType == TypeTree {
 		headTree = v.NewSHA
+	}
+	// What every outcome needs, read together: the package at base and in the other channels, and the new
+	// files. Later reads (base files of a modified version, the manifest, the copies' files) overlap too.
+	ahead := newGroup(ctx, readConcurrency(g.r))
+	ahead.Go(func(ctx context.Context) error {
+		if _, err := g.base.packageVersions(ctx, v.Package); err != nil {
+			return fmt.Errorf("read base: %w", err)
+		}
+		return nil
+	})
+	for name, st := range g.others {
+		ahead.Go(func(ctx context.Context) error {
+			if _, err := st.packageVersions(ctx, v.Package); err != nil {
+				return fmt.Errorf("read channel %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	if headTree != "" {
+		ahead.Go(func(ctx context.Context) error {
+			_, err := g.files(ctx, headTree)
+			return err
+		})
+	}
+	if err := ahead.Wait(); err != nil {
+		return c, nil, false, err
 	}
 	baseEntry, err := g.base.version(ctx, v.Package, v.Version)
 	if err != nil {
@@ -169,27 +340,41 @@ func (g *gatherer) change(ctx context.Context, v VersionDelta) (policy.Change, [
 		return c, nil, false, fmt.Errorf("read base: %w", err)
 	}
 	var layout []policy.LayoutProblem
+	var others map[string]policy.Copy
+	judged := c // contents fills c concurrently; copies needs only the version and its tree
+	both := newGroup(ctx, readConcurrency(g.r))
 	if c.Kind != policy.Removed {
-		if layout, err = g.contents(ctx, &c); err != nil {
-			return c, nil, false, err
-		}
+		both.Go(func(ctx context.Context) (err error) {
+			layout, err = g.contents(ctx, &c)
+			return err
+		})
 	}
-	if c.Others, err = g.copies(ctx, c); err != nil {
+	both.Go(func(ctx context.Context) (err error) {
+		others, err = g.copies(ctx, judged)
+		return err
+	})
+	if err := both.Wait(); err != nil {
 		return c, nil, false, err
 	}
+	c.Others = others
 	return c, layout, true, nil
 }
 
 // files lists every file below a version tree with one recursive read, at most once per Gather.
 func (g *gatherer) files(ctx context.Context, tree string) ([]TreeEntry, error) {
-	if l, ok := g.listings[tree]; ok {
+	g.mu.Lock()
+	l, ok := g.listings[tree]
+	g.mu.Unlock()
+	if ok {
 		return l, nil
 	}
 	l, err := g.r.Tree(ctx, tree, true)
 	if err != nil {
 		return nil, fmt.Errorf("list files of tree %s: %w", tree, err)
 	}
+	g.mu.Lock()
 	g.listings[tree] = l
+	g.mu.Unlock()
 	return l, nil
 }
 
@@ -199,12 +384,17 @@ func (g *gatherer) identical(ctx context.Context, a, b string) (bool, error) {
 	if a == b {
 		return true, nil
 	}
-	fa, err := g.files(ctx, a)
-	if err != nil {
-		return false, err
-	}
-	fb, err := g.files(ctx, b)
-	if err != nil {
+	var fa, fb []TreeEntry
+	both := newGroup(ctx, readConcurrency(g.r))
+	both.Go(func(ctx context.Context) (err error) {
+		fa, err = g.files(ctx, a)
+		return err
+	})
+	both.Go(func(ctx context.Context) (err error) {
+		fb, err = g.files(ctx, b)
+		return err
+	})
+	if err := both.Wait(); err != nil {
 		return false, err
 	}
 	return sameFiles(fa, fb), nil
@@ -286,22 +476,32 @@ func (g *gatherer) contents(ctx context.Context, c *policy.Change) ([]policy.Lay
 	return layout, nil
 }
 
-// copies finds the same version in every other channel.
+// copies finds the same version in every other channel, the channels read concurrently.
 func (g *gatherer) copies(ctx context.Context, c policy.Change) (map[string]policy.Copy, error) {
+	var mu sync.Mutex
 	copies := map[string]policy.Copy{}
+	channels := newGroup(ctx, readConcurrency(g.r))
 	for name, st := range g.others {
-		e, err := st.version(ctx, c.Package, c.Version)
-		if err != nil {
-			return nil, fmt.Errorf("read channel %s: %w", name, err)
-		}
-		if e.Type != TypeTree {
-			continue
-		}
-		same, err := g.identical(ctx, c.Tree, e.SHA)
-		if err != nil {
-			return nil, fmt.Errorf("compare with channel %s: %w", name, err)
-		}
-		copies[name] = policy.Copy{TreeSHA: e.SHA, Identical: same}
+		channels.Go(func(ctx context.Context) error {
+			e, err := st.version(ctx, c.Package, c.Version)
+			if err != nil {
+				return fmt.Errorf("read channel %s: %w", name, err)
+			}
+			if e.Type != TypeTree {
+				return nil
+			}
+			same, err := g.identical(ctx, c.Tree, e.SHA)
+			if err != nil {
+				return fmt.Errorf("compare with channel %s: %w", name, err)
+			}
+			mu.Lock()
+			copies[name] = policy.Copy{TreeSHA: e.SHA, Identical: same}
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := channels.Wait(); err != nil {
+		return nil, err
 	}
 	return copies, nil
 }
@@ -351,16 +551,27 @@ func registryFiles(ctx context.Context, r Reader, oldRoot, newRoot string) (poli
 	return rf, nil
 }
 
-// branchState reads the packages of one branch state lazily, each tree at most once.
+// branchState reads the packages of one branch state lazily, each tree at most once. It is safe for
+// concurrent use: concurrent first reads of a package may both ask the reader, whose cache answers the second.
 type branchState struct {
-	r        Reader
-	root     string
+	r    Reader
+	root string
+
+	mu       sync.Mutex
 	packages map[string]TreeEntry
 	versions map[string]map[string]TreeEntry
 }
 
 func newBranchState(r Reader, root string) *branchState {
 	return &branchState{r: r, root: root, versions: map[string]map[string]TreeEntry{}}
+}
+
+// warm reads the branch's packages/ tree ahead of need.
+func (s *branchState) warm(ctx context.Context) error {
+	if _, err := s.packageEntries(ctx); err != nil {
+		return fmt.Errorf("read packages of tree %s: %w", s.root, err)
+	}
+	return nil
 }
 
 // version returns the entry of packages/<pkg>/<version>; the zero entry when absent.
@@ -388,26 +599,46 @@ func (s *branchState) versionNames(ctx context.Context, pkg string) ([]string, e
 	return names, nil
 }
 
+// packageEntries lists packages/ by name.
+func (s *branchState) packageEntries(ctx context.Context) (map[string]TreeEntry, error) {
+	s.mu.Lock()
+	pkgs := s.packages
+	s.mu.Unlock()
+	if pkgs != nil {
+		return pkgs, nil
+	}
+	sha, err := childTree(ctx, s.r, s.root, PackagesDir)
+	if err != nil {
+		return nil, err
+	}
+	if pkgs, err = treeMap(ctx, s.r, sha); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.packages = pkgs
+	s.mu.Unlock()
+	return pkgs, nil
+}
+
 func (s *branchState) packageVersions(ctx context.Context, pkg string) (map[string]TreeEntry, error) {
-	if vs, ok := s.versions[pkg]; ok {
+	s.mu.Lock()
+	vs, ok := s.versions[pkg]
+	s.mu.Unlock()
+	if ok {
 		return vs, nil
 	}
-	if s.packages == nil {
-		pkgs, err := childTree(ctx, s.r, s.root, PackagesDir)
-		if err != nil {
-			return nil, err
-		}
-		if s.packages, err = treeMap(ctx, s.r, pkgs); err != nil {
-			return nil, err
-		}
-	}
-	vs, err := versionEntries(ctx, s.r, s.packages[pkg])
+	pkgs, err := s.packageEntries(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if vs, err = versionEntries(ctx, s.r, pkgs[pkg]); err != nil {
 		return nil, err
 	}
 	if vs == nil {
 		vs = map[string]TreeEntry{}
 	}
+	s.mu.Lock()
 	s.versions[pkg] = vs
+	s.mu.Unlock()
 	return vs, nil
 }

@@ -48,7 +48,12 @@ func (g *GitHubReader) ResolveRevision(ctx context.Context, rev string) (Commit,
 	}
 	branch, isBranch := strings.CutPrefix(rev, "refs/heads/")
 	if isBranch || !strings.HasPrefix(rev, "refs/") {
-		b, resp, err := g.client.Repositories.GetBranch(ctx, g.owner, g.repo, branch, false)
+		var b *github.Branch
+		var resp *github.Response
+		err := g.call(ctx, func() (err error) {
+			b, resp, err = g.client.Repositories.GetBranch(ctx, g.owner, g.repo, branch, false)
+			return err
+		})
 		missing := resp != nil && resp.StatusCode == http.StatusNotFound
 		if missing {
 			// go-github v50 reports a missing branch as a plain error, not an *ErrorResponse.
@@ -76,7 +81,11 @@ func (g *GitHubReader) ResolveRevision(ctx context.Context, rev string) (Commit,
 		}
 		return c, nil
 	}
-	r, _, err := g.client.Git.GetRef(ctx, g.owner, g.repo, strings.TrimPrefix(rev, "refs/"))
+	var r *github.Reference
+	err := g.call(ctx, func() (err error) {
+		r, _, err = g.client.Git.GetRef(ctx, g.owner, g.repo, strings.TrimPrefix(rev, "refs/"))
+		return err
+	})
 	if err != nil {
 		return Commit{}, fmt.Errorf("resolve revision %q: read ref of %s/%s: %w", rev, g.owner, g.repo, notFound(err))
 	}
@@ -102,7 +111,11 @@ func (g *GitHubReader) commit(ctx context.Context, sha string) (Commit, error) {
 // revisions need the commits endpoint, which resolves names but also computes the commit's file list.
 func (g *GitHubReader) fetchCommit(ctx context.Context, rev string) (Commit, error) {
 	if fullSHA.MatchString(rev) {
-		gc, _, err := g.client.Git.GetCommit(ctx, g.owner, g.repo, rev)
+		var gc *github.Commit
+		err := g.call(ctx, func() (err error) {
+			gc, _, err = g.client.Git.GetCommit(ctx, g.owner, g.repo, rev)
+			return err
+		})
 		if err != nil {
 			return Commit{}, fmt.Errorf("read commit %s of %s/%s: %w", rev, g.owner, g.repo, notFound(err))
 		}
@@ -112,7 +125,11 @@ func (g *GitHubReader) fetchCommit(ctx context.Context, rev string) (Commit, err
 		}
 		return c, nil
 	}
-	rc, _, err := g.client.Repositories.GetCommit(ctx, g.owner, g.repo, rev, &github.ListOptions{PerPage: 1})
+	var rc *github.RepositoryCommit
+	err := g.call(ctx, func() (err error) {
+		rc, _, err = g.client.Repositories.GetCommit(ctx, g.owner, g.repo, rev, &github.ListOptions{PerPage: 1})
+		return err
+	})
 	if err != nil {
 		return Commit{}, fmt.Errorf("read commit %s of %s/%s: %w", rev, g.owner, g.repo, notFound(err))
 	}
@@ -130,7 +147,11 @@ func (g *GitHubReader) fetchCommit(ctx context.Context, rev string) (Commit, err
 // cached, and the merge-base commit itself too.
 func (g *GitHubReader) MergeBase(ctx context.Context, a, b string) (string, error) {
 	fetch := func() (any, error) {
-		cmp, _, err := g.client.Repositories.CompareCommits(ctx, g.owner, g.repo, a, b, &github.ListOptions{PerPage: 1})
+		var cmp *github.CommitsComparison
+		err := g.call(ctx, func() (err error) {
+			cmp, _, err = g.client.Repositories.CompareCommits(ctx, g.owner, g.repo, a, b, &github.ListOptions{PerPage: 1})
+			return err
+		})
 		if err != nil {
 			return "", fmt.Errorf("merge base of %s and %s in %s/%s: %w", a, b, g.owner, g.repo, notFound(err))
 		}
@@ -159,28 +180,32 @@ func (g *GitHubReader) MergeBase(ctx context.Context, a, b string) (string, erro
 }
 
 // Tree lists the tree with this SHA. A recursive listing GitHub truncates (over 100,000 entries or 7 MB) is
-// completed by walking the subtrees one by one.
+// completed by listing the tree's own entries and reading each subtree recursively, overlapped: the cost grows
+// with the number of subtrees too large for one listing, not with the number of directories.
 func (g *GitHubReader) Tree(ctx context.Context, sha string, recursive bool) ([]TreeEntry, error) {
-	kind := "tree"
-	if recursive {
-		kind = "tree-recursive"
-	}
-	v, err := g.cache.get(ctx, g.key(kind, sha), func() (any, error) {
-		t, _, err := g.client.Git.GetTree(ctx, g.owner, g.repo, sha, recursive)
+	if !recursive {
+		v, err := g.cache.get(ctx, g.key("tree", sha), func() (any, error) {
+			entries, _, err := g.fetchTree(ctx, sha, false)
+			return entries, err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("read tree %s of %s/%s: %w", sha, g.owner, g.repo, notFound(err))
+			return nil, err
 		}
-		if recursive && t.GetTruncated() {
-			return g.walk(ctx, sha, "")
+		return slices.Clone(v.([]TreeEntry)), nil
+	}
+	v, err := g.cache.get(ctx, g.key("tree-recursive", sha), func() (any, error) {
+		if _, known := g.cache.lru.Get(g.key("tree-truncated", sha)); !known {
+			entries, truncated, err := g.fetchTree(ctx, sha, true)
+			if err != nil {
+				return nil, err
+			}
+			if !truncated {
+				g.cacheSubtrees(sha, entries)
+				return entries, nil
+			}
+			g.cache.add(g.key("tree-truncated", sha), true)
 		}
-		entries := make([]TreeEntry, 0, len(t.Entries))
-		for _, e := range t.Entries {
-			entries = append(entries, TreeEntry{Path: e.GetPath(), Mode: e.GetMode(), Type: EntryType(e.GetType()), SHA: e.GetSHA()})
-		}
-		if recursive {
-			g.cacheSubtrees(sha, entries)
-		}
-		return entries, nil
+		return g.descend(ctx, sha)
 	})
 	if err != nil {
 		return nil, err
@@ -188,11 +213,99 @@ func (g *GitHubReader) Tree(ctx context.Context, sha string, recursive bool) ([]
 	return slices.Clone(v.([]TreeEntry)), nil
 }
 
+// fetchTree reads one tree listing from GitHub; truncated reports GitHub's flag on a recursive one.
+func (g *GitHubReader) fetchTree(ctx context.Context, sha string, recursive bool) ([]TreeEntry, bool, error) {
+	var t *github.Tree
+	err := g.call(ctx, func() (err error) {
+		t, _, err = g.client.Git.GetTree(ctx, g.owner, g.repo, sha, recursive)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read tree %s of %s/%s: %w", sha, g.owner, g.repo, notFound(err))
+	}
+	entries := make([]TreeEntry, 0, len(t.Entries))
+	for _, e := range t.Entries {
+		entries = append(entries, TreeEntry{Path: e.GetPath(), Mode: e.GetMode(), Type: EntryType(e.GetType()), SHA: e.GetSHA()})
+	}
+	return entries, t.GetTruncated(), nil
+}
+
+// descend completes the recursive listing of a tree whose own recursive listing GitHub truncated: its entries
+// (one call), then every subtree's recursive listing, read concurrently (each itself descended only when it
+// is truncated too).
+func (g *GitHubReader) descend(ctx context.Context, sha string) ([]TreeEntry, error) {
+	top, err := g.Tree(ctx, sha, false)
+	if err != nil {
+		return nil, err
+	}
+	subs := make([][]TreeEntry, len(top))
+	grp := newGroup(ctx, g.Concurrency())
+	for i, e := range top {
+		if e.Type != TypeTree {
+			continue
+		}
+		grp.Go(func(ctx context.Context) error {
+			sub, err := g.Tree(ctx, e.SHA, true)
+			if err != nil {
+				return fmt.Errorf("list %s below truncated tree %s: %w", e.Path, sha, err)
+			}
+			subs[i] = sub
+			return nil
+		})
+	}
+	if err := grp.Wait(); err != nil {
+		return nil, err
+	}
+	var out []TreeEntry
+	for i, e := range top {
+		out = append(out, e)
+		for _, s := range subs[i] {
+			s.Path = e.Path + "/" + s.Path
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // PrefetchRecursive reads a tree recursively in one call; every tree below it (and its own single-level
-// listing) is then answered from the cache.
+// listing) is then answered from the cache. When GitHub truncates that listing, the prefetch gives up rather
+// than descend: its callers need only some of the subtrees, which they read when they need them.
 func (g *GitHubReader) PrefetchRecursive(ctx context.Context, sha string) error {
-	_, err := g.Tree(ctx, sha, true)
+	if _, ok := g.cache.lru.Get(g.key("tree-recursive", sha)); ok {
+		return nil
+	}
+	if _, ok := g.cache.lru.Get(g.key("tree-truncated", sha)); ok {
+		return nil
+	}
+	_, err := g.cache.get(ctx, g.key("prefetch", sha), func() (any, error) {
+		entries, truncated, err := g.fetchTree(ctx, sha, true)
+		if err != nil {
+			return nil, err
+		}
+		if truncated {
+			g.cache.add(g.key("tree-truncated", sha), true)
+			return true, nil
+		}
+		g.cacheSubtrees(sha, entries)
+		g.cache.add(g.key("tree-recursive", sha), entries)
+		return true, nil
+	})
 	return err
+}
+
+// Concurrency is how many reads of this reader may usefully be in flight at once: the per-account bound of
+// its cache. Gather overlaps that many independent reads.
+func (g *GitHubReader) Concurrency() int { return g.cache.ReadConcurrency() }
+
+// call runs one GitHub request in one of the account's read slots, so that however many reads an evaluation
+// (or several) overlaps, at most the configured number are in flight for the account.
+func (g *GitHubReader) call(ctx context.Context, request func() error) error {
+	release, err := g.cache.acquire(ctx, g.owner)
+	if err != nil {
+		return fmt.Errorf("wait for a read slot of %s: %w", g.owner, err)
+	}
+	defer release()
+	return request()
 }
 
 // cacheSubtrees derives, from a complete recursive listing of root, the single-level listing of root and
@@ -242,30 +355,14 @@ func (g *GitHubReader) cacheSubtrees(root string, entries []TreeEntry) {
 	}
 }
 
-func (g *GitHubReader) walk(ctx context.Context, sha, prefix string) ([]TreeEntry, error) {
-	entries, err := g.Tree(ctx, sha, false)
-	if err != nil {
-		return nil, err
-	}
-	var out []TreeEntry
-	for _, e := range entries {
-		e.Path = prefix + e.Path
-		out = append(out, e)
-		if e.Type == TypeTree {
-			sub, err := g.walk(ctx, e.SHA, e.Path+"/")
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, sub...)
-		}
-	}
-	return out, nil
-}
-
 // Blob returns the contents of the blob with this SHA.
 func (g *GitHubReader) Blob(ctx context.Context, sha string) ([]byte, error) {
 	v, err := g.cache.get(ctx, g.key("blob", sha), func() (any, error) {
-		b, _, err := g.client.Git.GetBlob(ctx, g.owner, g.repo, sha)
+		var b *github.Blob
+		err := g.call(ctx, func() (err error) {
+			b, _, err = g.client.Git.GetBlob(ctx, g.owner, g.repo, sha)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("read blob %s of %s/%s: %w", sha, g.owner, g.repo, notFound(err))
 		}
