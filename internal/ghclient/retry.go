@@ -77,6 +77,9 @@ type retryTransport struct {
 	blocked map[string]*RateLimitError
 	// secondaryStreak counts secondary limits since the last answer that was none, for exponential waits.
 	secondaryStreak int
+	// secondaryUntil is when the latest secondary limit without Retry-After ends: refusals of requests that
+	// were in flight together (overlapped reads) report that one limit, and must not lengthen it.
+	secondaryUntil time.Time
 }
 
 // decision is what to do with one attempt's outcome.
@@ -241,11 +244,17 @@ func (t *retryTransport) rateLimit(req *http.Request, resp *http.Response) *Rate
 		strings.Contains(strings.ToLower(message), "abuse detection") {
 		// GitHub: at least a minute, and exponentially longer while the limit keeps coming back.
 		t.mu.Lock()
+		defer t.mu.Unlock()
+		lim.Kind = SecondaryLimit
+		if now.Before(t.secondaryUntil) {
+			// The limit already in force, answered to another request sent before the wait began.
+			lim.Until = t.secondaryUntil
+			return lim
+		}
 		streak := min(t.secondaryStreak, 4)
 		t.secondaryStreak++
-		t.mu.Unlock()
-		lim.Kind = SecondaryLimit
 		lim.Until = now.Add(minSecondaryWait << streak)
+		t.secondaryUntil = lim.Until
 		return lim
 	}
 	return nil
