@@ -16,16 +16,16 @@ import (
 type memGitHub struct {
 	mu        sync.Mutex
 	nextID    int64
-	branches  map[string][]string            // branch → commits, oldest first
-	versions  map[string]map[Version]bool    // commit → versions present
-	workflows map[string]bool                // workflow files that exist
-	deps      []*memDeployment               // oldest first
-	runs      []*memRun                      // oldest first
-	prs       map[int]memPR                  // number → merge
-	comments  map[int][]string               // number → bodies
-	calls     map[string]int                 // method → count
-	dispatchs []map[string]string            // every dispatch's inputs, in order
-	failNext  map[string]error               // method → error for its next call
+	branches  map[string][]string              // branch → commits, oldest first
+	versions  map[string]map[Version]bool      // commit → versions present
+	workflows map[string]bool                  // workflow files that exist
+	deps      []*memDeployment                 // oldest first
+	runs      []*memRun                        // oldest first
+	prs       map[int]memPR                    // number → merge
+	comments  map[int][]string                 // number → bodies
+	calls     map[string]int                   // method → count
+	dispatchs []map[string]string              // every dispatch's inputs, in order
+	failNext  map[string]error                 // method → error for its next call
 	onRun     func(workflow string, r *memRun) // called (unlocked) when a dispatch creates a run
 }
 
