@@ -309,7 +309,7 @@ func (r *Repo) repositoryLiteJSON() map[string]any {
 func (r *Repo) runJSON(run *runState) map[string]any {
 	api := r.apiURL() + fmt.Sprintf("/actions/runs/%d", run.id)
 	head := map[string]any{"id": run.sha, "tree_id": run.sha, "message": "", "timestamp": isoTime(run.created),
-		"author": map[string]any{"name": fakeAuthor.name, "email": fakeAuthor.email},
+		"author":    map[string]any{"name": fakeAuthor.name, "email": fakeAuthor.email},
 		"committer": map[string]any{"name": fakeAuthor.name, "email": fakeAuthor.email}}
 	if cm, err := r.commitAt(run.sha); err == nil {
 		head["tree_id"], head["message"], head["timestamp"] = cm.TreeHash.String(), cm.Message, isoTime(cm.Committer.When)
@@ -329,7 +329,7 @@ func (r *Repo) runJSON(run *runState) map[string]any {
 		"url": api, "html_url": r.htmlURL() + fmt.Sprintf("/actions/runs/%d", run.id),
 		"jobs_url": api + "/jobs", "logs_url": api + "/logs", "artifacts_url": api + "/artifacts",
 		"cancel_url": api + "/cancel", "rerun_url": api + "/rerun", "check_suite_url": r.apiURL() + fmt.Sprintf("/check-suites/%d", run.checkSuiteID),
-		"workflow_url": r.apiURL() + fmt.Sprintf("/actions/workflows/%d", run.workflowID),
+		"workflow_url":         r.apiURL() + fmt.Sprintf("/actions/workflows/%d", run.workflowID),
 		"previous_attempt_url": nil, "pull_requests": []any{}, "created_at": isoTime(run.created),
 		"updated_at": isoTime(run.updated), "run_started_at": isoTime(run.started),
 		"actor": r.s.userJSON(run.actor), "triggering_actor": r.s.userJSON(run.actor),
