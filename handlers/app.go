@@ -16,6 +16,7 @@ import (
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/rollout"
 )
 
 // Deps are what the handlers delegate to. Every field is shared by all handlers and safe for concurrent use.
@@ -24,6 +25,8 @@ type Deps struct {
 	Clients githubapp.ClientCreator
 	// Cache holds git objects by SHA for every reader; nil gets a default-sized one.
 	Cache *storage.ObjectCache
+	// Rollouts rebuilds and rolls out distributions; nil disables rollout (and /rebuild says so).
+	Rollouts *rollout.Service
 }
 
 // App is the set of event handlers storagebot registers with the dispatcher, and the services they share.
@@ -32,6 +35,7 @@ type App struct {
 	checks     *checkrun.Service
 	promotions *promotion.Service
 	commands   *commandexec.Executor
+	rollouts   *rollout.Service
 	bot        botIdentity
 
 	// followUpLocks serialise follow-ups of one merged PR in this process: GitHub's "Redeliver" can hand the
@@ -44,10 +48,13 @@ func New(deps Deps) *App {
 	if deps.Cache == nil {
 		deps.Cache = storage.NewObjectCache(storage.DefaultCacheEntries)
 	}
-	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}}
+	a := &App{deps: deps, bot: botIdentity{clients: deps.Clients}, rollouts: deps.Rollouts}
 	a.checks = &checkrun.Service{Cache: deps.Cache, BotLogin: a.bot.Login}
 	a.promotions = &promotion.Service{Cache: deps.Cache}
 	a.commands = &commandexec.Executor{Checks: a.checks, Promotions: a.promotions}
+	if deps.Rollouts != nil {
+		a.commands.Rollouts = deps.Rollouts
+	}
 	return a
 }
 
@@ -59,6 +66,8 @@ func (a *App) Handlers() []githubapp.EventHandler {
 		&CheckSuite{app: a},
 		&IssueComment{app: a},
 		&Installation{},
+		&WorkflowRun{app: a},
+		&DeploymentStatus{app: a},
 	}
 }
 

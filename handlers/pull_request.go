@@ -51,6 +51,9 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		if err != nil {
 			return fmt.Errorf("installation client: %w", err)
 		}
+		if h.app.rollouts != nil { // a merge into a distribution branch goes live by itself
+			h.app.rollouts.Trigger(client, event.GetRepo())
+		}
 		return h.app.followUp(ctx, client, event.GetRepo(), pr)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
@@ -137,3 +140,50 @@ func explain(err error, ref string) error {
 
 // ErrNoCluster is returned when neither in-cluster credentials nor a kubeconfig are available.
 var ErrNoCluster = errors.New("no Kubernetes credentials: run in a cluster or pass --kubeconfig")
+
+// KubernetesClient connects to the cluster storagebot runs in, or, when kubeconfig is set, to the one that
+// file names. ErrNoCluster when there is neither.
+func KubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case kubeconfig != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	default:
+		cfg, err = rest.InClusterConfig()
+		if errors.Is(err, rest.ErrNotInCluster) {
+			return nil, ErrNoCluster
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Kubernetes client configuration: %w", err)
+	}
+	cfg.UserAgent = "storagebot"
+	return kubernetes.NewForConfig(cfg)
+}
+
+// Targets picks each distribution's rollout target: its Kubernetes Deployment through kube (connected on
+// first use), or its deploy workflow.
+type Targets struct {
+	Kube func() (kubernetes.Interface, error)
+	// Poll is how often rollouts are checked; 0 means the targets' defaults.
+	Poll time.Duration
+	// Wake ends deploy-workflow waits early when a run completes.
+	Wake *Waker
+
+	once   sync.Once
+	client kubernetes.Interface
+	err    error
+}
+
+// For returns the target of d.
+func (t *Targets) For(gh GitHub, d repoconfig.Distribution) (Target, error) {
+	if d.Deploy.Kubernetes == nil {
+		return &DeployWorkflow{GitHub: gh, Poll: t.Poll, Wake: t.Wake}, nil
+	}
+	t.once.Do(func() { t.client, t.err = t.Kube() })
+	if t.err != nil {
+		return nil, t.err
+	}
+	return &Kubernetes{Client: t.client, Poll: t.Poll}, nil
+}

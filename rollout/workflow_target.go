@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -18,6 +19,8 @@ type DeployWorkflow struct {
 	GitHub GitHub
 	// Poll is how often the runs are listed while waiting; 0 means 10s.
 	Poll time.Duration
+	// Wake, when set, ends a wait early (a run completed).
+	Wake *Waker
 }
 
 var _ Target = (*DeployWorkflow)(nil)
@@ -32,6 +35,7 @@ func (w *DeployWorkflow) Rollout(ctx context.Context, d repoconfig.Distribution,
 	}
 	dispatched := false
 	for {
+		woken := w.Wake.C() // taken before listing, so a completion between the two is not missed
 		runs, err := w.GitHub.WorkflowRuns(ctx, workflow, d.Branch)
 		if err != nil {
 			return fmt.Errorf("list runs of %s: %w", workflow, err)
@@ -63,6 +67,41 @@ func (w *DeployWorkflow) Rollout(ctx context.Context, d repoconfig.Distribution,
 			wait.Stop()
 			return ctx.Err()
 		case <-wait.C:
+		case <-woken:
+			wait.Stop()
 		}
+	}
+}
+
+// Waker lets waits end early when something they wait for may have happened (a workflow_run event), so
+// polling is only the fallback for a lost event.
+type Waker struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// C returns a channel closed by the next Wake.
+func (w *Waker) C() <-chan struct{} {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+// Wake ends every current wait.
+func (w *Waker) Wake() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
 	}
 }

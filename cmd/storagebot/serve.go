@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/storagebot/storagebot/handlers"
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/reconcile"
 	"github.com/storagebot/storagebot/internal/server"
+	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/rollout"
 )
 
 // loadServeConfig resolves the server configuration: defaults < config file < environment < flags.
@@ -114,9 +117,17 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 		fmt.Fprintf(stderr, "storagebot serve: GitHub client: %v\n", err)
 		return 1
 	}
-	app := handlers.New(handlers.Deps{Clients: clients})
+	rolloutCtx, stopRollouts := context.WithCancel(logger.With().Str("component", "rollout").Logger().WithContext(ctx))
+	cache := storage.NewObjectCache(storage.DefaultCacheEntries)
+	waker := &rollout.Waker{}
+	targets := &rollout.Targets{Wake: waker, Kube: func() (kubernetes.Interface, error) { return rollout.KubernetesClient(os.Getenv("KUBECONFIG")) }}
+	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
+	rollouts.Wake = waker
+	defer func() { stopRollouts(); rollouts.Wait() }()
+	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts})
 	srv := server.New(cfg, logger, metrics, app.Handlers())
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
+	reconciler.Rollout = rollouts.Trigger
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
 	reconcileDone := make(chan struct{})
 	go func() { defer close(reconcileDone); reconciler.Loop(reconcileCtx) }()

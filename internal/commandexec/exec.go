@@ -25,6 +25,13 @@ import (
 type Executor struct {
 	Checks     *checkrun.Service
 	Promotions *promotion.Service
+	// Rollouts starts distribution rebuilds; nil when rollout is not wired (then /rebuild says so).
+	Rollouts Rebuilder
+}
+
+// Rebuilder starts a distribution rebuild and returns the reply for /rebuild.
+type Rebuilder interface {
+	Rebuild(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config, distribution, fallbackBranch string) string
 }
 
 // comment is what one comment's commands share: who wrote it where, and what was looked up once.
@@ -133,7 +140,7 @@ func (e *Executor) run(ctx context.Context, c *comment, cmd commands.Command) st
 	case commands.Allow:
 		result, err = e.allow(ctx, c, cmd)
 	case commands.Rebuild:
-		result = e.rebuild(c)
+		result = e.rebuild(ctx, c, cmd)
 	default:
 		result = fmt.Sprintf("❌ `/%s` is not handled by this storagebot.", cmd.Name)
 	}
@@ -170,11 +177,22 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, shortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
 }
 
-func (e *Executor) rebuild(c *comment) string {
+func (e *Executor) rebuild(ctx context.Context, c *comment, cmd commands.Command) string {
 	if need := c.cfg.Commands.Rebuild; !c.permission.Meets(need) {
 		return c.refuse("`/rebuild`", need)
 	}
-	return "❌ Not done: distribution rebuild and rollout is not part of this storagebot version yet, so nothing was rebuilt. Rebuild the distribution with its workflow by hand."
+	if e.Rollouts == nil {
+		return "❌ Not done: this storagebot runs without rollout, so nothing was rebuilt. Rebuild the distribution with its workflow by hand."
+	}
+	var base string
+	if c.isPR {
+		pr, err := c.pullRequest(ctx)
+		if err != nil {
+			return fmt.Sprintf("❌ Could not read this pull request to find its distribution: %v. Name it: `/rebuild <distribution>`.", err)
+		}
+		base = pr.GetBase().GetRef()
+	}
+	return e.Rollouts.Rebuild(ctx, c.client, c.repo, c.cfg, cmd.Target, base)
 }
 
 func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command) (string, error) {

@@ -29,6 +29,9 @@ type Runner struct {
 	// Checks, when set, re-runs storage-policy on open PRs whose head has no completed run (a delivery lost
 	// while a replica restarted, a failure GitHub did not redeliver).
 	Checks *checkrun.Service
+	// Rollout, when set, is asked for a rollout pass over every storage repository each run, so distributions
+	// behind their desired state catch up after a missed event.
+	Rollout func(client *github.Client, repo *github.Repository)
 	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
 	// spaces its runs further.
 	Interval time.Duration
@@ -158,6 +161,9 @@ func (r *Runner) repository(ctx context.Context, client *github.Client, repo *gi
 			}
 			return fmt.Errorf("read branch %s: %w", ch.Branch, err)
 		}
+	}
+	if r.Rollout != nil && len(cfg.Distributions) > 0 {
+		r.Rollout(client, repo)
 	}
 	res, err := r.Promotions.Reconcile(ctx, promotion.Repo{Client: client, Owner: owner, Name: name, Config: cfg})
 	if err != nil {
