@@ -34,6 +34,7 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for queued events")
 	reconcile := fs.Duration("reconcile-interval", cfg.ReconcileInterval, "how often to look for missed work (0 = only at start)")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
+	leaderElect := fs.Bool("leader-elect", false, "elect a leader through the Kubernetes Lease \"storagebot\" (namespace POD_NAMESPACE); only it runs the periodic passes")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -67,6 +68,8 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 			cfg.ReconcileInterval = *reconcile
 		case "insecure-skip-signature":
 			cfg.InsecureSkipSignature = *insecure
+		case "leader-elect":
+			cfg.LeaderElect = *leaderElect
 		}
 	})
 	return cfg, cfg.Validate()
@@ -130,7 +133,16 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	reconciler.Rollout = rollouts.Trigger
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
 	reconcileDone := make(chan struct{})
-	go func() { defer close(reconcileDone); reconciler.Loop(reconcileCtx) }()
+	go func() {
+		defer close(reconcileDone)
+		if !cfg.LeaderElect {
+			reconciler.Loop(reconcileCtx)
+			return
+		}
+		if err := leaderLoop(reconcileCtx, reconciler.Loop); err != nil {
+			logger.Error().Err(err).Msg("leader election: this replica serves webhooks but never runs the periodic passes")
+		}
+	}()
 	defer func() { stopReconcile(); <-reconcileDone }()
 	logger.Info().Str("version", version).Str("api", cfg.GitHub.V3APIURL).
 		Int64("app_id", cfg.GitHub.App.IntegrationID).
@@ -142,4 +154,29 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	}
 	logger.Info().Msg("stopped")
 	return 0
+}
+
+// leaderLoop runs loop only while this replica holds the Lease "storagebot" in POD_NAMESPACE, as POD_NAME
+// (the hostname when unset). Every replica serves webhooks whatever the outcome.
+func leaderLoop(ctx context.Context, loop func(context.Context)) error {
+	client, err := rollout.KubernetesClient(os.Getenv("KUBECONFIG"))
+	if err != nil {
+		return err
+	}
+	namespace := os.Getenv("POD_NAMESPACE")
+	if namespace == "" {
+		namespace = "default"
+	}
+	identity := os.Getenv("POD_NAME")
+	if identity == "" {
+		if identity, err = os.Hostname(); err != nil {
+			return fmt.Errorf("replica identity: %w", err)
+		}
+	}
+	log := zerolog.Ctx(ctx)
+	e := &rollout.Election{Client: client, Namespace: namespace, Lease: "storagebot", Identity: identity}
+	return e.Run(ctx, func(ctx context.Context) {
+		log.Info().Str("identity", identity).Msg("leading: running the periodic passes")
+		loop(ctx)
+	}, func(leader string) { log.Info().Str("leader", leader).Msg("leader elected") })
 }

@@ -36,8 +36,11 @@ type Config struct {
 	// MaxBodyBytes caps a webhook body; GitHub caps payloads at 25 MB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// InsecureSkipSignature accepts unsigned webhooks; only for local experiments.
-	InsecureSkipSignature bool      `yaml:"insecure_skip_signature"`
-	Log                   LogConfig `yaml:"log"`
+	InsecureSkipSignature bool `yaml:"insecure_skip_signature"`
+	// LeaderElect makes replicas elect a leader through a Kubernetes Lease; only the leader runs the periodic
+	// reconcile and rollout passes (--leader-elect).
+	LeaderElect bool      `yaml:"leader_elect"`
+	Log         LogConfig `yaml:"log"`
 }
 
 // QueueConfig sizes the asynchronous event queue.
