@@ -18,6 +18,7 @@ import (
 	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/rollout"
 )
 
 // Deps are what the handlers delegate to. Every field is shared by all handlers and safe for concurrent use.
@@ -32,6 +33,8 @@ type Deps struct {
 	// AppID is this GitHub App's ID (GITHUB_APP_INTEGRATION_ID): check runs are read scoped to it, since
 	// another App may own a storage-policy run on the same commit.
 	AppID int64
+	// Rollouts rebuilds and rolls out distributions; nil disables rollout (and /rebuild says so).
+	Rollouts *rollout.Service
 }
 
 // GitHub is what the handlers call on GitHub, and hand to the services: githubapi.Client in production, a
@@ -67,6 +70,7 @@ type App struct {
 	bot        interface {
 		Login(ctx context.Context) (string, error)
 	}
+	rollouts *rollout.Service
 
 	// The concrete services, for the reconciler.
 	checkService     *checkrun.Service
@@ -81,6 +85,10 @@ func New(deps Deps) *App {
 	bot := &botIdentity{clients: deps.Clients}
 	checkSvc := &checkrun.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
 	promotionSvc := &promotion.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
+	executor := &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal}
+	if deps.Rollouts != nil { // a nil *rollout.Service must not become a non-nil Rebuilder
+		executor.Rollouts = deps.Rollouts
+	}
 	return &App{
 		gitHub: func(installationID int64) (GitHub, error) {
 			client, err := deps.Clients.NewInstallationClient(installationID)
@@ -91,7 +99,8 @@ func New(deps Deps) *App {
 		},
 		checks:           checkSvc,
 		promotions:       promotionSvc,
-		commands:         &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal},
+		commands:         executor,
+		rollouts:         deps.Rollouts,
 		bot:              bot,
 		checkService:     checkSvc,
 		promotionService: promotionSvc,
@@ -106,6 +115,8 @@ func (a *App) Handlers() []githubapp.EventHandler {
 		&CheckSuite{app: a},
 		&IssueComment{app: a},
 		&Installation{},
+		&WorkflowRun{app: a},
+		&DeploymentStatus{app: a},
 	}
 }
 

@@ -65,6 +65,9 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		if err != nil {
 			return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), err)
 		}
+		if h.app.rollouts != nil { // a merge into a distribution branch goes live by itself
+			h.app.rollouts.Trigger(gh.GoGitHub(), event.GetRepo())
+		}
 		if repo.ConfigErr != nil {
 			return fmt.Errorf("removal follow-up of #%d: %w", pr.GetNumber(), repo.ConfigErr)
 		}

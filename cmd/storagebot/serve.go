@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/storagebot/storagebot/handlers"
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/reconcile"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/server"
+	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/rollout"
 )
 
 // loadServeConfig resolves the server configuration: defaults < config file < environment < flags.
@@ -33,6 +36,7 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 	reconcile := fs.Duration("reconcile-interval", cfg.ReconcileInterval, "how often to look for missed work (0 = only at start)")
 	grace := fs.Duration("reconcile-grace", cfg.ReconcileGrace, "leave PRs updated more recently than this to their webhook (0 = none)")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
+	leaderElect := fs.Bool("leader-elect", false, "elect a leader through the Kubernetes Lease \"storagebot\" (namespace POD_NAMESPACE); only it runs the periodic passes")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -68,6 +72,8 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 			cfg.ReconcileGrace = *grace
 		case "insecure-skip-signature":
 			cfg.InsecureSkipSignature = *insecure
+		case "leader-elect":
+			cfg.LeaderElect = *leaderElect
 		}
 	})
 	return cfg, cfg.Validate()
@@ -123,13 +129,30 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 		fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
 		return 2
 	}
-	app := handlers.New(handlers.Deps{Clients: clients, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
+	rolloutCtx, stopRollouts := context.WithCancel(logger.With().Str("component", "rollout").Logger().WithContext(ctx))
+	cache := storage.NewObjectCache(storage.DefaultCacheEntries)
+	waker := &rollout.Waker{}
+	targets := &rollout.Targets{Wake: waker, Kube: func() (kubernetes.Interface, error) { return rollout.KubernetesClient(os.Getenv("KUBECONFIG")) }}
+	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
+	rollouts.Wake = waker
+	defer func() { stopRollouts(); rollouts.Wait() }()
+	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
 	srv := server.New(cfg, logger, metrics, app.Handlers())
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
 	reconciler.Grace = cfg.ReconcileGrace
+	reconciler.Rollout = rollouts.Trigger
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
 	reconcileDone := make(chan struct{})
-	go func() { defer close(reconcileDone); reconciler.Loop(reconcileCtx) }()
+	go func() {
+		defer close(reconcileDone)
+		if !cfg.LeaderElect {
+			reconciler.Loop(reconcileCtx)
+			return
+		}
+		if err := leaderLoop(reconcileCtx, reconciler.Loop); err != nil {
+			logger.Error().Err(err).Msg("leader election: this replica serves webhooks but never runs the periodic passes")
+		}
+	}()
 	defer func() { stopReconcile(); <-reconcileDone }()
 	logger.Info().Str("version", version).Str("api", cfg.GitHub.V3APIURL).
 		Int64("app_id", cfg.GitHub.App.IntegrationID).
@@ -148,4 +171,29 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 		logger.Info().Msg("stopped")
 	}
 	return 0
+}
+
+// leaderLoop runs loop only while this replica holds the Lease "storagebot" in POD_NAMESPACE, as POD_NAME
+// (the hostname when unset). Every replica serves webhooks whatever the outcome.
+func leaderLoop(ctx context.Context, loop func(context.Context)) error {
+	client, err := rollout.KubernetesClient(os.Getenv("KUBECONFIG"))
+	if err != nil {
+		return err
+	}
+	namespace := os.Getenv("POD_NAMESPACE")
+	if namespace == "" {
+		namespace = "default"
+	}
+	identity := os.Getenv("POD_NAME")
+	if identity == "" {
+		if identity, err = os.Hostname(); err != nil {
+			return fmt.Errorf("replica identity: %w", err)
+		}
+	}
+	log := zerolog.Ctx(ctx)
+	e := &rollout.Election{Client: client, Namespace: namespace, Lease: "storagebot", Identity: identity}
+	return e.Run(ctx, func(ctx context.Context) {
+		log.Info().Str("identity", identity).Msg("leading: running the periodic passes")
+		loop(ctx)
+	}, func(leader string) { log.Info().Str("leader", leader).Msg("leader elected") })
 }

@@ -30,8 +30,10 @@ type Event struct {
 // Permissions returns the repository permissions the code uses, sorted by name.
 func Permissions() []Permission {
 	ps := []Permission{
+		{Name: "actions", Access: "write", Why: "dispatch the distribution build and deploy workflows; read their runs"},
 		{Name: "checks", Access: "write", Why: "create and complete the storage-policy check run; list check runs before auto-merging a removal PR"},
 		{Name: "contents", Access: "write", Why: "read trees, blobs, branches and .github/storagebot.yml; write promotion and removal branches (Git Data API); merge removal PRs"},
+		{Name: "deployments", Access: "write", Why: "record each distribution build as a GitHub Deployment and set its statuses (rollout state lives there)"},
 		{Name: "issues", Access: "write", Why: "reply to commands, react 👀, read the /allow records and follow-up notes in comments, label removal PRs"},
 		{Name: "metadata", Access: "read", Why: "required of every App; the repository and the commenter's permission (collaborators API)"},
 		{Name: "pull_requests", Access: "write", Why: "read PRs and their files; open promotion and removal PRs; prefix titles (fix_titles)"},
@@ -46,9 +48,11 @@ func Events() []Event {
 	es := []Event{
 		{Name: "check_run", Why: "re-run the check when someone asks GitHub to re-run it"},
 		{Name: "check_suite", Why: "re-run the check when someone re-runs all checks"},
+		{Name: "deployment_status", Why: "a finished deployment lets the distributions built on it follow"},
 		{Name: "installation", Why: "log which accounts installed or removed the App", Implicit: true},
 		{Name: "issue_comment", Why: "slash commands; edits of the bot's comments by others are logged as tampering"},
-		{Name: "pull_request", Why: "check PRs into channel branches; the removal follow-up when one merges; edits of the bot's PR bodies by others are logged"},
+		{Name: "pull_request", Why: "check PRs into channel branches; the removal follow-up and the rollout when one merges; edits of the bot's PR bodies by others are logged"},
+		{Name: "workflow_run", Why: "a finished distribution build moves its rollout on"},
 	}
 	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
 	return es

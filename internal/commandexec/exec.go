@@ -53,6 +53,13 @@ type Executor struct {
 	Promotions Promotions
 	// Seal signs the exceptions marker of each /allow reply; the check trusts only markers it verifies.
 	Seal seal.Key
+	// Rollouts starts distribution rebuilds; nil when rollout is not wired (then /rebuild says so).
+	Rollouts Rebuilder
+}
+
+// Rebuilder starts a distribution rebuild and returns the reply for /rebuild.
+type Rebuilder interface {
+	Rebuild(ctx context.Context, client *github.Client, repo *github.Repository, cfg *repoconfig.Config, distribution, fallbackBranch string) string
 }
 
 // comment is what one comment's commands share: who wrote it where, and what was looked up once.
@@ -166,6 +173,8 @@ func (e *Executor) run(ctx context.Context, c *comment, cmd commands.Command) st
 		result, err = e.promote(ctx, c, cmd)
 	case commands.Allow:
 		result, err = e.allow(ctx, c, cmd)
+	case commands.Rebuild:
+		result = e.rebuild(ctx, c, cmd)
 	default:
 		result = fmt.Sprintf("❌ `/%s` is not handled by this storagebot.", cmd.Name)
 	}
@@ -200,6 +209,28 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), checkrun.Name), nil
 	}
 	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
+}
+
+func (e *Executor) rebuild(ctx context.Context, c *comment, cmd commands.Command) string {
+	if need := c.cfg.Commands.Rebuild; !c.permission.Meets(need) {
+		return c.refuse("`/rebuild`", need)
+	}
+	if e.Rollouts == nil {
+		return "❌ Not done: this storagebot runs without rollout, so nothing was rebuilt. Rebuild the distribution with its workflow by hand."
+	}
+	var base string
+	if c.isPR {
+		pr, err := c.pullRequest(ctx)
+		if err != nil {
+			return fmt.Sprintf("❌ Could not read this pull request to find its distribution: %v. Name it: `/rebuild <distribution>`.", err)
+		}
+		base = pr.GetBase().GetRef()
+	}
+	repo := &github.Repository{
+		Owner: &github.User{Login: github.String(c.repo.Owner)}, Name: github.String(c.repo.Name),
+		FullName: github.String(c.repo.FullName()), DefaultBranch: github.String(c.repo.DefaultBranch),
+	}
+	return e.Rollouts.Rebuild(ctx, c.gh.GoGitHub(), repo, c.cfg, cmd.Target, base)
 }
 
 func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command) (string, error) {

@@ -60,10 +60,8 @@ func Specs() []Spec {
 		},
 		{
 			Name:  Rebuild,
-			Usage: "/rebuild [<channel>]",
-			Help:  "Rebuild and roll out the distribution of `<channel>` (default: the pull request's channel), then its dependents.",
-			// Distribution rebuild and rollout is not part of this version yet.
-			Unavailable: true,
+			Usage: "/rebuild [<distribution>]",
+			Help:  "Build and roll out `<distribution>` again (default: the one built from the pull request's branch), then its dependents; retries a failed build or rollout.",
 		},
 		{
 			Name:  Help,

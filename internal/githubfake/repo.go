@@ -35,6 +35,8 @@ type Repo struct {
 	comments      map[int64]*commentState
 	checkRuns     map[int64]*checkRunState
 	checkOrder    []int64
+	actions       *actionsState      // actions.go
+	deployments   []*deploymentState // deployments.go
 }
 
 // issueState is an issue or, with pr set, a pull request.

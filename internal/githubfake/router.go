@@ -149,5 +149,14 @@ func (s *Server) routeTable() []route {
 		newRoute("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", i, s.listCheckRunsForRef),
 
 		newRoute("GET /repos/{owner}/{repo}/collaborators/{username}/permission", i, s.getPermission),
+
+		newRoute("POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", i, s.dispatchWorkflow),
+		newRoute("GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs", i, s.listWorkflowRuns),
+		newRoute("GET /repos/{owner}/{repo}/actions/runs/{run_id}", i, s.getWorkflowRun),
+		newRoute("GET /repos/{owner}/{repo}/deployments", i, s.listDeployments),
+		newRoute("POST /repos/{owner}/{repo}/deployments", i, s.createDeployment),
+		newRoute("GET /repos/{owner}/{repo}/deployments/{deployment_id}", i, s.getDeployment),
+		newRoute("GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses", i, s.listDeploymentStatuses),
+		newRoute("POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses", i, s.createDeploymentStatus),
 	}
 }

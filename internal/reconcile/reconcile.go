@@ -52,6 +52,9 @@ type Runner struct {
 	// Checks, when set, re-runs storage-policy on open PRs whose head has no completed run (a delivery lost
 	// while a replica restarted, a failure GitHub did not redeliver).
 	Checks Checks
+	// Rollout, when set, is asked for a rollout pass over every storage repository each run, so distributions
+	// behind their desired state catch up after a missed event.
+	Rollout func(client *github.Client, repo *github.Repository)
 	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
 	// spaces its runs further.
 	Interval time.Duration
@@ -196,6 +199,12 @@ func (r *Runner) repository(ctx context.Context, gh GitHub, ghRepo *github.Repos
 			r.runs.WithLabelValues("skipped").Inc()
 			return nil
 		}
+	}
+	if r.Rollout != nil && len(cfg.Distributions) > 0 {
+		r.Rollout(gh.GoGitHub(), &github.Repository{
+			Owner: &github.User{Login: github.String(repo.Owner)}, Name: github.String(repo.Name),
+			FullName: github.String(repo.FullName()), DefaultBranch: github.String(repo.DefaultBranch),
+		})
 	}
 	res, err := r.Promotions.ReconcileRemovals(ctx, promotion.Repo{Client: gh.GoGitHub(), Owner: repo.Owner, Name: repo.Name, Config: cfg})
 	if err != nil {

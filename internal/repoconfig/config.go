@@ -30,7 +30,8 @@ type Config struct {
 	Commands Commands
 	// Exceptions configures who may grant exceptions with /allow.
 	Exceptions ExceptionsConfig
-	// Distributions lists what to rebuild and roll out after a channel changes; empty disables rollout.
+	// Distributions lists what to rebuild and roll out after a channel changes, bases before dependents;
+	// empty (the default) disables rollout.
 	Distributions []Distribution
 	// Reconcile configures the periodic reconciliation.
 	Reconcile Reconcile
@@ -56,20 +57,6 @@ type Commands struct {
 type ExceptionsConfig struct {
 	// Permission is the minimum repository permission needed to grant an exception.
 	Permission Permission
-}
-
-// Distribution is a registry distribution built from one channel's branch.
-type Distribution struct {
-	// Channel is the channel whose branch the distribution serves.
-	Channel string
-	// Base is the channel of the distribution this one is built FROM; "" when built from the registry image.
-	Base string
-	// Workflow is the file name of the GitHub Actions workflow that builds (and may deploy) it.
-	Workflow string
-	// Environment is the GitHub deployment environment; defaults to the channel name.
-	Environment string
-	// VerifyURL is an optional registry URL used to check that new versions are served (e.g. …/search).
-	VerifyURL string
 }
 
 // Reconcile configures the periodic reconciliation (docs/architecture.md §6).
@@ -197,14 +184,4 @@ func (c *Config) Higher(channel string) []Channel {
 func (c *Config) PromotePermission(target string) (Permission, bool) {
 	p, ok := c.Commands.Promote[target]
 	return p, ok
-}
-
-// DistributionFor returns the distribution built from channel.
-func (c *Config) DistributionFor(channel string) (Distribution, bool) {
-	for _, d := range c.Distributions {
-		if d.Channel == channel {
-			return d, true
-		}
-	}
-	return Distribution{}, false
 }

@@ -23,9 +23,18 @@ func TestParseExample(t *testing.T) {
 	want := Default()
 	want.Rules["staging"][policy.RuleVersionOrder] = policy.Setting{Severity: policy.SeverityWarning}
 	want.Distributions = []Distribution{
-		{Channel: "production", Workflow: "build.yml", Environment: "production", VerifyURL: "https://epr.example/search"},
-		{Channel: "staging", Base: "production", Workflow: "build.yml", Environment: "staging", VerifyURL: "https://epr-staging.example/search"},
-		{Channel: "snapshot", Base: "staging", Workflow: "build.yml", Environment: "snapshot", VerifyURL: "https://epr-snapshot.example/search"},
+		{Name: "production", Branch: "production", Image: "ghcr.io/storage-org/distribution-production",
+			Build:  Build{Workflow: "distribution.yml", Timeout: DefaultBuildTimeout},
+			Deploy: Deploy{Kubernetes: &KubernetesTarget{Namespace: "package-registry", Deployment: "production"}, Timeout: DefaultDeployTimeout},
+			Verify: Verify{Registry: "https://epr.example", Timeout: DefaultVerifyTimeout}},
+		{Name: "staging", Branch: "staging", Base: "production", Image: "ghcr.io/storage-org/distribution-staging",
+			Build:  Build{Workflow: "distribution.yml", Inputs: map[string]string{"platforms": "linux/amd64"}, Timeout: 30 * time.Minute},
+			Deploy: Deploy{Kubernetes: &KubernetesTarget{Namespace: "package-registry", Deployment: "staging"}, Timeout: 5 * time.Minute},
+			Verify: Verify{Registry: "https://epr-staging.example", Timeout: 5 * time.Minute}},
+		{Name: "snapshot", Branch: "snapshot", Base: "staging", Image: "ghcr.io/storage-org/distribution-snapshot",
+			Build:  Build{Workflow: "distribution.yml", Timeout: DefaultBuildTimeout},
+			Deploy: Deploy{Workflow: "deploy-snapshot.yml", Timeout: DefaultDeployTimeout},
+			Verify: Verify{Timeout: DefaultVerifyTimeout}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Parse example mismatch (-want +got):\n%s", diff)
@@ -183,5 +192,32 @@ func TestPermissionMeets(t *testing.T) {
 				t.Errorf("%s.Meets(%s) mismatch (-want +got):\n%s", tc.have, tc.required, diff)
 			}
 		})
+	}
+}
+
+// TestDistributionDefaultsAndOrder checks the default bases (staging on production, snapshot on staging,
+// production on the registry image) and that Distributions lists bases before dependents whatever the file
+// order.
+func TestDistributionDefaultsAndOrder(t *testing.T) {
+	const d = "image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}"
+	cfg, err := Parse([]byte("distributions:\n  - {name: snapshot, " + d + "}\n  - {name: staging, " + d + "}\n  - {name: production, " + d + "}\n"))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	type nb struct{ Name, Branch, Base string }
+	var got []nb
+	for _, x := range cfg.Distributions {
+		got = append(got, nb{x.Name, x.Branch, x.Base})
+	}
+	want := []nb{{"production", "production", ""}, {"staging", "staging", "production"}, {"snapshot", "snapshot", "staging"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("distributions (-want +got):\n%s", diff)
+	}
+	var deps []string
+	for _, x := range cfg.Dependents("production") {
+		deps = append(deps, x.Name)
+	}
+	if diff := cmp.Diff([]string{"staging", "snapshot"}, deps); diff != "" {
+		t.Errorf("Dependents(production) (-want +got):\n%s", diff)
 	}
 }

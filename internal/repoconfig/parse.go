@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -475,108 +474,6 @@ func (p *parser) promote(cfg *Config, n *yaml.Node, field string) {
 		}
 		if perm, ok := p.permission(e.value, e.field); ok {
 			cfg.Commands.Promote[e.key] = perm
-		}
-	}
-}
-
-func (p *parser) distributions(cfg *Config, n *yaml.Node, field string) []Distribution {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		p.fail(n, field, "want a list of distributions, got %s", describe(n))
-		return nil
-	}
-	var out []Distribution
-	var bases []located // where each distribution in out sets its base, for error positions
-	for i, item := range n.Content {
-		itemField := fmt.Sprintf("%s[%d]", field, i)
-		var d Distribution
-		var channelNode, baseNode *yaml.Node
-		for _, e := range p.mapping(item, itemField, []string{"channel", "base", "workflow", "environment", "verify_url"}) {
-			s, ok := p.str(e.value, e.field)
-			if !ok {
-				continue
-			}
-			switch e.key {
-			case "channel":
-				d.Channel, channelNode = s, e.value
-			case "base":
-				d.Base, baseNode = s, e.value
-			case "workflow":
-				d.Workflow = s
-			case "environment":
-				d.Environment = s
-			case "verify_url":
-				d.VerifyURL = s
-				if u, err := url.Parse(s); s != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-					p.fail(e.value, e.field, "invalid URL %q (want an absolute http or https URL)", s)
-				}
-			}
-		}
-		if resolve(item).Kind != yaml.MappingNode {
-			continue
-		}
-		switch {
-		case channelNode == nil:
-			p.fail(resolve(item), itemField, "a distribution needs a channel")
-			continue
-		case !p.knownChannel(cfg, channelNode, itemField+".channel", d.Channel):
-			continue
-		}
-		if _, dup := distributionOf(out, d.Channel); dup {
-			p.fail(channelNode, itemField+".channel", "channel %q has two distributions", d.Channel)
-			continue
-		}
-		if d.Workflow == "" {
-			p.fail(resolve(item), itemField+".workflow", "a distribution needs the workflow that builds it (e.g. build.yml)")
-		}
-		if d.Environment == "" {
-			d.Environment = d.Channel
-		}
-		out = append(out, d)
-		bases = append(bases, located{node: baseNode, field: itemField + ".base"})
-	}
-	p.checkBases(out, bases)
-	return out
-}
-
-// located is a value node and the field it sets.
-type located struct {
-	node  *yaml.Node
-	field string
-}
-
-func distributionOf(ds []Distribution, channel string) (Distribution, bool) {
-	for _, d := range ds {
-		if d.Channel == channel {
-			return d, true
-		}
-	}
-	return Distribution{}, false
-}
-
-// checkBases reports bases that are not distributions and base chains that loop.
-// bases holds the position of each distribution's base setting.
-func (p *parser) checkBases(ds []Distribution, bases []located) {
-	for i, d := range ds {
-		if d.Base == "" {
-			continue
-		}
-		node, baseField := bases[i].node, bases[i].field
-		if _, ok := distributionOf(ds, d.Base); !ok {
-			p.fail(node, baseField, "base %q is not the channel of a distribution listed here (or \"\" for the registry image)", d.Base)
-			continue
-		}
-		chain := []string{d.Channel}
-		for cur := d.Base; cur != ""; {
-			if contains(chain, cur) {
-				if cur == d.Channel {
-					p.fail(node, baseField, "bases form a cycle: %s", strings.Join(append(chain, cur), " → "))
-				}
-				break
-			}
-			chain = append(chain, cur)
-			next, _ := distributionOf(ds, cur)
-			cur = next.Base
 		}
 	}
 }

@@ -146,45 +146,68 @@ func TestParseErrors(t *testing.T) {
 			want: []Error{at(2, 15, "exceptions.permission", `unknown permission "owner" (want read, triage, write, maintain or admin)`)},
 		},
 		{
-			name: "distribution on an unknown channel",
-			yaml: "distributions:\n  - {channel: prod, workflow: build.yml}\n",
-			want: []Error{at(2, 15, "distributions[0].channel", `unknown channel "prod" (want snapshot, staging, production)`)},
+			name: "distribution on a branch that is not a channel",
+			yaml: "distributions:\n  - {name: prod, branch: main, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n",
+			want: []Error{at(2, 26, "distributions[0].branch", `branch "main" is not a channel branch (want one of snapshot, staging, production)`)},
 		},
 		{
-			name: "distribution without channel or workflow",
-			yaml: "distributions:\n  - {workflow: build.yml}\n  - {channel: staging}\n",
+			name: "distribution not named after a channel needs a branch",
+			yaml: "distributions:\n  - {name: prod, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n",
+			want: []Error{at(2, 5, "distributions[0].branch", `distribution "prod" is not named after a channel, so it needs a branch (one of snapshot, staging, production)`)},
+		},
+		{
+			name: "distribution without name, image, workflow or deploy",
+			yaml: "distributions:\n  - {branch: staging}\n  - {name: staging}\n",
 			want: []Error{
-				at(2, 5, "distributions[0]", "a distribution needs a channel"),
-				at(3, 5, "distributions[1].workflow", "a distribution needs the workflow that builds it (e.g. build.yml)"),
+				at(2, 5, "distributions[0]", "a distribution needs a name (e.g. production)"),
+				at(3, 5, "distributions[1].image", "a distribution needs the image its build pushes (e.g. ghcr.io/org/distribution)"),
+				at(3, 5, "distributions[1].build.workflow", "a distribution needs the workflow that builds it (e.g. distribution.yml)"),
+				at(3, 5, "distributions[1].deploy", "a distribution needs deploy.kubernetes {namespace, deployment} or deploy.workflow"),
 			},
 		},
 		{
-			name: "two distributions for a channel",
-			yaml: "distributions:\n  - {channel: staging, workflow: a.yml}\n  - {channel: staging, workflow: b.yml}\n",
-			want: []Error{at(3, 15, "distributions[1].channel", `channel "staging" has two distributions`)},
+			name: "a distribution listed twice",
+			yaml: "distributions:\n  - {name: staging, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n  - {name: staging, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n",
+			want: []Error{at(3, 12, "distributions[1].name", `distribution "staging" is listed twice`)},
 		},
 		{
-			name: "base is not a distribution",
-			yaml: "distributions:\n  - {channel: staging, base: production, workflow: a.yml}\n",
-			want: []Error{at(2, 30, "distributions[0].base", `base "production" is not the channel of a distribution listed here (or "" for the registry image)`)},
+			name: "unknown base",
+			yaml: "distributions:\n  - {name: staging, base: production, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n",
+			want: []Error{at(2, 27, "distributions[0].base", `base "production" is not a distribution listed here (or "" for the registry image)`)},
 		},
 		{
 			name: "bases form a cycle",
-			yaml: "distributions:\n  - {channel: staging, base: snapshot, workflow: a.yml}\n  - {channel: snapshot, base: staging, workflow: a.yml}\n",
+			yaml: "distributions:\n  - {name: staging, base: snapshot, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n  - {name: snapshot, base: staging, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n",
 			want: []Error{
-				at(2, 30, "distributions[0].base", "bases form a cycle: staging → snapshot → staging"),
-				at(3, 31, "distributions[1].base", "bases form a cycle: snapshot → staging → snapshot"),
+				at(2, 27, "distributions[0].base", "bases form a cycle: staging → snapshot → staging"),
+				at(3, 28, "distributions[1].base", "bases form a cycle: snapshot → staging → snapshot"),
 			},
 		},
 		{
 			name: "distribution is its own base",
-			yaml: "distributions:\n  - {channel: staging, base: staging, workflow: a.yml}\n",
-			want: []Error{at(2, 30, "distributions[0].base", "bases form a cycle: staging → staging")},
+			yaml: "distributions:\n  - {name: staging, base: staging, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n",
+			want: []Error{at(2, 27, "distributions[0].base", "bases form a cycle: staging → staging")},
 		},
 		{
 			name: "invalid verify URL",
-			yaml: "distributions:\n  - {channel: staging, workflow: a.yml, verify_url: \"epr.example/search\"}\n",
-			want: []Error{at(2, 53, "distributions[0].verify_url", `invalid URL "epr.example/search" (want an absolute http or https URL)`)},
+			yaml: "distributions:\n  - {name: staging, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}, verify: {registry: \"epr.example\"}}\n",
+			want: []Error{at(2, 105, "distributions[0].verify.registry", `invalid URL "epr.example" (want the registry's absolute http or https base URL)`)},
+		},
+		{
+			name: "kubernetes and workflow deploy at once, without a deployment",
+			yaml: "distributions:\n  - name: staging\n    image: r/d\n    build: {workflow: b.yml}\n    deploy: {workflow: d.yml, kubernetes: {namespace: epr}}\n",
+			want: []Error{
+				at(5, 13, "distributions[0].deploy", "set deploy.kubernetes or deploy.workflow, not both"),
+				at(5, 43, "distributions[0].deploy.kubernetes", "deploy.kubernetes needs both namespace and deployment"),
+			},
+		},
+		{
+			name: "reserved build input and bad timeout",
+			yaml: "distributions:\n  - name: staging\n    image: r/d\n    build: {workflow: b.yml, inputs: {ref: main}, timeout: soon}\n    deploy: {workflow: d.yml}\n",
+			want: []Error{
+				at(4, 39, "distributions[0].build.inputs.ref", `input "ref" is set by storagebot itself`),
+				at(4, 60, "distributions[0].build.timeout", `invalid duration "soon" (want e.g. 10m or 1h)`),
+			},
 		},
 		{
 			name: "reconcile interval",
@@ -273,7 +296,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("channels:\n  - {name: snapshot, branch: snapshot}\n  - {name: production}\n"))
 	f.Add([]byte("rules:\n  overwrite: {staging: {severity: error, exceptions: true}}\n"))
 	f.Add([]byte("commands: {promote: {staging: write}, allow: maintain}\n"))
-	f.Add([]byte("distributions:\n  - {channel: staging, base: staging, workflow: a.yml}\n"))
+	f.Add([]byte("distributions:\n  - {name: staging, base: staging, image: r/d, build: {workflow: b.yml}, deploy: {workflow: d.yml}}\n"))
 	f.Add([]byte("commands: &c {allow: *c}\n"))
 	f.Add([]byte(aliasBomb(3)))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -47,8 +47,11 @@ type Config struct {
 	// a delivery that does not fit is refused with 503. It bounds the intake's memory whatever clients send.
 	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
 	// InsecureSkipSignature accepts unsigned webhooks; only for local experiments.
-	InsecureSkipSignature bool      `yaml:"insecure_skip_signature"`
-	Log                   LogConfig `yaml:"log"`
+	InsecureSkipSignature bool `yaml:"insecure_skip_signature"`
+	// LeaderElect makes replicas elect a leader through a Kubernetes Lease; only the leader runs the periodic
+	// reconcile and rollout passes (--leader-elect).
+	LeaderElect bool      `yaml:"leader_elect"`
+	Log         LogConfig `yaml:"log"`
 }
 
 // QueueConfig sizes the asynchronous event queue.

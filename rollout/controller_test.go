@@ -1,0 +1,454 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/storagebot/storagebot/internal/repoconfig"
+)
+
+const testConfig = `
+distributions:
+  - name: production
+    image: ghcr.io/o/production
+    build: {workflow: build.yml}
+    deploy: {kubernetes: {namespace: registry, deployment: production}, timeout: %s}
+    verify: {registry: "%s", timeout: 2s}
+  - name: staging
+    image: ghcr.io/o/staging
+    build: {workflow: build.yml}
+    deploy: {kubernetes: {namespace: registry, deployment: staging}, timeout: %s}
+    verify: {registry: "%s", timeout: 2s}
+  - name: snapshot
+    image: ghcr.io/o/snapshot
+    build: {workflow: build.yml}
+    deploy: {kubernetes: {namespace: registry, deployment: snapshot}, timeout: %s}
+`
+
+// env is one storage repository with a Kubernetes cluster and a registry, driven pass by pass.
+type env struct {
+	t        *testing.T
+	gh       *memGitHub
+	kube     *fake.Clientset
+	cfg      *repoconfig.Config
+	served   map[string]bool // "name/version" the registry serves
+	servedMu sync.Mutex
+	ready    map[string]bool // Deployments whose new pods become available
+	stuck    map[string]bool // Deployments that exceed their progress deadline
+	kubeMu   sync.Mutex
+	ctrl     *Controller
+}
+
+func newEnv(t *testing.T, deployTimeout string) *env {
+	t.Helper()
+	e := &env{t: t, gh: newMemGitHub("production", "staging", "snapshot"), served: map[string]bool{},
+		ready: map[string]bool{"production": true, "staging": true, "snapshot": true}, stuck: map[string]bool{}}
+	e.gh.workflows["build.yml"] = true
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.servedMu.Lock()
+		ok := e.served[strings.Trim(strings.TrimPrefix(r.URL.Path, "/package/"), "/")]
+		e.servedMu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte("{}"))
+	}))
+	t.Cleanup(reg.Close)
+	text := testConfig
+	for _, v := range []string{deployTimeout, reg.URL, deployTimeout, reg.URL, deployTimeout} {
+		text = strings.Replace(text, "%s", v, 1)
+	}
+	cfg, err := repoconfig.Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("parse config: %v", err)
+	}
+	e.cfg = cfg
+	var objs []*appsv1.Deployment
+	for _, n := range []string{"production", "staging", "snapshot"} {
+		two := int32(2)
+		objs = append(objs, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: "registry", Generation: 1},
+			Spec:   appsv1.DeploymentSpec{Replicas: &two},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}})
+	}
+	e.kube = fake.NewSimpleClientset(objs[0], objs[1], objs[2])
+	bumpGenerationOnPatch(e.kube)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.playDeploymentController(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.ctrl = &Controller{
+		Target: func(gh GitHub, d repoconfig.Distribution) (Target, error) {
+			return &Kubernetes{Client: e.kube, Poll: 2 * time.Millisecond}, nil
+		},
+		Registry: &HTTPRegistry{FirstDelay: 2 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
+	}
+	return e
+}
+
+// bumpGenerationOnPatch makes the fake clientset apply a strategic merge patch to a Deployment as the API
+// server does: a changed spec gets a new generation, which the Deployment controller has not observed yet.
+func bumpGenerationOnPatch(c *fake.Clientset) {
+	c.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pa := a.(k8stesting.PatchAction)
+		gvr := appsv1.SchemeGroupVersion.WithResource("deployments")
+		obj, err := c.Tracker().Get(gvr, pa.GetNamespace(), pa.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		cur := obj.(*appsv1.Deployment)
+		orig, err := json.Marshal(cur)
+		if err != nil {
+			return true, nil, err
+		}
+		patched, err := strategicpatch.StrategicMergePatch(orig, pa.GetPatch(), appsv1.Deployment{})
+		if err != nil {
+			return true, nil, err
+		}
+		var next appsv1.Deployment
+		if err := json.Unmarshal(patched, &next); err != nil {
+			return true, nil, err
+		}
+		if !equality.Semantic.DeepEqual(cur.Spec, next.Spec) {
+			next.Generation = cur.Generation + 1
+		}
+		return true, &next, c.Tracker().Update(gvr, &next, pa.GetNamespace())
+	})
+}
+
+// playDeploymentController stands in for kube-controller-manager and the kubelet: a restarted Deployment
+// gets a new generation, and its replicas become available unless the test says otherwise.
+func (e *env) playDeploymentController(ctx context.Context) {
+	seen := map[string]string{}
+	for ctx.Err() == nil {
+		list, err := e.kube.AppsV1().Deployments("registry").List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for i := range list.Items {
+				d := list.Items[i]
+				id := d.Spec.Template.Annotations[AnnotationDeployment]
+				if id == "" || seen[d.Name] == id {
+					continue
+				}
+				seen[d.Name] = id
+				e.kubeMu.Lock()
+				ready, stuck := e.ready[d.Name], e.stuck[d.Name]
+				e.kubeMu.Unlock()
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, UpdatedReplicas: 2}
+				if ready {
+					d.Status.AvailableReplicas = 2
+				}
+				if stuck {
+					d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing,
+						Status: "False", Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "x" has timed out progressing.`}}
+				}
+				_, _ = e.kube.AppsV1().Deployments("registry").Update(ctx, &d, metav1.UpdateOptions{})
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func (e *env) serve(versions ...string) {
+	e.servedMu.Lock()
+	defer e.servedMu.Unlock()
+	for _, v := range versions {
+		e.served[strings.Replace(v, "@", "/", 1)] = true
+	}
+}
+
+// pass runs one controller pass (as a fresh process would when restart is true) and returns the actions.
+func (e *env) pass() map[string]Action {
+	e.t.Helper()
+	steps, err := e.ctrl.Pass(context.Background(), Repo{GitHub: e.gh, Config: e.cfg})
+	if err != nil {
+		e.t.Fatalf("pass: %v", err)
+	}
+	out := map[string]Action{}
+	for _, s := range steps {
+		out[s.Distribution] = s.Action
+	}
+	return out
+}
+
+// settle deploys the current state: it runs passes, finishing every build run successfully, until a pass
+// finds every distribution up to date.
+func (e *env) settle() {
+	e.t.Helper()
+	for i := 0; i < 20; i++ {
+		got := e.pass()
+		if got["production"] == ActionUpToDate && got["staging"] == ActionUpToDate && got["snapshot"] == ActionUpToDate {
+			return
+		}
+		e.gh.finishRuns("build.yml", "success")
+	}
+	e.t.Fatalf("distributions did not settle in 20 passes")
+}
+
+func TestControllerProductionMergeRollsOutTheChainOnceInOrder(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle() // the initial deployments
+	e.gh.mu.Lock()
+	e.gh.dispatchs = nil
+	e.gh.mu.Unlock()
+
+	e.gh.merge(7, "production", Version{"apm", "8.1.0"})
+	e.serve("apm@8.1.0")
+	if diff := cmp.Diff(map[string]Action{"production": ActionDispatched, "staging": ActionWaiting, "snapshot": ActionWaiting}, e.pass()); diff != "" {
+		t.Fatalf("first pass after the merge (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]Action{"production": ActionBuilding, "staging": ActionWaiting, "snapshot": ActionWaiting}, e.pass()); diff != "" {
+		t.Fatalf("pass while building (-want +got):\n%s", diff)
+	}
+	e.gh.finishRuns("build.yml", "success")
+	if diff := cmp.Diff(map[string]Action{"production": ActionDeployed, "staging": ActionDispatched, "snapshot": ActionWaiting}, e.pass()); diff != "" {
+		t.Fatalf("pass after the production build (-want +got):\n%s", diff)
+	}
+	e.gh.finishRuns("build.yml", "success")
+	if diff := cmp.Diff(map[string]Action{"production": ActionUpToDate, "staging": ActionDeployed, "snapshot": ActionDispatched}, e.pass()); diff != "" {
+		t.Fatalf("pass after the staging build (-want +got):\n%s", diff)
+	}
+	e.gh.finishRuns("build.yml", "success")
+	e.pass()
+	if diff := cmp.Diff(map[string]Action{"production": ActionUpToDate, "staging": ActionUpToDate, "snapshot": ActionUpToDate}, e.pass()); diff != "" {
+		t.Fatalf("final pass (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"production", "staging", "snapshot"}, e.gh.builds()); diff != "" {
+		t.Errorf("builds dispatched (-want +got):\n%s", diff)
+	}
+	staging, states := e.gh.lastState("staging")
+	prod, _ := e.gh.lastState("production")
+	if staging.Payload.BaseDeployment != prod.ID || staging.Payload.BaseImage != prod.Payload.Image {
+		t.Errorf("staging built on deployment %d (%s), want production's %d (%s)", staging.Payload.BaseDeployment,
+			staging.Payload.BaseImage, prod.ID, prod.Payload.Image)
+	}
+	if diff := cmp.Diff([]string{StateInProgress, StateSuccess}, states); diff != "" {
+		t.Errorf("staging deployment states (-want +got):\n%s", diff)
+	}
+	comments := e.gh.commentsOn(7)
+	if len(comments) != 1 || !strings.Contains(comments[0], "Now live on **production**") || !strings.Contains(comments[0], "apm@8.1.0") {
+		t.Errorf("comments on #7 = %q, want one saying apm@8.1.0 is live on production", comments)
+	}
+	dep, err := e.kube.AppsV1().Deployments("registry").Get(context.Background(), "snapshot", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dep.Spec.Template.Annotations[AnnotationRestartedAt] == "" {
+		t.Errorf("snapshot Deployment was not restarted: annotations %v", dep.Spec.Template.Annotations)
+	}
+}
+
+func TestControllerConcurrentMergesRebuildEachDependentOnce(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.mu.Lock()
+	e.gh.dispatchs = nil
+	e.gh.mu.Unlock()
+
+	e.gh.merge(8, "production", Version{"apm", "8.2.0"})
+	e.gh.merge(9, "staging", Version{"nginx", "1.2.0"})
+	e.gh.merge(10, "production", Version{"apm", "8.3.0"})
+	e.serve("apm@8.2.0", "apm@8.3.0", "nginx@1.2.0")
+	e.settle()
+	if diff := cmp.Diff([]string{"production", "staging", "snapshot"}, e.gh.builds()); diff != "" {
+		t.Errorf("builds dispatched (-want +got):\n%s", diff)
+	}
+	for _, n := range []int{8, 10} {
+		if c := e.gh.commentsOn(n); len(c) != 1 || !strings.Contains(c[0], "apm@8.2.0") {
+			t.Errorf("comments on #%d = %q, want one live comment listing the production versions", n, c)
+		}
+	}
+}
+
+func TestControllerBuildFailureStopsTheChainAndReports(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.mu.Lock()
+	e.gh.dispatchs = nil
+	e.gh.mu.Unlock()
+
+	e.gh.merge(11, "production", Version{"apm", "9.0.0"})
+	e.pass()
+	e.gh.finishRuns("build.yml", "failure")
+	if diff := cmp.Diff(map[string]Action{"production": ActionFailed, "staging": ActionWaiting, "snapshot": ActionWaiting}, e.pass()); diff != "" {
+		t.Fatalf("pass after the failed build (-want +got):\n%s", diff)
+	}
+	for i := 0; i < 2; i++ {
+		if diff := cmp.Diff(map[string]Action{"production": ActionStopped, "staging": ActionWaiting, "snapshot": ActionWaiting}, e.pass()); diff != "" {
+			t.Fatalf("later pass (-want +got):\n%s", diff)
+		}
+	}
+	if _, states := e.gh.lastState("production"); !cmp.Equal(states, []string{StateFailure}) {
+		t.Errorf("production deployment states = %v, want [failure]", states)
+	}
+	c := e.gh.commentsOn(11)
+	if len(c) != 1 || !strings.Contains(c[0], "ended failure") || !strings.Contains(c[0], "/rebuild production") {
+		t.Errorf("comments on #11 = %q, want one saying the build failed and how to retry", c)
+	}
+	if got := e.gh.builds(); len(got) != 1 {
+		t.Errorf("builds dispatched = %v, want the one that failed", got)
+	}
+
+	// /rebuild retries; the chain then goes on.
+	e.serve("apm@9.0.0")
+	if _, err := e.ctrl.Rebuild(context.Background(), Repo{GitHub: e.gh, Config: e.cfg}, "production"); err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	e.settle()
+	if diff := cmp.Diff([]string{"production", "production", "staging", "snapshot"}, e.gh.builds()); diff != "" {
+		t.Errorf("builds dispatched (-want +got):\n%s", diff)
+	}
+}
+
+func TestControllerRestartMidChainResumes(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.mu.Lock()
+	e.gh.dispatchs = nil
+	e.gh.mu.Unlock()
+
+	e.gh.merge(12, "production", Version{"apm", "9.1.0"})
+	e.serve("apm@9.1.0")
+	e.pass()
+	e.gh.finishRuns("build.yml", "success")
+	e.pass() // production deployed, staging dispatched
+	// The process dies; a new one (another replica, or the same after a restart) knows only GitHub.
+	e.ctrl = &Controller{Target: e.ctrl.Target, Registry: e.ctrl.Registry}
+	if diff := cmp.Diff(map[string]Action{"production": ActionUpToDate, "staging": ActionBuilding, "snapshot": ActionWaiting}, e.pass()); diff != "" {
+		t.Fatalf("first pass of the new process (-want +got):\n%s", diff)
+	}
+	e.settle()
+	if diff := cmp.Diff([]string{"production", "staging", "snapshot"}, e.gh.builds()); diff != "" {
+		t.Errorf("builds dispatched (-want +got):\n%s", diff)
+	}
+
+	// A rollout interrupted after its deployment was recorded resumes without a new build or restart.
+	e.gh.merge(13, "snapshot", Version{"x", "1.0.0"})
+	e.pass()
+	e.gh.finishRuns("build.yml", "success")
+	e.kubeMu.Lock()
+	e.ready["snapshot"] = false
+	e.kubeMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	steps, _ := e.ctrl.Pass(ctx, Repo{GitHub: e.gh, Config: e.cfg})
+	cancel()
+	if got := steps[2].Action; got != ActionInterrupt {
+		t.Fatalf("snapshot action when the pass is cancelled mid-rollout = %q, want %q", got, ActionInterrupt)
+	}
+	e.kubeMu.Lock()
+	e.ready["snapshot"] = true
+	e.kubeMu.Unlock()
+	before, _ := e.kube.AppsV1().Deployments("registry").Get(context.Background(), "snapshot", metav1.GetOptions{})
+	// Make the Deployment available as the real controller would once pods turn ready.
+	before.Status.AvailableReplicas = 2
+	if _, err := e.kube.AppsV1().Deployments("registry").Update(context.Background(), before, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.ctrl = &Controller{Target: e.ctrl.Target, Registry: e.ctrl.Registry}
+	if got := e.pass()["snapshot"]; got != ActionDeployed {
+		t.Fatalf("snapshot after the restart = %q, want %q", got, ActionDeployed)
+	}
+	after, _ := e.kube.AppsV1().Deployments("registry").Get(context.Background(), "snapshot", metav1.GetOptions{})
+	if a, b := before.Spec.Template.Annotations[AnnotationRestartedAt], after.Spec.Template.Annotations[AnnotationRestartedAt]; a != b {
+		t.Errorf("resumed rollout restarted the pods again: restartedAt %q → %q", a, b)
+	}
+	if got := e.gh.builds(); len(got) != 4 {
+		t.Errorf("builds dispatched = %v, want 4 (no rebuild on resume)", got)
+	}
+}
+
+func TestControllerRolloutFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(e *env)
+		reason  string
+	}{
+		{"rollout past its deadline", func(e *env) { e.ready["production"] = false }, "did not finish rolling out"},
+		{"progress deadline exceeded", func(e *env) { e.stuck["production"] = true }, "ProgressDeadlineExceeded"},
+		{"deployment missing", func(e *env) {
+			_ = e.kube.AppsV1().Deployments("registry").Delete(context.Background(), "production", metav1.DeleteOptions{})
+		}, "no such Deployment"},
+		{"registry never serves the version", func(e *env) {}, "does not serve apm@9.9.0"},
+		{"build workflow missing", func(e *env) { delete(e.gh.workflows, "build.yml") }, "the build could not be started"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "300ms")
+			e.settle()
+			e.kubeMu.Lock()
+			tc.prepare(e)
+			e.kubeMu.Unlock()
+			e.gh.merge(20, "production", Version{"apm", "9.9.0"})
+			start := time.Now()
+			var got map[string]Action
+			for i := 0; i < 5; i++ {
+				if got = e.pass(); got["production"] == ActionFailed {
+					break
+				}
+				e.gh.finishRuns("build.yml", "success")
+			}
+			if got["production"] != ActionFailed {
+				t.Fatalf("production = %q, want %q", got["production"], ActionFailed)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Errorf("failure took %s: a wait has no deadline", time.Since(start))
+			}
+			if _, states := e.gh.lastState("production"); states[len(states)-1] != StateFailure {
+				t.Errorf("production states = %v, want failure last", states)
+			}
+			c := e.gh.commentsOn(20)
+			if len(c) != 1 || !strings.Contains(c[0], tc.reason) || !strings.Contains(c[0], "/rebuild production") {
+				t.Errorf("comments on #20 = %q, want one naming %q and /rebuild", c, tc.reason)
+			}
+			if got := e.pass(); got["production"] != ActionStopped || got["staging"] != ActionWaiting {
+				t.Errorf("next pass = %v, want production stopped and staging waiting", got)
+			}
+		})
+	}
+}
+
+// TestControllerIdlePassCalls counts the GitHub calls of a pass with nothing to do.
+func TestControllerIdlePassCalls(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.mu.Lock()
+	e.gh.calls = map[string]int{}
+	e.gh.mu.Unlock()
+	e.pass()
+	e.gh.mu.Lock()
+	defer e.gh.mu.Unlock()
+	want := map[string]int{"BranchHead": 3, "Deployments": 3, "WorkflowRuns": 3}
+	if diff := cmp.Diff(want, e.gh.calls); diff != "" {
+		t.Errorf("calls of an idle pass (-want +got):\n%s", diff)
+	}
+}
+
+func TestKeyRoundTrip(t *testing.T) {
+	k := Key{Distribution: "staging", Ref: "0123abc", BaseDeployment: 42}
+	got, ok := keyInTitle("storagebot build " + k.String())
+	if !ok || got != k {
+		t.Errorf("keyInTitle(%q) = %v, %v; want %v", k.String(), got, ok, k)
+	}
+	for _, bad := range []string{"", "staging", "staging@", "@abc+1", "staging@abc+x", "staging@abc+-1"} {
+		if _, ok := ParseKey(bad); ok {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/storagebot/storagebot/internal/repoconfig"
+)
+
+// Deployment states, as GitHub names them.
+const (
+	StateQueued     = "queued"
+	StatePending    = "pending"
+	StateInProgress = "in_progress"
+	StateSuccess    = "success"
+	StateFailure    = "failure"
+	StateError      = "error"
+	StateInactive   = "inactive"
+)
+
+// Key identifies one build of a distribution: the commit it is built from and the deployment of its base it
+// is built on (0 when built from the registry image). Two passes wanting the same Key want the same image.
+type Key struct {
+	Distribution   string
+	Ref            string
+	BaseDeployment int64
+}
+
+// String is the build key the build workflow puts in its run name ("storagebot build <key>"), so that a run
+// — whose inputs GitHub does not return — can be matched to what it builds.
+func (k Key) String() string {
+	return fmt.Sprintf("%s@%s+%d", k.Distribution, k.Ref, k.BaseDeployment)
+}
+
+// ParseKey reads a Key back from its String form.
+func ParseKey(s string) (Key, bool) {
+	name, rest, ok := strings.Cut(s, "@")
+	if !ok {
+		return Key{}, false
+	}
+	ref, base, ok := strings.Cut(rest, "+")
+	if !ok || name == "" || ref == "" {
+		return Key{}, false
+	}
+	id, err := strconv.ParseInt(base, 10, 64)
+	if err != nil || id < 0 {
+		return Key{}, false
+	}
+	return Key{Distribution: name, Ref: ref, BaseDeployment: id}, true
+}
+
+// keyInTitle finds the build key in a run's display title ("storagebot build production@abc+0").
+func keyInTitle(title string) (Key, bool) {
+	for _, f := range strings.Fields(title) {
+		if k, ok := ParseKey(f); ok {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// Payload is what the controller stores in a GitHub Deployment: enough to know, after any restart, what was
+// built on what, which run built it, and what it replaced.
+type Payload struct {
+	Distribution   string `json:"distribution"`
+	Ref            string `json:"ref"`
+	Base           string `json:"base,omitempty"`
+	BaseDeployment int64  `json:"base_deployment,omitempty"`
+	BaseImage      string `json:"base_image,omitempty"`
+	Image          string `json:"image"`
+	BuildRun       int64  `json:"build_run"`
+	// PreviousRef is the ref of the last successful deployment when this one was created: the change this
+	// deployment brings is PreviousRef..Ref ("" for the first one).
+	PreviousRef string `json:"previous_ref,omitempty"`
+}
+
+// Key is the build the payload records.
+func (p Payload) Key() Key {
+	return Key{Distribution: p.Distribution, Ref: p.Ref, BaseDeployment: p.BaseDeployment}
+}
+
+// Deployment is a GitHub Deployment of a distribution with its latest status.
+type Deployment struct {
+	ID      int64
+	Ref     string
+	Payload Payload
+	Created time.Time
+	// State is the latest status's state; "" when it has none yet.
+	State string
+	// StateSince is when the latest status was set (Created when there is none).
+	StateSince time.Time
+}
+
+// InFlight reports whether the deployment is still being rolled out.
+func (d Deployment) InFlight() bool {
+	switch d.State {
+	case "", StateQueued, StatePending, StateInProgress:
+		return true
+	}
+	return false
+}
+
+// Run is a workflow run, as much of it as the controller reads.
+type Run struct {
+	ID         int64
+	Title      string // display_title: the run name, holding the build key
+	HeadSHA    string
+	Status     string // queued, in_progress, completed, …
+	Conclusion string // success, failure, cancelled, timed_out, … once completed
+	Created    time.Time
+	URL        string
+}
+
+// Completed reports whether the run has finished.
+func (r Run) Completed() bool { return r.Status == "completed" }
+
+// Version is a package version a change added.
+type Version struct {
+	Package string
+	Version string
+}
+
+func (v Version) String() string { return v.Package + "@" + v.Version }
+
+// GitHub is every GitHub call the controller makes, for one repository.
+type GitHub interface {
+	// BranchHead returns the SHA at the head of branch.
+	BranchHead(ctx context.Context, branch string) (string, error)
+	// Deployments returns the newest deployments of environment, newest first, each with its latest state.
+	Deployments(ctx context.Context, environment string) ([]Deployment, error)
+	// CreateDeployment records a build as a deployment of environment at ref.
+	CreateDeployment(ctx context.Context, environment, ref string, p Payload) (Deployment, error)
+	// SetDeploymentState adds a status to a deployment.
+	SetDeploymentState(ctx context.Context, id int64, state, description, logURL string) error
+	// DispatchWorkflow starts workflow (a file under .github/workflows) on ref with inputs.
+	DispatchWorkflow(ctx context.Context, workflow, ref string, inputs map[string]string) error
+	// WorkflowRuns returns the newest workflow_dispatch runs of workflow on branch, newest first.
+	WorkflowRuns(ctx context.Context, workflow, branch string) ([]Run, error)
+	// MergedPulls returns the numbers of the pull requests whose merges into branch brought from..to
+	// (from "" = none: the first deployment is attributed to nobody).
+	MergedPulls(ctx context.Context, branch, from, to string) ([]int, error)
+	// AddedVersions returns the package versions present at to and absent at from.
+	AddedVersions(ctx context.Context, from, to string) ([]Version, error)
+	// CommentOnce posts body on issue or PR number unless a comment of the bot already holds marker.
+	CommentOnce(ctx context.Context, number int, marker, body string) error
+}
+
+// Target rolls a built image out and waits until it runs, or fails with a reason a person can act on.
+type Target interface {
+	// Rollout makes the deployment with this id run image, waiting at most until deadline. It is
+	// idempotent: called again for the same id after a restart, it does not restart the workload twice.
+	Rollout(ctx context.Context, d repoconfig.Distribution, deploymentID int64, image string, deadline time.Time) error
+}
+
+// Registry tells whether a package version is served.
+type Registry interface {
+	// WaitServed polls until every version is served by the registry at base, or deadline passes; the error
+	// names the versions still missing.
+	WaitServed(ctx context.Context, base string, versions []Version, deadline time.Time) error
+}
