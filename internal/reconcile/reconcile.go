@@ -34,6 +34,9 @@ type Runner struct {
 	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
 	// spaces its runs further.
 	Interval time.Duration
+	// StaleAfter is how long a run may stay in progress before it is taken for abandoned (a replica died
+	// mid-evaluation) and evaluated again; NewRunner sets DefaultStaleAfter.
+	StaleAfter time.Duration
 	// Grace leaves a PR updated less than this long ago to its webhook: its delivery may still be queued, and
 	// evaluating it here too would evaluate it twice. 0 evaluates every PR whose check is missing.
 	Grace time.Duration
@@ -48,7 +51,7 @@ type Runner struct {
 // NewRunner builds a runner and registers its metrics in reg (nil: not registered).
 func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, checks *checkrun.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
 	r := &Runner{
-		Clients: clients, Promotions: promotions, Checks: checks, Interval: interval,
+		Clients: clients, Promotions: promotions, Checks: checks, Interval: interval, StaleAfter: DefaultStaleAfter,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storagebot_reconcile_repositories_total",
 			Help: "Reconcile work, by result: ok, error, skipped (repositories), stale_check (PR checks re-run), check_left_to_webhook (PRs updated within the grace period).",
@@ -218,9 +221,9 @@ func (r *Runner) staleChecks(ctx context.Context, client *github.Client, repo *g
 	return errors.Join(errs...)
 }
 
-// staleAfter is how long a run may stay in progress before the reconciler takes it for abandoned (a replica
-// died mid-evaluation).
-const staleAfter = 10 * time.Minute
+// DefaultStaleAfter is how long a run may stay in progress before the reconciler takes it for abandoned (a
+// replica died mid-evaluation).
+const DefaultStaleAfter = 10 * time.Minute
 
 // DefaultGrace is how long after a PR's last update the reconciler leaves its check to the webhook.
 const DefaultGrace = 5 * time.Minute
@@ -234,7 +237,7 @@ func (r *Runner) checkIfStale(ctx context.Context, client *github.Client, repo *
 	}
 	// The decision is made under the check service's per-commit lock and on this App's runs only: another
 	// App's storage-policy run is no evidence this App checked the head.
-	_, ran, err := r.Checks.CheckPRIfStale(ctx, client, repo, pr, staleAfter)
+	_, ran, err := r.Checks.CheckPRIfStale(ctx, client, repo, pr, r.StaleAfter)
 	if ran {
 		log.Info().Msg("reconcile: storage-policy missing or stuck on the PR head; evaluated")
 		r.runs.WithLabelValues("stale_check").Inc()
