@@ -719,3 +719,54 @@ func chaosReconciler(t testing.TB, fake *githubfake.Server, clients githubapp.Cl
 	}
 	return r
 }
+
+// TestCommandAnsweredOnce: a command comment delivered again (GitHub's Redeliver, the same delivery reaching
+// both replicas) is answered once, and its commands do not run again.
+func TestCommandAnsweredOnce(t *testing.T) {
+	h := newHarness(t)
+	second := h.startReplica()
+	h.repo.SetPermission("writer", "write")
+	h.commit("snapshot", "add foo", pkgFiles("foo", "1.0.0", 2, ""))
+	issue := h.repo.OpenIssue("Promotions", "", "alice")
+	// Every comment delivery reaches both replicas at once.
+	h.routeWebhooks(func(event, action string) []string {
+		if event == "issue_comment" {
+			return []string{h.addr, second.addr}
+		}
+		return []string{h.addr}
+	})
+	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	h.botReply(issue, "> /promote foo@1.0.0")
+	h.settleAt(h.addr)
+	h.settleAt(second.addr)
+	var delivery githubfake.Delivery
+	for _, d := range h.fake.Deliveries() {
+		if d.Event == "issue_comment" && d.Action == "created" && strings.Contains(string(d.Body), "/promote foo@1.0.0") {
+			delivery = d
+		}
+	}
+	if code := h.redeliver(delivery); code != http.StatusOK {
+		t.Fatalf("redelivery = %d", code)
+	}
+	h.settleAt(h.addr)
+	h.settleAt(second.addr)
+	var replies []string
+	for _, c := range h.repo.IssueComments(issue) {
+		if strings.HasSuffix(c.User, "[bot]") && strings.Contains(c.Body, "> /promote foo@1.0.0") {
+			replies = append(replies, c.Body)
+		}
+	}
+	if len(replies) != 1 {
+		t.Fatalf("replies = %d, want 1:\n%s", len(replies), strings.Join(replies, "\n----\n"))
+	}
+	prs := h.pullsInto("staging", promotion.PromoteBranchPrefix)
+	if len(prs) != 1 {
+		t.Fatalf("promotion PRs = %s, want 1", prList(prs))
+	}
+	// Either replica's answer may be the one kept ("Opened" or "Found the existing"); both link the PR.
+	if !strings.Contains(replies[0], "✅") || !strings.Contains(replies[0], "promotion PR #"+itoa(prs[0].Number)+" ") {
+		t.Errorf("the reply does not link promotion PR #%d:\n%s", prs[0].Number, replies[0])
+	}
+}

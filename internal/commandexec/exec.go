@@ -44,6 +44,11 @@ type comment struct {
 	granted     []policy.Exception  // recorded in the reply's marker
 	recheck     bool                // re-run the check after replying (exceptions changed)
 	showHelp    bool
+	// commentID is the comment whose commands run; the reply carries it in a sealed marker so a redelivery,
+	// or the same delivery handled by two replicas, is answered once.
+	commentID int64
+	bot       string   // the App's bot login: only its comments are replies
+	replyKey  seal.Key // seals the reply marker to this repository and issue
 }
 
 // Handle runs the commands in a newly created comment. Edited comments, and comments by bots (this one
@@ -64,10 +69,27 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 		client: client, repo: ev.GetRepo(),
 		owner: ev.GetRepo().GetOwner().GetLogin(), name: ev.GetRepo().GetName(),
 		number: ev.GetIssue().GetNumber(), isPR: ev.GetIssue().IsPullRequest(),
-		user: author.GetLogin(),
+		user: author.GetLogin(), commentID: ev.GetComment().GetID(),
 	}
 	log := zerolog.Ctx(ctx).With().Str("user", c.user).Int("issue", c.number).Int("commands", len(cmds)).Logger()
 	ctx = log.WithContext(ctx)
+	c.replyKey = e.Seal.For("reply", c.owner+"/"+c.name, fmt.Sprintf("#%d", c.number))
+	// Without the bot login no earlier reply can be recognised: the commands still run and are answered (a
+	// failure to learn it is reported by the commands that need it), only a redelivery may be answered twice.
+	if e.Checks != nil && e.Checks.BotLogin != nil {
+		bot, err := e.Checks.BotLogin(ctx)
+		if err != nil {
+			log.Warn().Err(err).Msg("bot login unknown: a repeated delivery of this comment cannot be recognised")
+		}
+		c.bot = bot
+	}
+	// A redelivery (GitHub's button, or one delivery handled by both replicas) finds the reply already there.
+	if id, err := c.earliestReply(ctx); err != nil {
+		return err
+	} else if id != 0 {
+		log.Info().Int64("reply", id).Msg("comment already answered; commands not run again")
+		return nil
+	}
 	if _, _, err := client.Reactions.CreateIssueCommentReaction(ctx, c.owner, c.name, ev.GetComment().GetID(), "eyes"); err != nil {
 		log.Warn().Err(err).Msg("could not react to the comment; running its commands anyway")
 	}
@@ -303,18 +325,65 @@ func (c *comment) promotionRepo() promotion.Repo {
 
 func (c *comment) reply(ctx context.Context, body string) error {
 	// GitHub refuses a comment over 65,536 characters: a long reply is shortened, its records kept whole.
-	fitted, err := promotion.FitComment(body)
+	fitted, err := promotion.FitComment(body + "\n\n" + c.replyMarker())
 	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Int("characters", len(body)).Msg("reply too long for GitHub even shortened; its records are not posted")
 		c.granted, c.recheck = nil, false
 		fitted = "❌ Nothing was recorded: this reply's records (the exceptions granted) would pass GitHub's limit of " +
-			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment."
+			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment.\n\n" + c.replyMarker()
 	}
 	body = fitted
-	if _, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.number, &github.IssueComment{Body: &body}); err != nil {
+	posted, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.number, &github.IssueComment{Body: &body})
+	if err != nil {
 		return fmt.Errorf("reply on #%d: %w", c.number, err)
 	}
+	// Two replicas handling the same comment at once both found no reply and both posted one: the earliest
+	// stays, the later deletes itself.
+	first, err := c.earliestReply(ctx)
+	if err != nil {
+		return err
+	}
+	if first != 0 && first != posted.GetID() {
+		if _, err := c.client.Issues.DeleteComment(ctx, c.owner, c.name, posted.GetID()); err != nil {
+			return fmt.Errorf("delete reply %d on #%d, a duplicate of reply %d: %w", posted.GetID(), c.number, first, err)
+		}
+		zerolog.Ctx(ctx).Info().Int64("reply", first).Int64("duplicate", posted.GetID()).Msg("comment answered twice at once; the later reply deleted")
+	}
 	return nil
+}
+
+// replyMarker is the sealed record, hidden in the reply, of the comment it answers. Anyone with write access
+// can edit the bot's comments, so an unsealed marker could silence a command; a copy of this one names only
+// its own comment.
+func (c *comment) replyMarker() string {
+	id := fmt.Sprint(c.commentID)
+	return "<!-- storagebot:reply " + id + " " + c.replyKey.Sign([]byte(id)) + " -->"
+}
+
+// earliestReply returns the ID of the bot's oldest comment on the issue carrying this comment's reply
+// marker, 0 when there is none.
+func (c *comment) earliestReply(ctx context.Context) (int64, error) {
+	if c.bot == "" {
+		return 0, nil
+	}
+	marker := c.replyMarker()
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	var first int64
+	for {
+		page, resp, err := c.client.Issues.ListComments(ctx, c.owner, c.name, c.number, opts)
+		if err != nil {
+			return 0, fmt.Errorf("look for an earlier reply to comment %d on #%d: %w", c.commentID, c.number, err)
+		}
+		for _, cm := range page {
+			if cm.GetUser().GetLogin() == c.bot && strings.Contains(cm.GetBody(), marker) && (first == 0 || cm.GetID() < first) {
+				first = cm.GetID()
+			}
+		}
+		if resp.NextPage == 0 {
+			return first, nil
+		}
+		opts.Page = resp.NextPage
+	}
 }
 
 func versionList(vs []commands.VersionRef) string {
