@@ -8,6 +8,8 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/palantir/go-githubapp/githubapp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/storagebot/storagebot/handlers"
 	"github.com/storagebot/storagebot/internal/githubfake"
@@ -58,6 +61,9 @@ func TestChaos(t *testing.T) {
 		n := min(seedsPerRepo, len(seeds))
 		group := seeds[:n]
 		t.Run(fmt.Sprintf("seeds-%d-%d", group[0], group[n-1]), func(t *testing.T) {
+			// Groups share nothing (each has its own fake GitHub) and mostly wait on timers: -parallel N
+			// runs N of them at once.
+			t.Parallel()
 			st := chaosGroup(t, group)
 			mu.Lock()
 			totals.add(st)
@@ -65,7 +71,7 @@ func TestChaos(t *testing.T) {
 		})
 		seeds = seeds[n:]
 	}
-	t.Logf("chaos totals: %s", totals)
+	t.Cleanup(func() { t.Logf("chaos totals: %s", totals) })
 }
 
 // chaosStats counts what the scenarios injected and what the bot did, for the benchmark record.
@@ -103,7 +109,8 @@ type chaosReplica struct {
 // chaosCluster is two replicas behind a webhook router that decides, per delivery and from the seed, which
 // replica gets it, whether both do, and whether it is held back so later deliveries overtake it.
 type chaosCluster struct {
-	h *harness
+	h      *harness
+	config string // the serve configuration file naming this cluster's fake GitHub and App
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -127,7 +134,7 @@ func (c *chaosCluster) random(f func(r *rand.Rand)) {
 
 func (c *chaosCluster) startReplica(i int) {
 	r := &chaosReplica{logs: &syncBuffer{}}
-	r.addr, r.cancel, r.done = c.h.launch(r.logs, chaosArgs...)
+	r.addr, r.cancel, r.done = c.h.launch(r.logs, append([]string{"--config", c.config}, chaosArgs...)...)
 	c.mu.Lock()
 	c.replicas[i] = r
 	c.mu.Unlock()
@@ -284,7 +291,7 @@ func (c *chaosCluster) settle() {
 			quietSince, lastCalls = time.Now(), calls
 			return false
 		}
-		return time.Since(quietSince) > 150*time.Millisecond
+		return time.Since(quietSince) > 80*time.Millisecond
 	})
 }
 
@@ -343,38 +350,39 @@ var chaosFaultRoutes = []string{
 // installation for a second or two, as GitHub's do.
 func randomFault(rng *rand.Rand) githubfake.Fault {
 	f := githubfake.Fault{Route: chaosFaultRoutes[rng.Intn(len(chaosFaultRoutes))], Times: 1}
-	switch k := rng.Intn(20); {
-	case k < 4:
+	switch k := rng.Intn(40); {
+	case k < 8:
 		f.Status = []int{500, 502, 503}[rng.Intn(3)]
-	case k < 9: // the write is applied, its answer lost: a 502 from a proxy, or the connection cut
+	case k < 18: // the write is applied, its answer lost: a 502 from a proxy, or the connection cut
 		f.DropResponse = true
 		if rng.Intn(2) == 0 {
 			f.Status = http.StatusBadGateway
 		}
-	case k < 13: // no answer within the replica's deadline
+	case k < 26: // no answer within the replica's deadline
 		f.Latency = 400 * time.Millisecond
-	case k < 15:
+	case k < 30:
 		f.Latency = time.Duration(20+rng.Intn(100)) * time.Millisecond
-	case k < 17:
+	case k < 36:
 		f.Status = http.StatusBadGateway
 		f.Latency = time.Duration(rng.Intn(50)) * time.Millisecond
-	case k < 18:
+	case k == 36:
 		f.RateLimit, f.Status, f.RetryAfter = githubfake.SecondaryLimit, http.StatusForbidden, "1"
-	case k < 19:
+	case k == 37:
 		f.RateLimit, f.Status, f.RetryAfter = githubfake.SecondaryLimit, http.StatusTooManyRequests, "1"
-	default:
+	case k == 38:
 		f.RateLimit, f.Status, f.ResetIn = githubfake.PrimaryLimit, http.StatusTooManyRequests, time.Second
+	default:
+		f.RateLimit, f.Status, f.ResetIn = githubfake.PrimaryLimit, http.StatusForbidden, time.Second
 	}
 	return f
 }
 
 // chaosGroup runs seeds one after the other on one fake GitHub with two replicas.
 func chaosGroup(t *testing.T, seeds []int64) chaosStats {
-	h := newHarness(t, chaosArgs...)
-	h.stop() // the cluster runs its own pair of replicas
+	h := newFakeHarness(t)
 	h.repo.SetPermission("writer", "write")
 	stats := chaosStats{}
-	c := &chaosCluster{h: h, stats: &stats, rng: rand.New(rand.NewSource(0))}
+	c := &chaosCluster{h: h, config: chaosConfig(t, h.fake), stats: &stats, rng: rand.New(rand.NewSource(0))}
 	c.startReplica(0)
 	c.startReplica(1)
 	t.Cleanup(c.stopAll)
@@ -382,7 +390,7 @@ func chaosGroup(t *testing.T, seeds []int64) chaosStats {
 	t.Cleanup(router.Close)
 	t.Cleanup(func() { h.fake.SetWebhookURL("") })
 	h.fake.SetWebhookURL(router.URL + "/api/github/hook")
-	clients := reconcileClients(t)
+	clients := reconcileClients(t, "--config", c.config)
 
 	for _, seed := range seeds {
 		if !chaosSeed(t, c, clients, seed) {
@@ -769,4 +777,26 @@ func TestCommandAnsweredOnce(t *testing.T) {
 	if !strings.Contains(replies[0], "✅") || !strings.Contains(replies[0], "promotion PR #"+itoa(prs[0].Number)+" ") {
 		t.Errorf("the reply does not link promotion PR #%d:\n%s", prs[0].Number, replies[0])
 	}
+}
+
+// chaosConfig writes a serve configuration file for fake's App. The App goes in a file, not the environment,
+// so groups with their own fake GitHub run in parallel.
+func chaosConfig(t *testing.T, fake *githubfake.Server) string {
+	t.Helper()
+	var cfg struct {
+		GitHub githubapp.Config `yaml:"github"`
+	}
+	cfg.GitHub.V3APIURL, cfg.GitHub.WebURL = fake.URL(), fake.WebURL()
+	cfg.GitHub.App.IntegrationID = fake.AppID()
+	cfg.GitHub.App.PrivateKey = string(fake.PrivateKeyPEM())
+	cfg.GitHub.App.WebhookSecret = fake.WebhookSecret()
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "storagebot.yml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

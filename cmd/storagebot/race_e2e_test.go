@@ -211,10 +211,10 @@ func removalRace(t *testing.T, seeds []int64) {
 }
 
 // reconcileClients builds the GitHub clients a replica's reconciler uses, from the environment the harness
-// set, exactly as serve does.
-func reconcileClients(t *testing.T) githubapp.ClientCreator {
+// set (or the serve flags args, such as --config), exactly as serve does.
+func reconcileClients(t *testing.T, args ...string) githubapp.ClientCreator {
 	t.Helper()
-	cfg, err := loadServeConfig(nil, io.Discard, os.LookupEnv)
+	cfg, err := loadServeConfig(args, io.Discard, os.LookupEnv)
 	if err != nil {
 		t.Fatalf("serve config: %v", err)
 	}
