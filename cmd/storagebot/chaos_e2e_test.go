@@ -410,18 +410,6 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	c.past = nil
 	c.mu.Unlock()
 	replay := fmt.Sprintf("replay with: go test ./cmd/storagebot -run 'TestChaos$' -seed %d", seed)
-	fail := func(format string, args ...any) {
-		t.Helper()
-		var logs strings.Builder
-		c.mu.Lock()
-		for i, r := range c.replicas {
-			if r != nil {
-				fmt.Fprintf(&logs, "replica %d logs:\n%s\n", i, tail(r.logs.String(), 25))
-			}
-		}
-		c.mu.Unlock()
-		t.Errorf("seed %d: %s; %s\n%s", seed, fmt.Sprintf(format, args...), replay, logs.String())
-	}
 	failedBefore := t.Failed()
 
 	// The plan, all drawn from the seed before anything runs.
@@ -461,6 +449,18 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 		plan.promoteMethod = []string{"merge", "squash", "rebase"}[rng.Intn(3)]
 	})
 
+	fail := func(format string, args ...any) {
+		t.Helper()
+		var logs strings.Builder
+		c.mu.Lock()
+		for i, r := range c.replicas {
+			if r != nil {
+				fmt.Fprintf(&logs, "replica %d logs:\n%s\n", i, tail(r.logs.String(), 25))
+			}
+		}
+		c.mu.Unlock()
+		t.Errorf("seed %d: %s; %s\nplan: kill before step %d, faults %+v at steps %v\n%s", seed, fmt.Sprintf(format, args...), replay, plan.kill, plan.faults, plan.faultAt, logs.String())
+	}
 	pkg := func(s string) string { return fmt.Sprintf("chaos%d%s", seed, s) }
 	goodFiles := pkgFiles(pkg("a"), "1.0.0", 3, "")
 	promoFiles := pkgFiles(pkg("p"), "1.0.0", 3, "")

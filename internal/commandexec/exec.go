@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/google/go-github/v50/github"
@@ -88,7 +90,8 @@ func (e *Executor) Handle(ctx context.Context, client *github.Client, ev *github
 		return err
 	} else if id != 0 {
 		log.Info().Int64("reply", id).Msg("comment already answered; commands not run again")
-		return nil
+		// A replica stopped between its reply and its look for duplicates may have left one.
+		return c.dropLaterReplies(ctx)
 	}
 	if _, _, err := client.Reactions.CreateIssueCommentReaction(ctx, c.owner, c.name, ev.GetComment().GetID(), "eyes"); err != nil {
 		log.Warn().Err(err).Msg("could not react to the comment; running its commands anyway")
@@ -333,21 +336,31 @@ func (c *comment) reply(ctx context.Context, body string) error {
 			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment.\n\n" + c.replyMarker()
 	}
 	body = fitted
-	posted, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.number, &github.IssueComment{Body: &body})
-	if err != nil {
-		return fmt.Errorf("reply on #%d: %w", c.number, err)
+	_, _, postErr := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.number, &github.IssueComment{Body: &body})
+	// Two replicas handling the same comment at once both found no reply and both posted one; and a post
+	// whose answer was lost may have been applied. Either way the earliest reply stays and any later one is
+	// deleted, by whichever replica looks: they all agree on which is earliest.
+	if err := c.dropLaterReplies(ctx); err != nil {
+		return errors.Join(postErr, err)
 	}
-	// Two replicas handling the same comment at once both found no reply and both posted one: the earliest
-	// stays, the later deletes itself.
-	first, err := c.earliestReply(ctx)
-	if err != nil {
+	if postErr != nil {
+		return fmt.Errorf("reply on #%d: %w", c.number, postErr)
+	}
+	return nil
+}
+
+// dropLaterReplies deletes every reply to this comment but the earliest.
+func (c *comment) dropLaterReplies(ctx context.Context) error {
+	replies, err := c.replies(ctx)
+	if err != nil || len(replies) < 2 {
 		return err
 	}
-	if first != 0 && first != posted.GetID() {
-		if _, err := c.client.Issues.DeleteComment(ctx, c.owner, c.name, posted.GetID()); err != nil {
-			return fmt.Errorf("delete reply %d on #%d, a duplicate of reply %d: %w", posted.GetID(), c.number, first, err)
+	for _, id := range replies[1:] {
+		resp, err := c.client.Issues.DeleteComment(ctx, c.owner, c.name, id)
+		if err != nil && (resp == nil || resp.StatusCode != http.StatusNotFound) { // gone already: the other replica deleted it
+			return fmt.Errorf("delete reply %d on #%d, a duplicate of reply %d: %w", id, c.number, replies[0], err)
 		}
-		zerolog.Ctx(ctx).Info().Int64("reply", first).Int64("duplicate", posted.GetID()).Msg("comment answered twice at once; the later reply deleted")
+		zerolog.Ctx(ctx).Info().Int64("reply", replies[0]).Int64("duplicate", id).Msg("comment answered twice; the later reply deleted")
 	}
 	return nil
 }
@@ -360,30 +373,41 @@ func (c *comment) replyMarker() string {
 	return "<!-- storagebot:reply " + id + " " + c.replyKey.Sign([]byte(id)) + " -->"
 }
 
-// earliestReply returns the ID of the bot's oldest comment on the issue carrying this comment's reply
-// marker, 0 when there is none.
+// earliestReply returns the ID of the bot's oldest reply to this comment, 0 when there is none.
 func (c *comment) earliestReply(ctx context.Context) (int64, error) {
+	replies, err := c.replies(ctx)
+	if err != nil || len(replies) == 0 {
+		return 0, err
+	}
+	return replies[0], nil
+}
+
+// replies lists the IDs of the bot's comments on the issue carrying this comment's reply marker, oldest
+// first. Without the bot login none can be told apart from a forgery, so none are listed.
+func (c *comment) replies(ctx context.Context) ([]int64, error) {
 	if c.bot == "" {
-		return 0, nil
+		return nil, nil
 	}
 	marker := c.replyMarker()
 	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	var first int64
+	var ids []int64
 	for {
 		page, resp, err := c.client.Issues.ListComments(ctx, c.owner, c.name, c.number, opts)
 		if err != nil {
-			return 0, fmt.Errorf("look for an earlier reply to comment %d on #%d: %w", c.commentID, c.number, err)
+			return nil, fmt.Errorf("look for replies to comment %d on #%d: %w", c.commentID, c.number, err)
 		}
 		for _, cm := range page {
-			if cm.GetUser().GetLogin() == c.bot && strings.Contains(cm.GetBody(), marker) && (first == 0 || cm.GetID() < first) {
-				first = cm.GetID()
+			if cm.GetUser().GetLogin() == c.bot && strings.Contains(cm.GetBody(), marker) {
+				ids = append(ids, cm.GetID())
 			}
 		}
 		if resp.NextPage == 0 {
-			return first, nil
+			break
 		}
 		opts.Page = resp.NextPage
 	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
 }
 
 func versionList(vs []commands.VersionRef) string {
