@@ -25,11 +25,12 @@ import (
 
 var (
 	raceSeed  = flag.Int64("seed", -1, "seeded tests (TestRemovalRace, TestChaos): replay only this seed")
+	firstSeed = flag.Int64("first-seed", 1, "seeded tests: the first of the -seeds seeds (to run a long range in parts)")
 	raceSeeds = flag.Int("seeds", 0, "seeded tests: how many seeds to run (TestRemovalRace: 30 or $STORAGEBOT_RACE_SEEDS; TestChaos: 200 or $STORAGEBOT_CHAOS_SEEDS)")
 )
 
 // seedList is the seeds a seeded test runs: -seed N alone, else -seeds (or the environment variable env, or
-// def) of them starting at 1.
+// def) of them starting at -first-seed (1).
 func seedList(t *testing.T, def int, env string) []int64 {
 	if *raceSeed >= 0 {
 		return []int64{*raceSeed}
@@ -47,7 +48,7 @@ func seedList(t *testing.T, def int, env string) []int64 {
 	}
 	out := make([]int64, n)
 	for i := range out {
-		out[i] = int64(i + 1)
+		out[i] = *firstSeed + int64(i)
 	}
 	return out
 }
