@@ -269,6 +269,39 @@ func (c *chaosCluster) redeliverOne() {
 	}
 }
 
+// badDelivery sends replica i one malformed delivery of kind 0 (no signature), 1 (signed, not JSON) or 2
+// (signed, a pull_request event without its pull request) and returns the status and the answer's text. A
+// dead replica answers 0.
+func (c *chaosCluster) badDelivery(i, kind int, seed int64) (int, string) {
+	c.mu.Lock()
+	r := c.replicas[i]
+	c.mu.Unlock()
+	if r == nil {
+		return 0, ""
+	}
+	body := []byte(`{"action":"opened","number":1,"pull_request":null,"installation":{"id":` + fmt.Sprint(c.h.fake.InstallationID()) + `}}`)
+	if kind == 1 {
+		body = []byte(`{"action":"opened",`)
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+r.addr+"/api/github/hook", bytes.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "pull_request")
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("chaos-bad-%d-%d", seed, kind))
+	if kind != 0 {
+		req.Header.Set("X-Hub-Signature-256", sign(c.h.fake.WebhookSecret(), body))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error() // killed while answering
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(msg)
+}
+
 // settle waits until no delivery is held back, no replica has an event in flight, and the fake saw no request
 // for a while (a replica's start-up reconcile runs outside any event).
 func (c *chaosCluster) settle() {
@@ -423,6 +456,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 		killWhich     int
 		reconcileAt   []time.Duration
 		redeliveries  int
+		bad, badTo    int // a malformed delivery of this kind (see badDelivery) to this replica
 		stepGaps      []time.Duration
 		promoteMethod string
 	}
@@ -443,6 +477,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 			plan.reconcileAt = append(plan.reconcileAt, time.Duration(rng.Intn(60))*time.Millisecond)
 		}
 		plan.redeliveries = rng.Intn(3)
+		plan.bad, plan.badTo = rng.Intn(3), rng.Intn(2)
 		for i := 0; i < steps; i++ {
 			plan.stepGaps = append(plan.stepGaps, time.Duration(rng.Intn(15))*time.Millisecond)
 		}
@@ -528,6 +563,16 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				c.mu.Unlock()
 			}
 		case 2:
+			// Bad input: the sender is told what is wrong (a 4xx with a reason, or, for a payload only the
+			// handler can judge, an acceptance followed by a logged refusal), and the replica keeps serving.
+			code, msg := c.badDelivery(plan.badTo, plan.bad, seed)
+			switch {
+			case code == 0: // the replica was being killed
+			case plan.bad < 2 && (code < 400 || code >= 500 || strings.TrimSpace(msg) == ""):
+				fail("malformed delivery (kind %d) answered %d %q, want a 4xx saying what is wrong", plan.bad, code, msg)
+			case plan.bad == 2 && code >= 500 && code != http.StatusServiceUnavailable:
+				fail("a pull_request delivery without its pull request answered %d %q", code, msg)
+			}
 			if plan.badPR {
 				// An edit of a version staging already holds: the overwrite rule fails it.
 				pr := h.openPR("staging", pkg("b"), "[staging] Edit "+badName+"@1.0.0", map[string]*githubfake.File{
