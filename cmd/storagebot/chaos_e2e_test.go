@@ -30,7 +30,7 @@ import (
 // chaosArgs are the serve flags of a chaos replica: a short deadline per GitHub request so a slow answer is a
 // timeout within the test's time, a wait budget that covers the injected rate limits, a shutdown that abandons
 // work in flight (a killed pod), and a reconciler that evaluates PRs at once.
-var chaosArgs = []string{"--github-timeout", "250ms", "--github-max-wait", "5s", "--shutdown-timeout", "20ms",
+var chaosArgs = []string{"--github-timeout", "500ms", "--github-max-wait", "5s", "--shutdown-timeout", "20ms",
 	"--reconcile-interval", "0", "--reconcile-grace", "0"}
 
 // TestChaos runs seeded end-to-end scenarios with two serve replicas on one fake GitHub while faults are
@@ -392,7 +392,7 @@ func randomFault(rng *rand.Rand) githubfake.Fault {
 			f.Status = http.StatusBadGateway
 		}
 	case k < 26: // no answer within the replica's deadline
-		f.Latency = 400 * time.Millisecond
+		f.Latency = 700 * time.Millisecond
 	case k < 30:
 		f.Latency = time.Duration(20+rng.Intn(100)) * time.Millisecond
 	case k < 36:
