@@ -85,7 +85,7 @@ func New(deps Deps) *App {
 	bot := &botIdentity{clients: deps.Clients}
 	checkSvc := &checkrun.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
 	promotionSvc := &promotion.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
-	executor := &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal}
+	executor := &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal, BotLogin: bot.Login}
 	if deps.Rollouts != nil { // a nil *rollout.Service must not become a non-nil Rebuilder
 		executor.Rollouts = deps.Rollouts
 	}

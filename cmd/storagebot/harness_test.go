@@ -55,6 +55,21 @@ func (s *syncBuffer) String() string {
 // newHarness starts a fake GitHub holding a storage repository with the three channel branches, and serve.
 func newHarness(t testing.TB, extraArgs ...string) *harness {
 	t.Helper()
+	h := newFakeHarness(t)
+	t.Setenv("GITHUB_APP_INTEGRATION_ID", strconv.FormatInt(h.fake.AppID(), 10))
+	t.Setenv("GITHUB_APP_PRIVATE_KEY", string(h.fake.PrivateKeyPEM()))
+	t.Setenv("GITHUB_APP_WEBHOOK_SECRET", h.fake.WebhookSecret())
+	t.Setenv("GITHUB_V3_API_URL", h.fake.URL())
+	t.Setenv("GITHUB_WEB_URL", h.fake.WebURL())
+	h.start(extraArgs...)
+	t.Cleanup(h.stop)
+	return h
+}
+
+// newFakeHarness starts the fake GitHub and its storage repository only: no serve, no environment set, so
+// tests that each have their own fake may run in parallel (their serves take the App from --config).
+func newFakeHarness(t testing.TB) *harness {
+	t.Helper()
 	fake := githubfake.New(githubfake.Options{})
 	t.Cleanup(fake.Close)
 	h := &harness{t: t, fake: fake, logs: &syncBuffer{}}
@@ -65,13 +80,6 @@ func newHarness(t testing.TB, extraArgs ...string) *harness {
 			"go.mod":     {Content: []byte("module github.com/elastic/package-storage\n\ngo 1.19\n\nrequire github.com/elastic/package-registry v1.15.0\n")},
 		})
 	}
-	t.Setenv("GITHUB_APP_INTEGRATION_ID", strconv.FormatInt(fake.AppID(), 10))
-	t.Setenv("GITHUB_APP_PRIVATE_KEY", string(fake.PrivateKeyPEM()))
-	t.Setenv("GITHUB_APP_WEBHOOK_SECRET", fake.WebhookSecret())
-	t.Setenv("GITHUB_V3_API_URL", fake.URL())
-	t.Setenv("GITHUB_WEB_URL", fake.WebURL())
-	h.start(extraArgs...)
-	t.Cleanup(h.stop)
 	return h
 }
 

@@ -24,30 +24,31 @@ import (
 )
 
 var (
-	raceSeed  = flag.Int64("seed", -1, "TestRemovalRace: replay only this seed")
-	raceSeeds = flag.Int("seeds", 0, "TestRemovalRace: how many seeds to run (default 30, or $STORAGEBOT_RACE_SEEDS)")
+	raceSeed  = flag.Int64("seed", -1, "seeded tests (TestRemovalRace, TestChaos): replay only this seed")
+	firstSeed = flag.Int64("first-seed", 1, "seeded tests: the first of the -seeds seeds (to run a long range in parts)")
+	raceSeeds = flag.Int("seeds", 0, "seeded tests: how many seeds to run (TestRemovalRace: 30 or $STORAGEBOT_RACE_SEEDS; TestChaos: 200 or $STORAGEBOT_CHAOS_SEEDS)")
 )
 
-// raceSeedList is the seeds TestRemovalRace runs: -seed N alone, else -seeds (or STORAGEBOT_RACE_SEEDS) of
-// them starting at 1.
-func raceSeedList(t *testing.T) []int64 {
+// seedList is the seeds a seeded test runs: -seed N alone, else -seeds (or the environment variable env, or
+// def) of them starting at -first-seed (1).
+func seedList(t *testing.T, def int, env string) []int64 {
 	if *raceSeed >= 0 {
 		return []int64{*raceSeed}
 	}
 	n := *raceSeeds
-	if env := os.Getenv("STORAGEBOT_RACE_SEEDS"); n == 0 && env != "" {
-		v, err := strconv.Atoi(env)
-		if err != nil || v <= 0 {
-			t.Fatalf("STORAGEBOT_RACE_SEEDS=%q: want a positive number", env)
+	if v := os.Getenv(env); n == 0 && v != "" {
+		parsed, err := strconv.Atoi(v)
+		if err != nil || parsed <= 0 {
+			t.Fatalf("%s=%q: want a positive number", env, v)
 		}
-		n = v
+		n = parsed
 	}
 	if n == 0 {
-		n = 30
+		n = def
 	}
 	out := make([]int64, n)
 	for i := range out {
-		out[i] = int64(i + 1)
+		out[i] = *firstSeed + int64(i)
 	}
 	return out
 }
@@ -61,7 +62,7 @@ func raceSeedList(t *testing.T) []int64 {
 // failing seed with: go test ./cmd/storagebot -run TestRemovalRace -seed N
 // Run many with: go test ./cmd/storagebot -run TestRemovalRace -seeds 500 (or STORAGEBOT_RACE_SEEDS=500).
 func TestRemovalRace(t *testing.T) {
-	seeds := raceSeedList(t)
+	seeds := seedList(t, 30, "STORAGEBOT_RACE_SEEDS")
 	// A fresh fake every few seeds: the repository's PR count (and the fake's cost of listing PRs) grows
 	// with every seed, which would make long runs quadratic.
 	const seedsPerRepo = 10
@@ -211,10 +212,10 @@ func removalRace(t *testing.T, seeds []int64) {
 }
 
 // reconcileClients builds the GitHub clients a replica's reconciler uses, from the environment the harness
-// set, exactly as serve does.
-func reconcileClients(t *testing.T) githubapp.ClientCreator {
+// set (or the serve flags args, such as --config), exactly as serve does.
+func reconcileClients(t *testing.T, args ...string) githubapp.ClientCreator {
 	t.Helper()
-	cfg, err := loadServeConfig(nil, io.Discard, os.LookupEnv)
+	cfg, err := loadServeConfig(args, io.Discard, os.LookupEnv)
 	if err != nil {
 		t.Fatalf("serve config: %v", err)
 	}

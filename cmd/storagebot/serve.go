@@ -35,6 +35,8 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for queued events")
 	reconcile := fs.Duration("reconcile-interval", cfg.ReconcileInterval, "how often to look for missed work (0 = only at start)")
 	grace := fs.Duration("reconcile-grace", cfg.ReconcileGrace, "leave PRs updated more recently than this to their webhook (0 = none)")
+	ghTimeout := fs.Duration("github-timeout", cfg.GitHubTimeout, "deadline of each request to GitHub")
+	ghMaxWait := fs.Duration("github-max-wait", cfg.GitHubMaxWait, "longest one request waits for retries and rate limits; longer limits re-queue the event")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader through the Kubernetes Lease \"storagebot\" (namespace POD_NAMESPACE); only it runs the periodic passes")
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +72,10 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 			cfg.ReconcileInterval = *reconcile
 		case "reconcile-grace":
 			cfg.ReconcileGrace = *grace
+		case "github-timeout":
+			cfg.GitHubTimeout = *ghTimeout
+		case "github-max-wait":
+			cfg.GitHubMaxWait = *ghMaxWait
 		case "insecure-skip-signature":
 			cfg.InsecureSkipSignature = *insecure
 		case "leader-elect":
@@ -112,6 +118,11 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	metrics := server.NewMetrics()
 	clients, err := ghclient.NewClientCreator(cfg.GitHub, key, ghclient.Options{
 		UserAgent: "storagebot/" + version,
+		Retry: func() ghclient.RetryPolicy {
+			p := ghclient.DefaultRetryPolicy()
+			p.AttemptTimeout, p.MaxWait = cfg.GitHubTimeout, cfg.GitHubMaxWait
+			return p
+		}(),
 		Observer: ghclient.Observer{
 			Request: func(method, status string) { metrics.GitHubRequests.WithLabelValues(method, status).Inc() },
 			Retry:   func(reason string) { metrics.GitHubRetries.WithLabelValues(reason).Inc() },

@@ -62,6 +62,10 @@ type Service struct {
 	locks keylock.Striped
 }
 
+// CouldNotEvaluateTitle is the title of a run completed because reading the change failed (GitHub erred or
+// timed out): a verdict on nothing, so the reconciler evaluates the head again.
+const CouldNotEvaluateTitle = "storagebot could not evaluate this change"
+
 // Outcome says what CheckPR did.
 type Outcome struct {
 	// Skipped is set when the PR's base is no channel branch: no check run is written.
@@ -81,8 +85,8 @@ func (s *Service) CheckPR(ctx context.Context, gh GitHub, repo repoctx.Repo, pr 
 	return s.checkPR(ctx, gh, repo, pr)
 }
 
-// CheckPRIfStale evaluates pr unless this App's newest storage-policy run on its head completed, or started
-// less than staleAfter ago (an evaluation still under way). It decides under the lock CheckPR takes, so an
+// CheckPRIfStale evaluates pr unless this App's newest storage-policy run on its head completed with a
+// verdict (not "could not evaluate"), or started less than staleAfter ago (an evaluation still under way). It decides under the lock CheckPR takes, so an
 // event handled by this process at the same moment is not evaluated twice. ran says whether it evaluated.
 func (s *Service) CheckPRIfStale(ctx context.Context, gh GitHub, repo repoctx.Repo, pr *github.PullRequest, staleAfter time.Duration) (out Outcome, ran bool, err error) {
 	headSHA := pr.GetHead().GetSHA()
@@ -92,7 +96,10 @@ func (s *Service) CheckPRIfStale(ctx context.Context, gh GitHub, repo repoctx.Re
 	if err != nil {
 		return Outcome{}, false, err
 	}
-	if run != nil && (run.GetStatus() == "completed" || s.now().Sub(run.GetStartedAt().Time) < staleAfter) {
+	completed := run.GetStatus() == "completed"
+	judged := completed && run.GetOutput().GetTitle() != CouldNotEvaluateTitle
+	underWay := !completed && s.now().Sub(run.GetStartedAt().Time) < staleAfter
+	if run != nil && (judged || underWay) {
 		return Outcome{CheckRunID: run.GetID(), Conclusion: run.GetConclusion()}, false, nil
 	}
 	out, err = s.checkPR(ctx, gh, repo, pr)
@@ -182,7 +189,7 @@ func (s *Service) checkPR(ctx context.Context, gh GitHub, repo repoctx.Repo, pr 
 	if err != nil {
 		// Report it on the PR rather than leave the run spinning; /recheck retries.
 		failed := report.Output{
-			Title:      "storagebot could not evaluate this change",
+			Title:      CouldNotEvaluateTitle,
 			Summary:    fmt.Sprintf("Reading the change failed:\n\n```\n%s\n```\n\nComment `/recheck` to try again; if it keeps failing, tell the storagebot operators.", err),
 			Conclusion: policy.ConclusionFailure,
 		}

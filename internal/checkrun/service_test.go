@@ -108,4 +108,16 @@ func TestCheckPRIfStale(t *testing.T) {
 	if err != nil || latest.GetID() != ours[len(ours)-1].ID {
 		t.Errorf("LatestRun = %d (%v), want the newest of this App's runs %d", latest.GetID(), err, ours[len(ours)-1].ID)
 	}
+
+	// A run completed because reading the change failed is no verdict: the reconciler evaluates again.
+	if _, _, err := client.Checks.CreateCheckRun(ctx, "storage-org", "package-storage", github.CreateCheckRunOptions{
+		Name: Name, HeadSHA: opened.HeadSHA, Status: github.String("completed"), Conclusion: github.String("failure"),
+		Output: &github.CheckRunOutput{Title: github.String(CouldNotEvaluateTitle), Summary: github.String("Reading the change failed: 502")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, ran, err = svc.CheckPRIfStale(ctx, gh, ghRepo, pr, time.Minute)
+	if err != nil || !ran || out.Conclusion != "success" {
+		t.Errorf("after a could-not-evaluate run: ran=%v %+v %v, want a new evaluation", ran, out, err)
+	}
 }

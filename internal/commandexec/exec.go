@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/google/go-github/v50/github"
@@ -29,6 +30,8 @@ type GitHub interface {
 	repoctx.ConfigSource
 	ReactToComment(ctx context.Context, owner, name string, commentID int64, content string) error
 	CreateComment(ctx context.Context, owner, name string, number int, body string) error
+	// DeleteComment deletes a comment; one already gone is no error.
+	DeleteComment(ctx context.Context, owner, name string, id int64) error
 	PullRequest(ctx context.Context, owner, name string, number int) (*github.PullRequest, error)
 	Permission(ctx context.Context, owner, name, user string) (repoconfig.Permission, error)
 	// GoGitHub is the client the promotion service writes with (it has no narrow seam yet); nil in unit tests.
@@ -51,8 +54,12 @@ type Promotions interface {
 type Executor struct {
 	Checks     Checks
 	Promotions Promotions
-	// Seal signs the exceptions marker of each /allow reply; the check trusts only markers it verifies.
+	// Seal signs the exceptions marker of each /allow reply and the reply marker naming the comment answered;
+	// the check trusts only markers it verifies.
 	Seal seal.Key
+	// BotLogin returns the App's bot login: only its comments are replies. nil: a redelivered comment cannot
+	// be recognised and may be answered twice.
+	BotLogin func(context.Context) (string, error)
 	// Rollouts starts distribution rebuilds; nil when rollout is not wired (then /rebuild says so).
 	Rollouts Rebuilder
 }
@@ -75,6 +82,11 @@ type comment struct {
 	granted    []policy.Exception  // recorded in the reply's marker
 	recheck    bool                // re-run the check after replying (exceptions changed)
 	showHelp   bool
+	// commentID is the comment whose commands run; the reply carries it in a sealed marker so a redelivery,
+	// or the same delivery handled by two replicas, is answered once.
+	commentID int64
+	bot       string   // the App's bot login: only its comments are replies
+	replyKey  seal.Key // seals the reply marker to this repository and issue
 }
 
 // Handle runs the commands in a newly created comment. Edited comments, and comments by bots (this one
@@ -96,10 +108,28 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 		gh:     gh,
 		repo:   repoctx.Repo{Owner: ev.GetRepo().GetOwner().GetLogin(), Name: ev.GetRepo().GetName(), DefaultBranch: ev.GetRepo().GetDefaultBranch()},
 		number: ev.GetIssue().GetNumber(), isPR: ev.GetIssue().IsPullRequest(),
-		user: author.GetLogin(),
+		user: author.GetLogin(), commentID: ev.GetComment().GetID(),
 	}
 	log := zerolog.Ctx(ctx).With().Str("user", c.user).Int("issue", c.number).Int("commands", len(cmds)).Logger()
 	ctx = log.WithContext(ctx)
+	c.replyKey = e.Seal.For("reply", c.repo.FullName(), fmt.Sprintf("#%d", c.number))
+	// Without the bot login no earlier reply can be recognised: the commands still run and are answered (a
+	// failure to learn it is reported by the commands that need it), only a redelivery may be answered twice.
+	if e.BotLogin != nil {
+		bot, err := e.BotLogin(ctx)
+		if err != nil {
+			log.Warn().Err(err).Msg("bot login unknown: a repeated delivery of this comment cannot be recognised")
+		}
+		c.bot = bot
+	}
+	// A redelivery (GitHub's button, or one delivery handled by both replicas) finds the reply already there.
+	if id, err := c.earliestReply(ctx); err != nil {
+		return err
+	} else if id != 0 {
+		log.Info().Int64("reply", id).Msg("comment already answered; commands not run again")
+		// A replica stopped between its reply and its look for duplicates may have left one.
+		return c.dropLaterReplies(ctx)
+	}
 	if err := gh.ReactToComment(ctx, c.repo.Owner, c.repo.Name, ev.GetComment().GetID(), "eyes"); err != nil {
 		log.Warn().Err(err).Msg("could not react to the comment; running its commands anyway")
 	}
@@ -361,18 +391,79 @@ func (c *comment) promotionRepo() promotion.Repo {
 
 func (c *comment) reply(ctx context.Context, body string) error {
 	// GitHub refuses a comment over 65,536 characters: a long reply is shortened, its records kept whole.
-	fitted, err := promotion.FitComment(body)
+	fitted, err := promotion.FitComment(body + "\n\n" + c.replyMarker())
 	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Int("characters", len(body)).Msg("reply too long for GitHub even shortened; its records are not posted")
 		c.granted, c.recheck = nil, false
 		fitted = "❌ Nothing was recorded: this reply's records (the exceptions granted) would pass GitHub's limit of " +
-			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment."
+			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment.\n\n" + c.replyMarker()
 	}
 	body = fitted
-	if err := c.gh.CreateComment(ctx, c.repo.Owner, c.repo.Name, c.number, body); err != nil {
-		return fmt.Errorf("reply on #%d: %w", c.number, err)
+	postErr := c.gh.CreateComment(ctx, c.repo.Owner, c.repo.Name, c.number, body)
+	// Two replicas handling the same comment at once both found no reply and both posted one; and a post
+	// whose answer was lost may have been applied. Either way the earliest reply stays and any later one is
+	// deleted, by whichever replica looks: they all agree on which is earliest.
+	if err := c.dropLaterReplies(ctx); err != nil {
+		return errors.Join(postErr, err)
+	}
+	if postErr != nil {
+		return fmt.Errorf("reply on #%d: %w", c.number, postErr)
 	}
 	return nil
+}
+
+// dropLaterReplies deletes every reply to this comment but the earliest.
+func (c *comment) dropLaterReplies(ctx context.Context) error {
+	replies, err := c.replies(ctx)
+	if err != nil || len(replies) < 2 {
+		return err
+	}
+	for _, id := range replies[1:] {
+		// Gone already is no error: the other replica deleted it.
+		if err := c.gh.DeleteComment(ctx, c.repo.Owner, c.repo.Name, id); err != nil {
+			return fmt.Errorf("delete reply %d on #%d, a duplicate of reply %d: %w", id, c.number, replies[0], err)
+		}
+		zerolog.Ctx(ctx).Info().Int64("reply", replies[0]).Int64("duplicate", id).Msg("comment answered twice; the later reply deleted")
+	}
+	return nil
+}
+
+// replyMarker is the sealed record, hidden in the reply, of the comment it answers. Anyone with write access
+// can edit the bot's comments, so an unsealed marker could silence a command; a copy of this one names only
+// its own comment.
+func (c *comment) replyMarker() string {
+	id := fmt.Sprint(c.commentID)
+	return "<!-- storagebot:reply " + id + " " + c.replyKey.Sign([]byte(id)) + " -->"
+}
+
+// earliestReply returns the ID of the bot's oldest reply to this comment, 0 when there is none.
+func (c *comment) earliestReply(ctx context.Context) (int64, error) {
+	replies, err := c.replies(ctx)
+	if err != nil || len(replies) == 0 {
+		return 0, err
+	}
+	return replies[0], nil
+}
+
+// replies lists the IDs of the bot's comments on the issue carrying this comment's reply marker, oldest
+// first. Without the bot login none can be told apart from a forgery, so none are listed.
+func (c *comment) replies(ctx context.Context) ([]int64, error) {
+	if c.bot == "" {
+		return nil, nil
+	}
+	marker := c.replyMarker()
+	all, err := c.gh.IssueComments(ctx, c.repo.Owner, c.repo.Name, c.number)
+	if err != nil {
+		return nil, fmt.Errorf("look for replies to comment %d on #%d: %w", c.commentID, c.number, err)
+	}
+	var ids []int64
+	for _, cm := range all {
+		if cm.GetUser().GetLogin() == c.bot && strings.Contains(cm.GetBody(), marker) {
+			ids = append(ids, cm.GetID())
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
 }
 
 func versionList(vs []commands.VersionRef) string {

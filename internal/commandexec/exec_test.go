@@ -44,6 +44,8 @@ func (f *fakeGitHub) CreateComment(_ context.Context, _, _ string, _ int, body s
 	return nil
 }
 
+func (f *fakeGitHub) DeleteComment(context.Context, string, string, int64) error { return nil }
+
 func (f *fakeGitHub) PullRequest(context.Context, string, string, int) (*github.PullRequest, error) {
 	if f.pr == nil {
 		return nil, errors.New("no such PR")

@@ -8,6 +8,7 @@ package githubapi
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/google/go-github/v50/github"
 
@@ -89,6 +90,15 @@ func (c *Client) IssueComments(ctx context.Context, owner, name string, number i
 // CreateComment comments on an issue or PR.
 func (c *Client) CreateComment(ctx context.Context, owner, name string, number int, body string) error {
 	_, _, err := c.gh.Issues.CreateComment(ctx, owner, name, number, &github.IssueComment{Body: &body})
+	return err
+}
+
+// DeleteComment deletes an issue comment; one already deleted (404) is no error.
+func (c *Client) DeleteComment(ctx context.Context, owner, name string, id int64) error {
+	resp, err := c.gh.Issues.DeleteComment(ctx, owner, name, id)
+	if err != nil && resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
 	return err
 }
 

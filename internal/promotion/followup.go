@@ -268,24 +268,35 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 		return err
 	}
 	if len(notes) > 0 {
-		return nil
+		// Posted already; a replica stopped between its post and its look for duplicates may have left one.
+		return dropLaterNotes(ctx, repo, number, notes)
 	}
-	posted, _, err := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &github.IssueComment{Body: &note})
-	if err != nil {
-		return fmt.Errorf("post the follow-up note on #%d: %w", number, err)
-	}
+	_, _, postErr := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &github.IssueComment{Body: &note})
+	// Another replica may have raced us, and a post whose answer was lost may have been applied: whether or
+	// not ours answered, every note but the earliest is deleted, by whichever replica looks (they all agree
+	// on the earliest).
 	if notes, err = botComments(ctx, repo, number, bot, key); err != nil {
-		return err
+		return errors.Join(postErr, err)
 	}
-	if len(notes) == 0 || notes[0] >= posted.GetID() {
-		return nil
+	if err := dropLaterNotes(ctx, repo, number, notes); err != nil {
+		return errors.Join(postErr, err)
 	}
-	_, err = repo.Client.Issues.DeleteComment(ctx, repo.Owner, repo.Name, posted.GetID())
-	if err != nil && !hasStatus(err, http.StatusNotFound) {
-		return fmt.Errorf("delete duplicate follow-up note %d on #%d (note %d came first): %w", posted.GetID(), number, notes[0], err)
+	if postErr != nil {
+		return fmt.Errorf("post the follow-up note on #%d: %w", number, postErr)
 	}
-	zerolog.Ctx(ctx).Info().Int("pr", number).Int64("kept", notes[0]).Int64("deleted", posted.GetID()).
-		Msg("follow-up note posted twice (another replica raced us); deleted ours")
+	return nil
+}
+
+// dropLaterNotes deletes every follow-up note in notes (lowest first) but the first.
+func dropLaterNotes(ctx context.Context, repo Repo, number int, notes []int64) error {
+	for i := 1; i < len(notes); i++ {
+		_, err := repo.Client.Issues.DeleteComment(ctx, repo.Owner, repo.Name, notes[i])
+		if err != nil && !hasStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("delete duplicate follow-up note %d on #%d (note %d came first): %w", notes[i], number, notes[0], err)
+		}
+		zerolog.Ctx(ctx).Info().Int("pr", number).Int64("kept", notes[0]).Int64("deleted", notes[i]).
+			Msg("follow-up note posted twice (another replica raced us, or a post's answer was lost); deleted the later")
+	}
 	return nil
 }
 

@@ -58,6 +58,9 @@ type Runner struct {
 	// Interval between runs; 0 runs once at start only. A repository's own reconcile.interval, when longer,
 	// spaces its runs further.
 	Interval time.Duration
+	// StaleAfter is how long a run may stay in progress before it is taken for abandoned (a replica died
+	// mid-evaluation) and evaluated again; NewRunner sets DefaultStaleAfter.
+	StaleAfter time.Duration
 	// Grace leaves a PR updated less than this long ago to its webhook: its delivery may still be queued, and
 	// evaluating it here too would evaluate it twice. 0 evaluates every PR whose check is missing.
 	Grace time.Duration
@@ -81,7 +84,7 @@ func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, c
 		cache = promotions.Cache
 	}
 	r := &Runner{
-		Clients: clients, Interval: interval,
+		Clients: clients, Interval: interval, StaleAfter: DefaultStaleAfter,
 		GitHub: func(id int64) (GitHub, error) {
 			client, err := clients.NewInstallationClient(id)
 			if err != nil {
@@ -252,9 +255,9 @@ func (r *Runner) staleChecks(ctx context.Context, gh GitHub, repo repoctx.Repo) 
 	return errors.Join(errs...)
 }
 
-// staleAfter is how long a run may stay in progress before the reconciler takes it for abandoned (a replica
-// died mid-evaluation).
-const staleAfter = 10 * time.Minute
+// DefaultStaleAfter is how long a run may stay in progress before the reconciler takes it for abandoned (a
+// replica died mid-evaluation).
+const DefaultStaleAfter = 10 * time.Minute
 
 // DefaultGrace is how long after a PR's last update the reconciler leaves its check to the webhook.
 const DefaultGrace = 5 * time.Minute
@@ -268,7 +271,7 @@ func (r *Runner) checkIfStale(ctx context.Context, gh GitHub, repo repoctx.Repo,
 	}
 	// The decision is made under the check service's per-commit lock and on this App's runs only: another
 	// App's storage-policy run is no evidence this App checked the head.
-	_, ran, err := r.Checks.CheckPRIfStale(ctx, gh, repo, pr, staleAfter)
+	_, ran, err := r.Checks.CheckPRIfStale(ctx, gh, repo, pr, r.StaleAfter)
 	if ran {
 		log.Info().Msg("reconcile: storage-policy missing or stuck on the PR head; evaluated")
 		r.runs.WithLabelValues("stale_check").Inc()

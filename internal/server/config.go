@@ -40,6 +40,12 @@ type Config struct {
 	// ReconcileGrace leaves PRs updated less than this long ago to their webhook: the reconciler evaluates a
 	// PR with no check only once its delivery had time to arrive, so the two never both evaluate it.
 	ReconcileGrace time.Duration `yaml:"reconcile_grace"`
+	// GitHubTimeout bounds each request to GitHub (token, connection, answer); a request that times out is
+	// retried only when it changes nothing (a GET, PUT or DELETE), since a write may have been applied.
+	GitHubTimeout time.Duration `yaml:"github_timeout"`
+	// GitHubMaxWait is how long one request may wait for retries and rate limits; a limit lasting longer
+	// fails the event at once, which is queued again for when the limit ends.
+	GitHubMaxWait time.Duration `yaml:"github_max_wait"`
 	// MaxBodyBytes caps a webhook body; GitHub caps payloads at 25 MB. pull_request, issue_comment and
 	// check_run bodies have a smaller cap of their own (2 MiB), since GitHub bounds what they hold.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -74,6 +80,8 @@ func Default() Config {
 		ShutdownTimeout:   30 * time.Second,
 		ReconcileInterval: 10 * time.Minute,
 		ReconcileGrace:    5 * time.Minute,
+		GitHubTimeout:     30 * time.Second,
+		GitHubMaxWait:     time.Minute,
 		MaxBodyBytes:      25 << 20,
 		// Room for two deliveries at GitHub's 25 MB cap, or thousands of ordinary ones (tens of KB).
 		MaxInflightBodyBytes: 64 << 20,
@@ -262,6 +270,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReconcileGrace < 0 {
 		errs = append(errs, fmt.Errorf("reconcile_grace (%s) must not be negative", c.ReconcileGrace))
+	}
+	if c.GitHubTimeout <= 0 || c.GitHubMaxWait <= 0 {
+		errs = append(errs, fmt.Errorf("github_timeout (%s) and github_max_wait (%s) must be positive", c.GitHubTimeout, c.GitHubMaxWait))
 	}
 	if c.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("max_body_bytes (%d) must be positive", c.MaxBodyBytes))
