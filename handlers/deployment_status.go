@@ -35,7 +35,7 @@ func (h *DeploymentStatus) Handle(ctx context.Context, eventType, deliveryID str
 		return nil
 	}
 	installationID := githubapp.GetInstallationIDFromEvent(&event)
-	ctx, log := githubapp.PrepareRepoContext(ctx, installationID, event.GetRepo())
+	_, log := githubapp.PrepareRepoContext(ctx, installationID, event.GetRepo())
 	log.Info().Int64("deployment", event.GetDeployment().GetID()).Str("environment", event.GetDeployment().GetEnvironment()).
 		Str("state", event.GetDeploymentStatus().GetState()).Msg("deployment_status: rollout pass")
 	gh, err := h.app.gitHub(installationID)

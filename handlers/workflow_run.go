@@ -32,7 +32,7 @@ func (h *WorkflowRun) Handle(ctx context.Context, eventType, deliveryID string, 
 		return nil
 	}
 	installationID := githubapp.GetInstallationIDFromEvent(&event)
-	ctx, log := githubapp.PrepareRepoContext(ctx, installationID, event.GetRepo())
+	_, log := githubapp.PrepareRepoContext(ctx, installationID, event.GetRepo())
 	log.Info().Int64("run", run.GetID()).Str("branch", run.GetHeadBranch()).Str("conclusion", run.GetConclusion()).
 		Msg("workflow_run completed: rollout pass")
 	gh, err := h.app.gitHub(installationID)

@@ -32,17 +32,16 @@ type Deployment struct {
 }
 
 type deploymentState struct {
-	id                     int64
-	ref, sha, task         string
-	environment            string
-	description            string
-	payload                json.RawMessage
-	creator                string
-	created, updated       time.Time
-	transient, production  bool
-	statuses               []*deploymentStatusState
-	originalEnvironment    string
-	requiredContextsPassed bool
+	id                    int64
+	ref, sha, task        string
+	environment           string
+	description           string
+	payload               json.RawMessage
+	creator               string
+	created, updated      time.Time
+	transient, production bool
+	statuses              []*deploymentStatusState
+	originalEnvironment   string
 }
 
 type deploymentStatusState struct {
