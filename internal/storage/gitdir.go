@@ -3,6 +3,7 @@ package storage
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -264,34 +265,13 @@ func parseOID(s string) (oid, bool) {
 	if len(s) != 40 {
 		return h, false
 	}
-	for i := 0; i < 20; i++ {
-		hi, ok1 := unhex(s[2*i])
-		lo, ok2 := unhex(s[2*i+1])
-		if !ok1 || !ok2 {
-			return h, false
-		}
-		h[i] = hi<<4 | lo
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, false
 	}
 	return h, true
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
+// isHex reports whether s is hexadecimal (either case, as git accepts abbreviated object names).
 func isHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if _, ok := unhex(s[i]); !ok {
-			return false
-		}
-	}
-	return true
+	return strings.Trim(s, "0123456789abcdefABCDEF") == ""
 }
