@@ -236,9 +236,9 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 		return "", err
 	}
 	if out.Skipped {
-		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), checkrun.Name), nil
+		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), policy.CheckName), nil
 	}
-	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
+	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", policy.CheckName, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
 }
 
 func (e *Executor) rebuild(ctx context.Context, c *comment, cmd commands.Command) string {
@@ -370,7 +370,7 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 		names = append(names, fmt.Sprintf("`%s@%s` (tree %s)", g.Package, g.Version, policy.ShortSHA(g.TreeSHA)))
 	}
 	return fmt.Sprintf("✅ Allowed `%s` for %s, by @%s: %s\nThe exception lapses if the content changes. `%s` runs again now.",
-		rule, strings.Join(names, ", "), c.user, cmd.Reason, checkrun.Name), nil
+		rule, strings.Join(names, ", "), c.user, cmd.Reason, policy.CheckName), nil
 }
 
 func (c *comment) pullRequest(ctx context.Context) (*github.PullRequest, error) {

@@ -15,9 +15,6 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// PolicyCheckName is the check run the PR check service writes on every PR head.
-const PolicyCheckName = "storage-policy"
-
 // AutoMergeRemoval merges PR number (head branch headRef) when it is one of the bot's removal PRs, the
 // repository has auto_merge_removals on, and MergeRemovalIfReady finds it safe; it logs why it waits.
 func (s *Service) AutoMergeRemoval(ctx context.Context, repo Repo, number int, headRef string) error {
@@ -75,7 +72,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	if err != nil {
 		return false, "", fmt.Errorf("auto-merge #%d: %w", prNumber, err)
 	}
-	return true, fmt.Sprintf("merged #%d (squash): its %s check passed", prNumber, PolicyCheckName), nil
+	return true, fmt.Sprintf("merged #%d (squash): its %s check passed", prNumber, policy.CheckName), nil
 }
 
 // checksBlock returns why the check runs and statuses on sha do not allow a merge yet, "" when they do. Only
@@ -84,7 +81,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 // the bot) never satisfies the gate, though like any other check it blocks when it failed.
 func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (string, error) {
 	if s.AppID == 0 {
-		return "", fmt.Errorf("auto-merge gate on %s: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its %s run cannot be told from other Apps'", sha, PolicyCheckName)
+		return "", fmt.Errorf("auto-merge gate on %s: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its %s run cannot be told from other Apps'", sha, policy.CheckName)
 	}
 	runs, err := githubapi.New(repo.Client, nil).CheckRuns(ctx, repo.Owner, repo.Name, sha, github.ListCheckRunsOptions{Filter: github.String("latest")})
 	if err != nil {
@@ -92,14 +89,14 @@ func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (strin
 	}
 	var verdict *github.CheckRun // this App's newest storage-policy run
 	for _, run := range runs {
-		ours := run.GetName() == PolicyCheckName && run.GetApp().GetID() == s.AppID
+		ours := run.GetName() == policy.CheckName && run.GetApp().GetID() == s.AppID
 		switch concl := run.GetConclusion(); {
 		case ours:
 			if verdict == nil || run.GetID() > verdict.GetID() {
 				verdict = run
 			}
 		case run.GetStatus() == "completed" && failing(concl):
-			if run.GetName() == PolicyCheckName {
+			if run.GetName() == policy.CheckName {
 				return fmt.Sprintf("check %q of another App (%s) concluded %s", run.GetName(), run.GetApp().GetSlug(), concl), nil
 			}
 			return fmt.Sprintf("check %q concluded %s", run.GetName(), concl), nil
@@ -107,11 +104,11 @@ func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (strin
 	}
 	switch {
 	case verdict == nil:
-		return fmt.Sprintf("waiting for the %s check", PolicyCheckName), nil
+		return fmt.Sprintf("waiting for the %s check", policy.CheckName), nil
 	case verdict.GetStatus() != "completed":
-		return fmt.Sprintf("waiting for the %s check to complete", PolicyCheckName), nil
+		return fmt.Sprintf("waiting for the %s check to complete", policy.CheckName), nil
 	case verdict.GetConclusion() != policy.ConclusionSuccess:
-		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", PolicyCheckName, verdict.GetConclusion()), nil
+		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", policy.CheckName, verdict.GetConclusion()), nil
 	}
 	status, _, err := repo.Client.Repositories.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, nil)
 	switch {

@@ -416,7 +416,7 @@ func holdsVersions(ctx context.Context, r storage.Reader, root string, plan []Pl
 
 // versionTree returns the tree SHA of packages/<n>/<v> in a root tree, "" when absent.
 func versionTree(ctx context.Context, r storage.Reader, root string, v commands.VersionRef) (string, error) {
-	sha, err := dirTree(ctx, r, root, storage.PackagesDir, v.Package, v.Version)
+	sha, err := storage.Subtree(ctx, r, root, storage.PackagesDir, v.Package, v.Version)
 	if err != nil {
 		return "", fmt.Errorf("find %s: %w", v, err)
 	}

@@ -62,7 +62,11 @@ func (s *Service) ReconcileRemovals(ctx context.Context, repo Repo) (ReconcileRe
 			return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
 		}
 		heads[i] = h
-		if pkgs[i], err = childEntries(ctx, r, h.Tree, storage.PackagesDir); err != nil {
+		sha, err := storage.Subtree(ctx, r, h.Tree, storage.PackagesDir)
+		if err != nil {
+			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
+		}
+		if pkgs[i], err = storage.TreeByName(ctx, r, sha); err != nil {
 			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
 		}
 	}
@@ -309,14 +313,14 @@ func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName st
 			}
 			if lowerVersions == nil {
 				var err error
-				if lowerVersions, err = treeEntries(ctx, r, le.SHA); err != nil {
+				if lowerVersions, err = storage.TreeByName(ctx, r, le.SHA); err != nil {
 					return nil, nil, fmt.Errorf("channel %s package %s: %w", lowerName, name, err)
 				}
 			}
 			higherVersions := lowerVersions
 			if he.SHA != le.SHA {
 				var err error
-				if higherVersions, err = treeEntries(ctx, r, he.SHA); err != nil {
+				if higherVersions, err = storage.TreeByName(ctx, r, he.SHA); err != nil {
 					return nil, nil, fmt.Errorf("channel %s package %s: %w", hc.Name, name, err)
 				}
 			}
@@ -430,32 +434,6 @@ func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch str
 		return o.PR, shared, nil
 	}
 	return nil, nil, nil
-}
-
-// childEntries lists the entries of the subtree called name under root; none when it is absent.
-func childEntries(ctx context.Context, r storage.Reader, root, name string) (map[string]storage.TreeEntry, error) {
-	entries, err := r.Tree(ctx, root, false)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
-		if e.Path == name && e.Type == storage.TypeTree {
-			return treeEntries(ctx, r, e.SHA)
-		}
-	}
-	return map[string]storage.TreeEntry{}, nil
-}
-
-func treeEntries(ctx context.Context, r storage.Reader, sha string) (map[string]storage.TreeEntry, error) {
-	entries, err := r.Tree(ctx, sha, false)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]storage.TreeEntry, len(entries))
-	for _, e := range entries {
-		out[e.Path] = e
-	}
-	return out, nil
 }
 
 func sortedNames(m map[string]storage.TreeEntry) []string {

@@ -107,7 +107,7 @@ func branchHead(ctx context.Context, repo Repo, ch repoconfig.Channel) (head, er
 // of a directory: a package with more versions would lose some silently. The root and packages/ trees are
 // read by SHA, so they come from the cache after the first package.
 func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) (map[string]string, error) {
-	sha, err := dirTree(ctx, r, root, storage.PackagesDir, pkg)
+	sha, err := storage.Subtree(ctx, r, root, storage.PackagesDir, pkg)
 	if err != nil {
 		return nil, fmt.Errorf("list versions of %s: %w", pkg, err)
 	}
@@ -125,29 +125,6 @@ func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) 
 		}
 	}
 	return out, nil
-}
-
-// dirTree returns the tree SHA of the directory at path (one name per level) below root, "" when absent.
-// Each level is read by SHA, so shared levels (root, packages/) come from the cache after the first read.
-func dirTree(ctx context.Context, r storage.Reader, root string, path ...string) (string, error) {
-	sha := root
-	for _, name := range path {
-		entries, err := r.Tree(ctx, sha, false)
-		if err != nil {
-			return "", err
-		}
-		sha = ""
-		for _, e := range entries {
-			if e.Path == name && e.Type == storage.TypeTree {
-				sha = e.SHA
-				break
-			}
-		}
-		if sha == "" {
-			return "", nil
-		}
-	}
-	return sha, nil
 }
 
 // removeVersionsTree writes a root tree like root without the given version directories, and returns it.
