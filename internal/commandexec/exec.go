@@ -27,6 +27,7 @@ import (
 // includes the check service's calls, since /recheck and /allow run the check with it.
 type GitHub interface {
 	checkrun.GitHub
+	promotion.GitHub
 	repoctx.ConfigSource
 	ReactToComment(ctx context.Context, owner, name string, commentID int64, content string) error
 	CreateComment(ctx context.Context, owner, name string, number int, body string) error
@@ -34,7 +35,7 @@ type GitHub interface {
 	DeleteComment(ctx context.Context, owner, name string, id int64) error
 	PullRequest(ctx context.Context, owner, name string, number int) (*github.PullRequest, error)
 	Permission(ctx context.Context, owner, name, user string) (repoconfig.Permission, error)
-	// GoGitHub is the client the promotion service writes with (it has no narrow seam yet); nil in unit tests.
+	// GoGitHub is the client the rollout service writes with (/rebuild); nil in unit tests.
 	GoGitHub() *github.Client
 }
 
@@ -386,7 +387,7 @@ func (c *comment) pullRequest(ctx context.Context) (*github.PullRequest, error) 
 }
 
 func (c *comment) promotionRepo() promotion.Repo {
-	return promotion.Repo{Client: c.gh.GoGitHub(), Owner: c.repo.Owner, Name: c.repo.Name, Config: c.cfg}
+	return promotion.Repo{Client: c.gh, Owner: c.repo.Owner, Name: c.repo.Name, Config: c.cfg}
 }
 
 func (c *comment) reply(ctx context.Context, body string) error {

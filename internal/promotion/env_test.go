@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
@@ -37,6 +38,8 @@ type env struct {
 	repo *githubfake.Repo
 	svc  *Service
 	r    Repo
+	// gh is the go-github client under r.Client, for what the tests do as a person would.
+	gh *github.Client
 }
 
 func newEnv(tb testing.TB) *env {
@@ -50,8 +53,18 @@ func newEnv(tb testing.TB) *env {
 			tb.Fatalf("create branch %s: %v", b, err)
 		}
 	}
-	return &env{fake: s, repo: repo, svc: &Service{Cache: storage.NewObjectCache(0), Seal: testSeal, AppID: s.AppID()},
-		r: Repo{Client: newClient(tb, s), Owner: owner, Name: name, Config: repoconfig.Default()}}
+	cache := storage.NewObjectCache(0)
+	gh := newClient(tb, s)
+	return &env{fake: s, repo: repo, svc: &Service{Cache: cache, Seal: testSeal, AppID: s.AppID()}, gh: gh,
+		r: Repo{Client: githubapi.New(gh, cache), Owner: owner, Name: name, Config: repoconfig.Default()}}
+}
+
+// restarted is the repository as a fresh process (a restart, another replica) sees it: the same installation,
+// an empty object cache.
+func (e *env) restarted() Repo {
+	r := e.r
+	r.Client = githubapi.New(e.gh, storage.NewObjectCache(0))
+	return r
 }
 
 // newClient is a go-github client authenticated as the installation through ghinstallation.
@@ -137,7 +150,7 @@ func refs(list ...string) []commands.VersionRef {
 // pr reads a PR through the API, as a handler would receive it.
 func (e *env) pr(tb testing.TB, number int) *github.PullRequest {
 	tb.Helper()
-	pr, _, err := e.r.Client.PullRequests.Get(context.Background(), owner, name, number)
+	pr, _, err := e.gh.PullRequests.Get(context.Background(), owner, name, number)
 	if err != nil {
 		tb.Fatalf("get PR #%d: %v", number, err)
 	}

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
-	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
@@ -271,7 +269,7 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 		// Posted already; a replica stopped between its post and its look for duplicates may have left one.
 		return dropLaterNotes(ctx, repo, number, notes)
 	}
-	_, _, postErr := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &github.IssueComment{Body: &note})
+	postErr := repo.Client.CreateComment(ctx, repo.Owner, repo.Name, number, note)
 	// Another replica may have raced us, and a post whose answer was lost may have been applied: whether or
 	// not ours answered, every note but the earliest is deleted, by whichever replica looks (they all agree
 	// on the earliest).
@@ -290,8 +288,8 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 // dropLaterNotes deletes every follow-up note in notes (lowest first) but the first.
 func dropLaterNotes(ctx context.Context, repo Repo, number int, notes []int64) error {
 	for i := 1; i < len(notes); i++ {
-		_, err := repo.Client.Issues.DeleteComment(ctx, repo.Owner, repo.Name, notes[i])
-		if err != nil && !hasStatus(err, http.StatusNotFound) {
+		// A note already gone (another replica deleted it) is no error.
+		if err := repo.Client.DeleteComment(ctx, repo.Owner, repo.Name, notes[i]); err != nil {
 			return fmt.Errorf("delete duplicate follow-up note %d on #%d (note %d came first): %w", notes[i], number, notes[0], err)
 		}
 		zerolog.Ctx(ctx).Info().Int("pr", number).Int64("kept", notes[0]).Int64("deleted", notes[i]).
@@ -302,7 +300,7 @@ func dropLaterNotes(ctx context.Context, repo Repo, number int, notes []int64) e
 
 // botComments lists the IDs of bot's follow-up notes on the merged PR number (sealed under key), lowest first.
 func botComments(ctx context.Context, repo Repo, number int, bot string, key seal.Key) ([]int64, error) {
-	comments, err := githubapi.New(repo.Client, nil).IssueComments(ctx, repo.Owner, repo.Name, number)
+	comments, err := repo.Client.IssueComments(ctx, repo.Owner, repo.Name, number)
 	if err != nil {
 		return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
 	}
@@ -357,7 +355,7 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	if err != nil {
 		return res, err
 	}
-	if _, _, err := repo.Client.Issues.AddLabelsToIssue(ctx, repo.Owner, repo.Name, pr.GetNumber(), []string{RemovalLabel}); err != nil {
+	if err := repo.Client.AddLabels(ctx, repo.Owner, repo.Name, pr.GetNumber(), RemovalLabel); err != nil {
 		return res, fmt.Errorf("label #%d %s: %w", pr.GetNumber(), RemovalLabel, err)
 	}
 	if created {

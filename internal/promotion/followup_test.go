@@ -50,16 +50,17 @@ func TestFollowUpOpensOneRemovalPR(t *testing.T) {
 	calls := []struct {
 		name string
 		svc  *Service
+		repo Repo
 	}{
-		{name: "first delivery", svc: e.svc},
-		{name: "redelivery", svc: e.svc},
-		{name: "second redelivery", svc: e.svc},
-		{name: "after a restart", svc: &Service{Seal: testSeal}},
+		{name: "first delivery", svc: e.svc, repo: e.r},
+		{name: "redelivery", svc: e.svc, repo: e.r},
+		{name: "second redelivery", svc: e.svc, repo: e.r},
+		{name: "after a restart", svc: &Service{Seal: testSeal}, repo: e.restarted()},
 	}
 	var first []FollowUpResult
 	for i, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := c.svc.FollowUp(ctx, e.r, merged)
+			got, err := c.svc.FollowUp(ctx, c.repo, merged)
 			if err != nil {
 				t.Fatalf("FollowUp: %v", err)
 			}
@@ -105,10 +106,10 @@ func TestFollowUpOpensOneRemovalPR(t *testing.T) {
 	}
 
 	// Closed by a person: still never opened again.
-	if _, _, err := e.r.Client.PullRequests.Edit(ctx, owner, name, pr.Number, &github.PullRequest{State: github.String("closed")}); err != nil {
+	if _, _, err := e.gh.PullRequests.Edit(ctx, owner, name, pr.Number, &github.PullRequest{State: github.String("closed")}); err != nil {
 		t.Fatalf("close #%d: %v", pr.Number, err)
 	}
-	if _, err := (&Service{Seal: testSeal}).FollowUp(ctx, e.r, merged); err != nil {
+	if _, err := (&Service{Seal: testSeal}).FollowUp(ctx, e.restarted(), merged); err != nil {
 		t.Fatalf("FollowUp after close: %v", err)
 	}
 	if got := e.prsFrom(RemoveBranchPrefix); len(got) != 1 {
@@ -200,7 +201,7 @@ func TestMergeRemovalIfReady(t *testing.T) {
 
 func checkRun(t *testing.T, e *env, sha, name, conclusion string) {
 	t.Helper()
-	_, _, err := e.r.Client.Checks.CreateCheckRun(context.Background(), owner, "package-storage", github.CreateCheckRunOptions{
+	_, _, err := e.gh.Checks.CreateCheckRun(context.Background(), owner, "package-storage", github.CreateCheckRunOptions{
 		Name: name, HeadSHA: sha, Status: github.String("completed"), Conclusion: github.String(conclusion),
 	})
 	if err != nil {
@@ -307,7 +308,7 @@ func TestNoteFollowUpOnceWhenTwoPost(t *testing.T) {
 	note := FollowUpNote([]FollowUpResult{{Channel: "snapshot", PR: PRRef{Number: 99}, Removed: refs("foo@1.2.3")}}, n, key)
 	errs := make(chan error, len(replicas))
 	for _, svc := range replicas {
-		go func(svc *Service) { errs <- svc.NoteFollowUp(ctx, e.r, n, note) }(svc)
+		go func(svc *Service, repo Repo) { errs <- svc.NoteFollowUp(ctx, repo, n, note) }(svc, e.restarted())
 	}
 	for range replicas {
 		if err := <-errs; err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
-	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
 )
@@ -39,7 +38,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	if !cfg.AutoMergeRemovals {
 		return false, "auto_merge_removals is off in .github/storagebot.yml", nil
 	}
-	pr, _, err := repo.Client.PullRequests.Get(ctx, repo.Owner, repo.Name, prNumber)
+	pr, err := repo.Client.PullRequest(ctx, repo.Owner, repo.Name, prNumber)
 	if err != nil {
 		return false, "", fmt.Errorf("auto-merge #%d: read PR: %w", prNumber, err)
 	}
@@ -63,9 +62,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	if wait, err := s.stillShadowed(ctx, repo, pr.GetBase().GetRef(), m); err != nil || wait != "" {
 		return false, wait, err
 	}
-	_, _, err = repo.Client.PullRequests.Merge(ctx, repo.Owner, repo.Name, prNumber, "", &github.PullRequestOptions{
-		MergeMethod: "squash", SHA: headSHA,
-	})
+	err = repo.Client.MergePullRequest(ctx, repo.Owner, repo.Name, prNumber, headSHA, "squash")
 	if hasStatus(err, http.StatusConflict) || hasStatus(err, http.StatusMethodNotAllowed) {
 		return false, fmt.Sprintf("GitHub refused to merge #%d: %s", prNumber, errorMessage(err)), nil
 	}
@@ -83,7 +80,7 @@ func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (strin
 	if s.AppID == 0 {
 		return "", fmt.Errorf("auto-merge gate on %s: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its %s run cannot be told from other Apps'", sha, policy.CheckName)
 	}
-	runs, err := githubapi.New(repo.Client, nil).CheckRuns(ctx, repo.Owner, repo.Name, sha, github.ListCheckRunsOptions{Filter: github.String("latest")})
+	runs, err := repo.Client.CheckRuns(ctx, repo.Owner, repo.Name, sha, github.ListCheckRunsOptions{Filter: github.String("latest")})
 	if err != nil {
 		return "", fmt.Errorf("list check runs of %s: %w", sha, err)
 	}
@@ -110,7 +107,7 @@ func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (strin
 	case verdict.GetConclusion() != policy.ConclusionSuccess:
 		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", policy.CheckName, verdict.GetConclusion()), nil
 	}
-	status, _, err := repo.Client.Repositories.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, nil)
+	status, err := repo.Client.CombinedStatus(ctx, repo.Owner, repo.Name, sha)
 	switch {
 	case hasStatus(err, http.StatusNotFound) || hasStatus(err, http.StatusUnprocessableEntity):
 		// No commit statuses route on this host: GitHub always answers for an existing commit, but

@@ -156,7 +156,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 		if createdBranch && refused(err) {
 			// Nothing is left half done: the branch this call created goes with the PR GitHub refused. Not
 			// after a 5xx or a lost answer: the PR may exist, and deleting its head branch would close it.
-			if _, derr := repo.Client.Git.DeleteRef(ctx, repo.Owner, repo.Name, "heads/"+branch); derr != nil {
+			if derr := repo.Client.DeleteBranch(ctx, repo.Owner, repo.Name, branch); derr != nil {
 				log.Warn().Err(derr).Msg("could not delete the promotion branch after failing to open its PR; a retry reuses it")
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
-	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -240,9 +239,7 @@ func (o *mergeOrigins) merges(ctx context.Context, ch repoconfig.Channel) ([]*me
 	if list, ok := o.listed[ch.Branch]; ok {
 		return list, nil
 	}
-	prs, _, err := o.repo.Client.PullRequests.List(ctx, o.repo.Owner, o.repo.Name, &github.PullRequestListOptions{
-		State: "closed", Base: ch.Branch, Sort: "updated", Direction: "desc", ListOptions: github.ListOptions{PerPage: recentMerges},
-	})
+	prs, err := o.repo.Client.RecentlyClosedPullRequests(ctx, o.repo.Owner, o.repo.Name, ch.Branch, recentMerges)
 	if err != nil {
 		return nil, fmt.Errorf("list PRs merged into %s: %w", ch.Branch, err)
 	}
@@ -370,7 +367,7 @@ type openRemoval struct {
 
 // openRemovals lists the open storagebot removal PRs into branch whose markers verify under key, oldest first.
 func openRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) ([]openRemoval, error) {
-	prs, err := githubapi.New(repo.Client, nil).OpenPullRequests(ctx, repo.Owner, repo.Name, branch)
+	prs, err := repo.Client.OpenPullRequests(ctx, repo.Owner, repo.Name, branch)
 	if err != nil {
 		return nil, fmt.Errorf("list open PRs into %s: %w", branch, err)
 	}
@@ -423,10 +420,10 @@ func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch str
 		n := ours.GetNumber()
 		body := fmt.Sprintf("Closed as a duplicate: #%d, opened first, already removes %s from %s. Nothing to do here; "+
 			"review and merge #%d instead.", o.PR.GetNumber(), listRefs(shared), branch, o.PR.GetNumber())
-		if _, _, err := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, n, &github.IssueComment{Body: &body}); err != nil {
+		if err := repo.Client.CreateComment(ctx, repo.Owner, repo.Name, n, body); err != nil {
 			return nil, nil, fmt.Errorf("explain closing duplicate removal #%d: %w", n, err)
 		}
-		if _, _, err := repo.Client.PullRequests.Edit(ctx, repo.Owner, repo.Name, n, &github.PullRequest{State: github.String("closed")}); err != nil {
+		if err := repo.Client.ClosePullRequest(ctx, repo.Owner, repo.Name, n); err != nil {
 			return nil, nil, fmt.Errorf("close duplicate removal #%d (#%d removes %s): %w", n, o.PR.GetNumber(), listRefs(shared), err)
 		}
 		zerolog.Ctx(ctx).Warn().Str("repo", repo.fullName()).Int("closed", n).Int("kept", o.PR.GetNumber()).

@@ -55,7 +55,7 @@ func TestReconcile(t *testing.T) {
 	}
 
 	// A second pass (another replica, the next interval) finds the versions covered and opens nothing.
-	again, err := (&Service{Seal: testSeal}).ReconcileRemovals(ctx, e.r)
+	again, err := (&Service{Seal: testSeal}).ReconcileRemovals(ctx, e.restarted())
 	if err != nil {
 		t.Fatalf("second ReconcileRemovals: %v", err)
 	}
