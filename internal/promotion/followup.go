@@ -113,6 +113,9 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		if pr, err := findPR(ctx, repo, branch, "all"); err != nil {
 			return results, fmt.Errorf("follow up #%d: %w", n, err)
 		} else if pr != nil {
+			if err := labelRemoval(ctx, repo, pr); err != nil {
+				return results, fmt.Errorf("follow up #%d: %w", n, err)
+			}
 			results = append(results, existingRemoval(ctx, lower.Name, pr, s.markerKey(repo)))
 			continue
 		}
@@ -158,6 +161,9 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 					return results, fmt.Errorf("follow up #%d: %w", n, err)
 				}
 				if pr != nil {
+					if err := labelRemoval(ctx, repo, pr); err != nil {
+						return results, fmt.Errorf("follow up #%d: %w", n, err)
+					}
 					results = append(results, existingRemoval(ctx, lower.Name, pr, s.markerKey(repo)))
 					continue
 				}
@@ -355,8 +361,8 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	if err != nil {
 		return res, err
 	}
-	if err := repo.Client.AddLabels(ctx, repo.Owner, repo.Name, pr.GetNumber(), RemovalLabel); err != nil {
-		return res, fmt.Errorf("label #%d %s: %w", pr.GetNumber(), RemovalLabel, err)
+	if err := labelRemoval(ctx, repo, pr); err != nil {
+		return res, err
 	}
 	if created {
 		older, shared, err := s.yieldToOlderRemoval(ctx, repo, lh.Channel.Branch, pr, res.Removed)
@@ -372,4 +378,21 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	zerolog.Ctx(ctx).Info().Str("repo", repo.fullName()).Str("channel", lh.Channel.Name).Int("pr", pr.GetNumber()).
 		Str("versions", listRefs(res.Removed)).Bool("created", created).Msg("removal PR")
 	return res, nil
+}
+
+// labelRemoval makes sure an open removal PR carries RemovalLabel. A PR found rather than opened needs it
+// too: the call that opened it may have lost GitHub's answer, or failed to label it, before this one came.
+func labelRemoval(ctx context.Context, repo Repo, pr *github.PullRequest) error {
+	if pr.GetState() != "open" {
+		return nil
+	}
+	for _, l := range pr.Labels {
+		if l.GetName() == RemovalLabel {
+			return nil
+		}
+	}
+	if err := repo.Client.AddLabels(ctx, repo.Owner, repo.Name, pr.GetNumber(), RemovalLabel); err != nil {
+		return fmt.Errorf("label #%d %s: %w", pr.GetNumber(), RemovalLabel, err)
+	}
+	return nil
 }

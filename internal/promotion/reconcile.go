@@ -264,7 +264,7 @@ func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remo
 			return FollowUpResult{}, err
 		}
 		// The same set was reconciled before; a closed PR means a person decided against it.
-		return FollowUpResult{Channel: lh.Channel.Name, PR: prRef(pr), Removed: refsOf(remove)}, nil
+		return FollowUpResult{Channel: lh.Channel.Name, PR: prRef(pr), Removed: refsOf(remove)}, labelRemoval(ctx, repo, pr)
 	}
 	highers := highersOf(remove)
 	title := partTitle(reconcileTitle(lh.Channel.Name, highers, refsOf(remove)), part, parts)
