@@ -66,13 +66,7 @@ func TestAutoMergeRemoval(t *testing.T) {
 		".github/storagebot.yml": {Content: []byte("auto_merge_removals: true\n")},
 	})
 	h.commit("snapshot", "foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
-	issue := h.repo.OpenIssue("promote foo", "", "writer")
-	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	h.botReply(issue, "✅")
-	promo := h.pullsInto("staging", "storagebot/promote/")[0]
-	h.completedRun(promo.HeadSHA)
+	promo := h.promoteFromIssue("writer", "foo@1.0.0")
 	if _, err := h.repo.MergePullRequest(promo.Number, "merge"); err != nil {
 		t.Fatal(err)
 	}

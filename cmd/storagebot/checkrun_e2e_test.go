@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -223,14 +222,7 @@ func TestForkPRRerunFindsPRByHeadSHA(t *testing.T) {
 		t.Errorf("re-run: %s, want failure", runs[1].Conclusion)
 	}
 	// "Re-run all checks": the check_suite event of a fork PR lists no pull requests either.
-	client, err := h.fake.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := h.repository()
 	suite := map[string]any{
 		"action": "rerequested", "repository": repo, "installation": map[string]any{"id": h.fake.InstallationID()},
 		"sender":      &github.User{Login: github.String("mallory")},
@@ -291,14 +283,7 @@ func TestBodyEditDoesNotRecheck(t *testing.T) {
 // the handler returns, not a panic.
 func TestMalformedCheckSuiteEventIsRefusedNotPanicked(t *testing.T) {
 	h := newHarness(t)
-	client, err := h.fake.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := h.repository()
 	payload := map[string]any{
 		"action": "rerequested", "repository": repo,
 		"installation": map[string]any{"id": h.fake.InstallationID()}, "sender": &github.User{Login: github.String("alice")},

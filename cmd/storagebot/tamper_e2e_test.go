@@ -121,13 +121,7 @@ func TestTamperedRemovalMarkerIsNotAutoMerged(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("writer", "write")
 	h.commit("snapshot", "foo and bar", merge(pkgFiles("foo", "1.0.0", 2, "v1"), pkgFiles("bar", "1.0.0", 2, "v1")))
-	issue := h.repo.OpenIssue("promote foo", "", "writer")
-	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	h.botReply(issue, "✅")
-	promo := h.pullsInto("staging", "storagebot/promote/")[0]
-	h.completedRun(promo.HeadSHA)
+	promo := h.promoteFromIssue("writer", "foo@1.0.0")
 	if _, err := h.repo.MergePullRequest(promo.Number, "merge"); err != nil {
 		t.Fatal(err)
 	}
@@ -180,13 +174,7 @@ func TestForgedFollowUpNoteMarker(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("writer", "write")
 	h.commit("snapshot", "foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
-	issue := h.repo.OpenIssue("promote foo", "", "writer")
-	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	h.botReply(issue, "✅")
-	promo := h.pullsInto("staging", "storagebot/promote/")[0]
-	h.completedRun(promo.HeadSHA)
+	promo := h.promoteFromIssue("writer", "foo@1.0.0")
 
 	// The writer gets a bot comment on the promotion PR and plants the note's marker in it.
 	if _, err := h.repo.Comment(promo.Number, "writer", "/help"); err != nil {

@@ -1,8 +1,9 @@
 // Package githubapi is the one implementation, over go-github, of the narrow GitHub interfaces the services
-// declare for themselves (checkrun.GitHub, commandexec.GitHub, reconcile.GitHub, handlers' own): each service
-// names the few calls it makes, so it is unit-tested against an in-memory fake in milliseconds, while this
-// type is what runs against GitHub (and the HTTP fake in end-to-end tests). It also holds the one pagination
-// helper every listing uses.
+// declare for themselves (checkrun.GitHub, promotion.GitHub, commandexec.GitHub, reconcile.GitHub, handlers'
+// own): each service names the few calls it makes, so it is unit-tested against an in-memory fake in
+// milliseconds, while this type is what runs against GitHub (and the HTTP fake in end-to-end tests). Errors
+// are go-github's, unchanged, so each service reads GitHub's status codes itself. It also holds the one
+// pagination helper every listing uses.
 package githubapi
 
 import (
@@ -48,7 +49,8 @@ func New(gh *github.Client, cache *storage.ObjectCache) *Client {
 	return &Client{gh: gh, cache: cache}
 }
 
-// GoGitHub is the go-github client underneath, for the services that have no narrow seam yet (promotion).
+// GoGitHub is the go-github client underneath, for the rollout controller, which wraps it in a client of its
+// own (rollout.Client).
 func (c *Client) GoGitHub() *github.Client { return c.gh }
 
 // GitData returns a reader of the repository's git objects by SHA, sharing the process's object cache.
