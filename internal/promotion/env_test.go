@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/commands"
@@ -57,6 +58,55 @@ func newEnv(tb testing.TB) *env {
 	gh := newClient(tb, s)
 	return &env{fake: s, repo: repo, svc: &Service{Cache: cache, Seal: testSeal, AppID: s.AppID()}, gh: gh,
 		r: Repo{Client: githubapi.New(gh, cache), Owner: owner, Name: name, Config: repoconfig.Default()}}
+}
+
+// promoteAndMerge promotes versions from snapshot to staging, merges the PR and returns its number.
+func (e *env) promoteAndMerge(tb testing.TB, list ...string) int {
+	tb.Helper()
+	res, err := e.svc.Promote(context.Background(), e.r, PromoteRequest{Versions: refs(list...), Target: "staging"})
+	if err != nil || len(res.Refusals) > 0 {
+		tb.Fatalf("promote: %v %+v", err, res.Refusals)
+	}
+	if _, err := e.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
+		tb.Fatalf("merge #%d: %v", res.PR.Number, err)
+	}
+	return res.PR.Number
+}
+
+// checkMergeGate runs MergeRemovalIfReady on removal PR number and checks what it says and what GitHub holds.
+func (e *env) checkMergeGate(t *testing.T, number int, wantMerged bool, wantReason string) {
+	t.Helper()
+	merged, reason, err := e.svc.MergeRemovalIfReady(context.Background(), e.r, number)
+	if err != nil {
+		t.Fatalf("MergeRemovalIfReady: %v", err)
+	}
+	if merged != wantMerged || !strings.Contains(reason, wantReason) {
+		t.Errorf("merged=%v reason=%q, want merged=%v reason containing %q", merged, reason, wantMerged, wantReason)
+	}
+	if got := e.repo.PullRequest(number).Merged; got != wantMerged {
+		t.Errorf("PR merged = %v, want %v", got, wantMerged)
+	}
+}
+
+// checkAddedBy checks the versions AddedBy finds in merged PR pr.
+func (e *env) checkAddedBy(t *testing.T, pr *github.PullRequest, want ...string) {
+	t.Helper()
+	got, err := e.svc.AddedBy(context.Background(), e.r, pr)
+	if err != nil {
+		t.Fatalf("AddedBy: %v", err)
+	}
+	if diff := cmp.Diff(refs(want...), got); diff != "" {
+		t.Errorf("added by #%d (-want +got):\n%s", pr.GetNumber(), diff)
+	}
+}
+
+// backlog is n versions of 40 packages, enough to pass GitHub's limits on one title or body.
+func backlog(n int) []string {
+	var list []string
+	for i := 0; i < n; i++ {
+		list = append(list, fmt.Sprintf("pkg_%03d@1.%d.0", i%40, i))
+	}
+	return list
 }
 
 // restarted is the repository as a fresh process (a restart, another replica) sees it: the same installation,

@@ -32,14 +32,7 @@ func mergedPromotion(t *testing.T, e *env) *github.PullRequest {
 
 func TestAddedBy(t *testing.T) {
 	e := newEnv(t)
-	merged := mergedPromotion(t, e)
-	got, err := e.svc.AddedBy(context.Background(), e.r, merged)
-	if err != nil {
-		t.Fatalf("AddedBy: %v", err)
-	}
-	if diff := cmp.Diff(refs("bar@2.0.0", "foo@1.2.3"), got); diff != "" {
-		t.Errorf("added (-want +got):\n%s", diff)
-	}
+	e.checkAddedBy(t, mergedPromotion(t, e), "bar@2.0.0", "foo@1.2.3")
 }
 
 func TestFollowUpOpensOneRemovalPR(t *testing.T) {
@@ -182,16 +175,7 @@ func TestMergeRemovalIfReady(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(t, e, number, e.repo.PullRequest(number).HeadSHA)
 			}
-			merged, reason, err := e.svc.MergeRemovalIfReady(ctx, e.r, number)
-			if err != nil {
-				t.Fatalf("MergeRemovalIfReady: %v", err)
-			}
-			if merged != tc.wantMerged || !strings.Contains(reason, tc.wantReason) {
-				t.Errorf("merged=%v reason=%q, want merged=%v reason containing %q", merged, reason, tc.wantMerged, tc.wantReason)
-			}
-			if got := e.repo.PullRequest(number).Merged; got != tc.wantMerged {
-				t.Errorf("PR merged = %v, want %v", got, tc.wantMerged)
-			}
+			e.checkMergeGate(t, number, tc.wantMerged, tc.wantReason)
 			if tc.wantMerged && e.treeAt(t, "snapshot", "foo@1.2.3") != "" {
 				t.Errorf("snapshot still holds foo@1.2.3 after the merge")
 			}
@@ -216,26 +200,20 @@ func TestReconcileRunsTheMergedPRsFollowUp(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.put(t, "snapshot", 3, "", "foo@1.2.3")
-	res, err := e.svc.Promote(ctx, e.r, PromoteRequest{Versions: refs("foo@1.2.3"), Target: "staging"})
-	if err != nil || len(res.Refusals) > 0 {
-		t.Fatalf("promote: %v %+v", err, res.Refusals)
-	}
-	if _, err := e.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
-		t.Fatal(err)
-	}
+	number := e.promoteAndMerge(t, "foo@1.2.3")
 	// The reconciler runs before the merge event is handled.
 	rec, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantBranch := fmt.Sprintf("%ssnapshot/pr-%d", RemoveBranchPrefix, res.PR.Number)
+	wantBranch := fmt.Sprintf("%ssnapshot/pr-%d", RemoveBranchPrefix, number)
 	if len(rec.Removals) != 1 || !rec.Removals[0].Created || rec.Removals[0].PR.Branch != wantBranch {
 		t.Fatalf("reconcile removals = %+v, want one created on %s", rec.Removals, wantBranch)
 	}
-	if diff := cmp.Diff([]int{res.PR.Number}, rec.FollowedUp); diff != "" {
+	if diff := cmp.Diff([]int{number}, rec.FollowedUp); diff != "" {
 		t.Errorf("followed up (-want +got):\n%s", diff)
 	}
-	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, res.PR.Number))
+	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, number))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +224,7 @@ func TestReconcileRunsTheMergedPRsFollowUp(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("removal PRs = %+v, want exactly one", got)
 	}
-	want := fmt.Sprintf("[snapshot] Remove packages promoted to staging in #%d (foo@1.2.3)", res.PR.Number)
+	want := fmt.Sprintf("[snapshot] Remove packages promoted to staging in #%d (foo@1.2.3)", number)
 	if got[0].Title != want {
 		t.Errorf("title = %q, want %q", got[0].Title, want)
 	}

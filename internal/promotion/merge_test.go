@@ -2,7 +2,6 @@ package promotion
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
@@ -81,16 +80,7 @@ func TestMergeGateCountsOnlyThisAppsNewestPolicyRun(t *testing.T) {
 			}
 			number := results[0].PR.Number
 			tc.prepare(t, e, e.repo.PullRequest(number).HeadSHA)
-			merged, reason, err := e.svc.MergeRemovalIfReady(ctx, e.r, number)
-			if err != nil {
-				t.Fatalf("MergeRemovalIfReady: %v", err)
-			}
-			if merged != tc.wantMerged || !strings.Contains(reason, tc.wantReason) {
-				t.Errorf("merged=%v reason=%q, want merged=%v reason containing %q", merged, reason, tc.wantMerged, tc.wantReason)
-			}
-			if got := e.repo.PullRequest(number).Merged; got != tc.wantMerged {
-				t.Errorf("PR merged = %v, want %v", got, tc.wantMerged)
-			}
+			e.checkMergeGate(t, number, tc.wantMerged, tc.wantReason)
 		})
 	}
 }

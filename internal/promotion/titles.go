@@ -97,7 +97,9 @@ func promoteBody(target, source string, plan []Planned, req PromoteRequest, mark
 	fmt.Fprintf(&tail, "\nOnce this merges, storagebot opens a PR removing the now shadowed copies from %s.\n\n%s\n", source, marker)
 
 	return withVersions(len(plan), "versions", "| Version | From | Source tree |\n|---|---|---|\n",
-		func(i int) string { return fmt.Sprintf("| `%s` | %s | `%s` |\n", plan[i].Version, plan[i].Source, plan[i].Tree) },
+		func(i int) string {
+			return fmt.Sprintf("| `%s` | %s | `%s` |\n", plan[i].Version, plan[i].Source, plan[i].Tree)
+		},
 		func(i int) string { return fmt.Sprintf("- `%s` from %s\n", plan[i].Version, plan[i].Source) },
 		func(versions string) string { return intro + versions + tail.String() })
 }
@@ -135,7 +137,9 @@ func removalBody(intro, channel string, remove []removal, skipped []Refusal, mar
 	fmt.Fprintf(&tail, "\n%s\n", marker)
 
 	return withVersions(len(remove), "versions removed", "| Version | Also in | Tree removed here |\n|---|---|---|\n",
-		func(i int) string { return fmt.Sprintf("| `%s` | %s | `%s` |\n", remove[i].Version, remove[i].Higher, remove[i].Tree) },
+		func(i int) string {
+			return fmt.Sprintf("| `%s` | %s | `%s` |\n", remove[i].Version, remove[i].Higher, remove[i].Tree)
+		},
 		func(i int) string { return fmt.Sprintf("- `%s` (also in %s)\n", remove[i].Version, remove[i].Higher) },
 		func(versions string) string { return intro + "\n\n" + versions + tail.String() })
 }
