@@ -11,10 +11,7 @@ func TestAllowExceptionBindsToContent(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
 	h.repo.SetPermission("writer", "write")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		"packages/foo/2.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
-	})
+	pr := h.openOverwritePR("staging", "2.0.0")
 	if run := h.completedRun(pr.HeadSHA); run.Conclusion != "failure" {
 		t.Fatalf("staging overwrite = %s, want failure", run.Conclusion)
 	}

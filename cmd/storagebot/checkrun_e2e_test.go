@@ -61,11 +61,8 @@ func (h *harness) otherApp() githubfake.OtherApp {
 func TestRecheckAndAllowStartFreshRuns(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
+	pr := h.openOverwritePR("staging", "2.0.0")
 	edited := "packages/foo/2.0.0/data_stream/ds1/fields/fields.yml"
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		edited: {Content: []byte("- name: fixed\n")},
-	})
 	first := h.waitRuns(pr.HeadSHA, 1)[0]
 	if first.Conclusion != "failure" || len(failureAnnotations(first)) != 1 {
 		t.Fatalf("first run: %s with %+v, want failure with one failure annotation", first.Conclusion, first.Annotations)

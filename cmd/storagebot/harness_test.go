@@ -228,6 +228,16 @@ func (h *harness) repository() *github.Repository {
 	return repo
 }
 
+// openOverwritePR commits foo@version (three files) to channel and opens PR fix-foo into it, which edits the
+// version's fields.yml: an overwrite of a released version, which the policy refuses unless allowed.
+func (h *harness) openOverwritePR(channel, version string) *githubfake.PullRequest {
+	h.t.Helper()
+	h.commit(channel, "foo "+version, pkgFiles("foo", version, 3, "v1"))
+	return h.openPR(channel, "fix-foo", fmt.Sprintf("[%s] Fix foo %s docs", channel, version), map[string]*githubfake.File{
+		"packages/foo/" + version + "/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
+	})
+}
+
 // promoteFromIssue has writer comment "/promote <version>" on a new issue, waits for the bot's ✅ and for
 // the storage-policy run on the promotion PR into staging, and returns that PR.
 func (h *harness) promoteFromIssue(writer, version string) githubfake.PullRequest {

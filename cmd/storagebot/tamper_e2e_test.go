@@ -62,10 +62,7 @@ func TestTamperedAllowMarkerCountsForNothing(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
 	h.repo.SetPermission("writer", "write")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		"packages/foo/2.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
-	})
+	pr := h.openOverwritePR("staging", "2.0.0")
 	h.completedRun(pr.HeadSHA)
 	granted, err := h.repo.TreeSHA(pr.HeadSHA, "packages/foo/2.0.0")
 	if err != nil {
@@ -220,10 +217,7 @@ func TestForgedFollowUpNoteMarker(t *testing.T) {
 func TestBotLoginFailureFailsLoudly(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		"packages/foo/2.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
-	})
+	pr := h.openOverwritePR("staging", "2.0.0")
 	h.completedRun(pr.HeadSHA)
 	if _, err := h.repo.Comment(pr.Number, "maint", "/allow overwrite foo@2.0.0 reviewed"); err != nil {
 		t.Fatal(err)
