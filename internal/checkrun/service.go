@@ -43,6 +43,8 @@ type GitHub interface {
 // Service evaluates pull requests. It is safe for concurrent use; its only state is the cache of git objects
 // by SHA (which never change) and per-commit locks that keep two events for one commit from racing.
 type Service struct {
+	// Cache is the git object cache the installation clients made for this service share; the service itself
+	// reads git data through its GitHub (GitData), which holds it.
 	Cache *storage.ObjectCache
 	// BotLogin returns the App's bot user ("<slug>[bot]"): only its comments carry exceptions. An error fails
 	// the evaluation ("could not evaluate") rather than silently ignoring every exception.

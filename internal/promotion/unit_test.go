@@ -385,3 +385,37 @@ func TestUnitPromoteLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestUnitFollowUpTwoReplicasAtOnce: two replicas handling the same merge at the same moment (each with its
+// own locks) converge on one removal PR and one note, whichever wins each race.
+func TestUnitFollowUpTwoReplicasAtOnce(t *testing.T) {
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		e := newMemEnv(t)
+		e.put(t, "snapshot", "", "foo@1.2.3", "bar@2.0.0")
+		merged := e.promoteAndMerge(t, "foo@1.2.3", "bar@2.0.0")
+		replicas := []*Service{
+			{Seal: testSeal, AppID: e.gh.appID, BotLogin: e.svc.BotLogin},
+			{Seal: testSeal, AppID: e.gh.appID, BotLogin: e.svc.BotLogin},
+		}
+		errs := make(chan error, len(replicas))
+		for _, svc := range replicas {
+			go func(svc *Service) { errs <- svc.HandleMerged(ctx, e.repo, merged) }(svc)
+		}
+		for range replicas {
+			if err := <-errs; err != nil {
+				t.Fatalf("run %d: HandleMerged: %v", i, err)
+			}
+		}
+		prs := e.removalPRs("snapshot")
+		if len(prs) != 1 || prs[0].GetState() != "open" {
+			t.Fatalf("run %d: %d removal PRs into snapshot, want one open", i, len(prs))
+		}
+		if tree := e.versionIn(t, prs[0].GetHead().GetRef(), "bar@2.0.0"); tree != "" {
+			t.Errorf("run %d: the removal branch still holds bar@2.0.0", i)
+		}
+		if n := len(e.notes(t, merged.GetNumber())); n != 1 {
+			t.Errorf("run %d: %d follow-up notes, want 1", i, n)
+		}
+	}
+}
