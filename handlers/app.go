@@ -139,7 +139,7 @@ func (a *App) repository(ctx context.Context, installationID int64, repo *github
 
 // promotionRepo is the promotion service's view of the repository context.
 func promotionRepo(gh GitHub, rc repoctx.Repo) promotion.Repo {
-	return promotion.Repo{Client: gh.GoGitHub(), Owner: rc.Owner, Name: rc.Name, Config: rc.Config}
+	return promotion.Repo{Client: gh, Owner: rc.Owner, Name: rc.Name, Config: rc.Config}
 }
 
 // botIdentity resolves the App's bot login ("<slug>[bot]") from GET /app, once per process: a login only

@@ -10,8 +10,8 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/repoctx"
+	"github.com/storagebot/storagebot/policy"
 )
 
 // CheckRun handles check_run events: "Re-run" on a storage-policy run evaluates its PRs again.
@@ -37,7 +37,7 @@ func (h *CheckRun) Handle(ctx context.Context, eventType, deliveryID string, pay
 	if run == nil || event.GetRepo() == nil {
 		return errors.New("check_run rerequested payload lacks check_run or repository: nothing to re-run")
 	}
-	if run.GetName() != checkrun.Name {
+	if run.GetName() != policy.CheckName {
 		return nil
 	}
 	installationID := githubapp.GetInstallationIDFromEvent(&event)

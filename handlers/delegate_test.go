@@ -120,7 +120,7 @@ func TestHandlersDelegate(t *testing.T) {
 		{"closed unmerged: nothing", "pull_request", github.PullRequestEvent{Action: github.String("closed"), Number: github.Int(2), Repo: testRepo, PullRequest: pr(2, "staging", "topic", "aaa", false)},
 			"", &fakeGitHub{}, nil, 0},
 		{"re-run of a fork PR's run: found by head SHA", "check_run", github.CheckRunEvent{Action: github.String("rerequested"), Repo: testRepo,
-			CheckRun: &github.CheckRun{Name: github.String(checkrun.Name), HeadSHA: github.String("bbb")}},
+			CheckRun: &github.CheckRun{Name: github.String(policy.CheckName), HeadSHA: github.String("bbb")}},
 			"", &fakeGitHub{open: []*github.PullRequest{pr(5, "snapshot", "x", "aaa", true), pr(6, "snapshot", "y", "bbb", true)},
 				prs: map[int]*github.PullRequest{6: pr(6, "snapshot", "y", "bbb", true)}}, []string{"check #6 (config loaded: true)"}, 1},
 		{"re-run of another check: nothing", "check_run", github.CheckRunEvent{Action: github.String("rerequested"), Repo: testRepo,

@@ -6,6 +6,10 @@ import (
 	"strings"
 )
 
+// CheckName is the name of the check run that reports this policy's verdict on a PR head, the one branch
+// protection requires.
+const CheckName = "storage-policy"
+
 // Check conclusions, as GitHub's check runs spell them.
 const (
 	ConclusionSuccess = "success"
@@ -510,11 +514,17 @@ func nextVersion(version string) string {
 // ShortSHA abbreviates a commit or tree SHA the way git and GitHub show it (7 characters), for every message a
 // person reads; "none" for no SHA.
 func ShortSHA(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
 	if sha == "" {
 		return "none"
+	}
+	return AbbrevSHA(sha, 7)
+}
+
+// AbbrevSHA is sha cut to its first n characters (whole when shorter), for output that wants more of it than
+// ShortSHA gives (storagebot check prints 12, enough to paste into git commands on a large repository).
+func AbbrevSHA(sha string, n int) string {
+	if len(sha) > n {
+		return sha[:n]
 	}
 	return sha
 }

@@ -11,10 +11,7 @@ func TestAllowExceptionBindsToContent(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
 	h.repo.SetPermission("writer", "write")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		"packages/foo/2.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
-	})
+	pr := h.openOverwritePR("staging", "2.0.0")
 	if run := h.completedRun(pr.HeadSHA); run.Conclusion != "failure" {
 		t.Fatalf("staging overwrite = %s, want failure", run.Conclusion)
 	}
@@ -66,13 +63,7 @@ func TestAutoMergeRemoval(t *testing.T) {
 		".github/storagebot.yml": {Content: []byte("auto_merge_removals: true\n")},
 	})
 	h.commit("snapshot", "foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
-	issue := h.repo.OpenIssue("promote foo", "", "writer")
-	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	h.botReply(issue, "✅")
-	promo := h.pullsInto("staging", "storagebot/promote/")[0]
-	h.completedRun(promo.HeadSHA)
+	promo := h.promoteFromIssue("writer", "foo@1.0.0")
 	if _, err := h.repo.MergePullRequest(promo.Number, "merge"); err != nil {
 		t.Fatal(err)
 	}

@@ -338,16 +338,6 @@ func (c *chaosCluster) settle() {
 	})
 }
 
-func eventsIdle(addr string) bool {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	m, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(m), "\nstoragebot_events_in_flight 0\n")
-}
-
 func totalCalls(fake *githubfake.Server) int {
 	n := 0
 	for _, v := range fake.CallCounts() {

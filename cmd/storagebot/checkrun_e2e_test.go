@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -62,11 +61,8 @@ func (h *harness) otherApp() githubfake.OtherApp {
 func TestRecheckAndAllowStartFreshRuns(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
+	pr := h.openOverwritePR("staging", "2.0.0")
 	edited := "packages/foo/2.0.0/data_stream/ds1/fields/fields.yml"
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		edited: {Content: []byte("- name: fixed\n")},
-	})
 	first := h.waitRuns(pr.HeadSHA, 1)[0]
 	if first.Conclusion != "failure" || len(failureAnnotations(first)) != 1 {
 		t.Fatalf("first run: %s with %+v, want failure with one failure annotation", first.Conclusion, first.Annotations)
@@ -223,14 +219,7 @@ func TestForkPRRerunFindsPRByHeadSHA(t *testing.T) {
 		t.Errorf("re-run: %s, want failure", runs[1].Conclusion)
 	}
 	// "Re-run all checks": the check_suite event of a fork PR lists no pull requests either.
-	client, err := h.fake.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := h.repository()
 	suite := map[string]any{
 		"action": "rerequested", "repository": repo, "installation": map[string]any{"id": h.fake.InstallationID()},
 		"sender":      &github.User{Login: github.String("mallory")},
@@ -291,14 +280,7 @@ func TestBodyEditDoesNotRecheck(t *testing.T) {
 // the handler returns, not a panic.
 func TestMalformedCheckSuiteEventIsRefusedNotPanicked(t *testing.T) {
 	h := newHarness(t)
-	client, err := h.fake.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := h.repository()
 	payload := map[string]any{
 		"action": "rerequested", "repository": repo,
 		"installation": map[string]any{"id": h.fake.InstallationID()}, "sender": &github.User{Login: github.String("alice")},

@@ -3,8 +3,6 @@ package main
 import (
 	"strings"
 	"testing"
-
-	"github.com/storagebot/storagebot/internal/githubfake"
 )
 
 // TestHelpAndRebuildReplies: /help lists every built command (/rebuild among them now that rollout is real;
@@ -13,10 +11,7 @@ import (
 func TestHelpAndRebuildReplies(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
-	h.commit("production", "foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
-	pr := h.openPR("production", "fix-foo", "[production] Fix foo 1.0.0", map[string]*githubfake.File{
-		"packages/foo/1.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
-	})
+	pr := h.openOverwritePR("production", "1.0.0")
 	h.completedRun(pr.HeadSHA)
 
 	if _, err := h.repo.Comment(pr.Number, "maint", "/help"); err != nil {

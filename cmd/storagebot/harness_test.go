@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-github/v50/github"
+
 	"github.com/storagebot/storagebot/internal/githubfake"
 )
 
@@ -198,15 +200,57 @@ func (h *harness) routeWebhooks(pick func(event, action string) []string) {
 // settleAt waits until the serve at addr has finished every event delivered so far (see settle).
 func (h *harness) settleAt(addr string) {
 	h.t.Helper()
-	h.waitFor("no event in flight on "+addr, func() bool {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		m, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(m), "\nstoragebot_events_in_flight 0\n")
+	h.waitFor("no event in flight on "+addr, func() bool { return eventsIdle(addr) })
+}
+
+// eventsIdle reports whether the serve at addr has no event in flight, as its metrics say.
+func eventsIdle(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(m), "\nstoragebot_events_in_flight 0\n")
+}
+
+// repository is the storage repository as GitHub's API answers it, for hand-made webhook payloads.
+func (h *harness) repository() *github.Repository {
+	h.t.Helper()
+	client, err := h.fake.InstallationClient()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	repo, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return repo
+}
+
+// openOverwritePR commits foo@version (three files) to channel and opens PR fix-foo into it, which edits the
+// version's fields.yml: an overwrite of a released version, which the policy refuses unless allowed.
+func (h *harness) openOverwritePR(channel, version string) *githubfake.PullRequest {
+	h.t.Helper()
+	h.commit(channel, "foo "+version, pkgFiles("foo", version, 3, "v1"))
+	return h.openPR(channel, "fix-foo", fmt.Sprintf("[%s] Fix foo %s docs", channel, version), map[string]*githubfake.File{
+		"packages/foo/" + version + "/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
 	})
+}
+
+// promoteFromIssue has writer comment "/promote <version>" on a new issue, waits for the bot's ✅ and for
+// the storage-policy run on the promotion PR into staging, and returns that PR.
+func (h *harness) promoteFromIssue(writer, version string) githubfake.PullRequest {
+	h.t.Helper()
+	pkg, _, _ := strings.Cut(version, "@")
+	issue := h.repo.OpenIssue("promote "+pkg, "", writer)
+	if _, err := h.repo.Comment(issue, writer, "/promote "+version); err != nil {
+		h.t.Fatal(err)
+	}
+	h.botReply(issue, "✅")
+	promo := h.pullsInto("staging", "storagebot/promote/")[0]
+	h.completedRun(promo.HeadSHA)
+	return promo
 }
 
 // stop shuts serve down gracefully and checks it exited cleanly.

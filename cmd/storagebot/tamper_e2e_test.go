@@ -62,10 +62,7 @@ func TestTamperedAllowMarkerCountsForNothing(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
 	h.repo.SetPermission("writer", "write")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		"packages/foo/2.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
-	})
+	pr := h.openOverwritePR("staging", "2.0.0")
 	h.completedRun(pr.HeadSHA)
 	granted, err := h.repo.TreeSHA(pr.HeadSHA, "packages/foo/2.0.0")
 	if err != nil {
@@ -121,13 +118,7 @@ func TestTamperedRemovalMarkerIsNotAutoMerged(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("writer", "write")
 	h.commit("snapshot", "foo and bar", merge(pkgFiles("foo", "1.0.0", 2, "v1"), pkgFiles("bar", "1.0.0", 2, "v1")))
-	issue := h.repo.OpenIssue("promote foo", "", "writer")
-	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	h.botReply(issue, "✅")
-	promo := h.pullsInto("staging", "storagebot/promote/")[0]
-	h.completedRun(promo.HeadSHA)
+	promo := h.promoteFromIssue("writer", "foo@1.0.0")
 	if _, err := h.repo.MergePullRequest(promo.Number, "merge"); err != nil {
 		t.Fatal(err)
 	}
@@ -180,13 +171,7 @@ func TestForgedFollowUpNoteMarker(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("writer", "write")
 	h.commit("snapshot", "foo 1.0.0", pkgFiles("foo", "1.0.0", 2, "v1"))
-	issue := h.repo.OpenIssue("promote foo", "", "writer")
-	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	h.botReply(issue, "✅")
-	promo := h.pullsInto("staging", "storagebot/promote/")[0]
-	h.completedRun(promo.HeadSHA)
+	promo := h.promoteFromIssue("writer", "foo@1.0.0")
 
 	// The writer gets a bot comment on the promotion PR and plants the note's marker in it.
 	if _, err := h.repo.Comment(promo.Number, "writer", "/help"); err != nil {
@@ -232,10 +217,7 @@ func TestForgedFollowUpNoteMarker(t *testing.T) {
 func TestBotLoginFailureFailsLoudly(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("maint", "maintain")
-	h.commit("staging", "foo 2.0.0", pkgFiles("foo", "2.0.0", 3, "v1"))
-	pr := h.openPR("staging", "fix-foo", "[staging] Fix foo 2.0.0 docs", map[string]*githubfake.File{
-		"packages/foo/2.0.0/data_stream/ds1/fields/fields.yml": {Content: []byte("- name: fixed\n")},
-	})
+	pr := h.openOverwritePR("staging", "2.0.0")
 	h.completedRun(pr.HeadSHA)
 	if _, err := h.repo.Comment(pr.Number, "maint", "/allow overwrite foo@2.0.0 reviewed"); err != nil {
 		t.Fatal(err)

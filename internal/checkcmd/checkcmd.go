@@ -159,7 +159,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "storagebot check: write report:", err)
 		return ExitUsage
 	}
-	if rep.Conclusion == conclusionSuccess {
+	if rep.Conclusion == policy.ConclusionSuccess {
 		return ExitSuccess
 	}
 	return ExitFailure

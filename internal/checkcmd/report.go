@@ -12,11 +12,6 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-const (
-	conclusionSuccess = "success"
-	conclusionFailure = "failure"
-)
-
 // report is the output of one check; its JSON form is the `--format json` contract.
 type report struct {
 	Channel    string          `json:"channel"`
@@ -77,13 +72,13 @@ func newReport(channel string, res storage.Result, findings []policy.Finding) *r
 		Channel:    channel,
 		Base:       res.Base,
 		Head:       res.Head,
-		Conclusion: conclusionSuccess,
+		Conclusion: policy.ConclusionSuccess,
 		Changes:    []changeReport{},
 		Findings:   []findingReport{},
 		mergeBase:  res.MergeBase,
 	}
-	if policy.Conclusion(findings) != conclusionSuccess {
-		rep.Conclusion = conclusionFailure
+	if policy.Conclusion(findings) != policy.ConclusionSuccess {
+		rep.Conclusion = policy.ConclusionFailure
 	}
 	for _, c := range res.Input.Changes {
 		rep.Changes = append(rep.Changes, changeReport{Package: c.Package, Version: c.Version, Change: string(c.Kind)})
@@ -187,12 +182,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
+// short abbreviates a SHA in the CLI's report: 12 characters.
+func short(sha string) string { return policy.AbbrevSHA(sha, 12) }
 
 // writeResolved prints which commit each revision resolved to and through which reference, and where the
 // configuration came from.

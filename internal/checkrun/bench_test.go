@@ -346,11 +346,17 @@ func BenchmarkCheckPR(b *testing.B) {
 
 // benchCold evaluates the PR with nothing cached: a fresh Service (object cache) and a fresh client each time.
 func benchCold(b *testing.B, bs *benchStorage, pr *benchPR) {
+	measureEvaluations(b, bs, pr, func() (*Service, *github.Client) { return newBenchService(), bs.productionClient(b) })
+}
+
+// measureEvaluations times b.N evaluations of the PR, each with the service and client next returns (set up
+// outside the timer, as is reading the PR), and reports the GitHub traffic of the evaluations alone.
+func measureEvaluations(b *testing.B, bs *benchStorage, pr *benchPR, next func() (*Service, *github.Client)) {
 	var total traffic
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		svc, client := newBenchService(), bs.productionClient(b)
+		svc, client := next()
 		ghPR := fetchPR(b, client, pr.number)
 		takeTraffic(bs.server)
 		b.StartTimer()
@@ -366,19 +372,10 @@ func benchCold(b *testing.B, bs *benchStorage, pr *benchPR) {
 func benchWarm(b *testing.B, bs *benchStorage, pr *benchPR, edited int) {
 	svc, client := newBenchService(), bs.productionClient(b)
 	evaluate(b, svc, client, fetchPR(b, client, pr.number))
-	var total traffic
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
+	measureEvaluations(b, bs, pr, func() (*Service, *github.Client) {
 		bs.push(b, pr, edited)
-		ghPR := fetchPR(b, client, pr.number)
-		takeTraffic(bs.server)
-		b.StartTimer()
-		evaluate(b, svc, client, ghPR)
-		b.StopTimer()
-		total.add(takeTraffic(bs.server))
-	}
-	total.report(b, b.N)
+		return svc, client
+	})
 }
 
 // benchNaive runs the naive baseline on the PR.

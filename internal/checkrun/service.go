@@ -29,9 +29,6 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// Name is the check run's name, the one branch protection requires.
-const Name = "storage-policy"
-
 // GitHub is what the check service calls on GitHub: githubapi.Client in production, a fake in unit tests.
 type GitHub interface {
 	// GitData reads the repository's git objects by SHA.
@@ -46,6 +43,8 @@ type GitHub interface {
 // Service evaluates pull requests. It is safe for concurrent use; its only state is the cache of git objects
 // by SHA (which never change) and per-commit locks that keep two events for one commit from racing.
 type Service struct {
+	// Cache is the git object cache the installation clients made for this service share; the service itself
+	// reads git data through its GitHub (GitData), which holds it.
 	Cache *storage.ObjectCache
 	// BotLogin returns the App's bot user ("<slug>[bot]"): only its comments carry exceptions. An error fails
 	// the evaluation ("could not evaluate") rather than silently ignoring every exception.
@@ -110,13 +109,13 @@ func (s *Service) CheckPRIfStale(ctx context.Context, gh GitHub, repo repoctx.Re
 // wrote under the same name are not this App's verdict and are never returned.
 func (s *Service) LatestRun(ctx context.Context, gh GitHub, owner, name, sha string) (*github.CheckRun, error) {
 	if s.AppID == 0 {
-		return nil, errors.New("read " + Name + " runs: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its runs cannot be told from other Apps'")
+		return nil, errors.New("read " + policy.CheckName + " runs: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its runs cannot be told from other Apps'")
 	}
 	runs, err := gh.CheckRuns(ctx, owner, name, sha, github.ListCheckRunsOptions{
-		CheckName: github.String(Name), AppID: github.Int64(s.AppID), Filter: github.String("latest"),
+		CheckName: github.String(policy.CheckName), AppID: github.Int64(s.AppID), Filter: github.String("latest"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list this App's %s runs on %s: %w", Name, sha, err)
+		return nil, fmt.Errorf("list this App's %s runs on %s: %w", policy.CheckName, sha, err)
 	}
 	var newest *github.CheckRun
 	for _, run := range runs {
@@ -301,11 +300,11 @@ func (s *Service) exceptions(ctx context.Context, gh GitHub, repo repoctx.Repo, 
 func (s *Service) startRun(ctx context.Context, gh GitHub, owner, name, headSHA string) (int64, error) {
 	now := github.Timestamp{Time: s.now()}
 	run, err := gh.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
-		Name: Name, HeadSHA: headSHA, Status: github.String("in_progress"), StartedAt: &now,
+		Name: policy.CheckName, HeadSHA: headSHA, Status: github.String("in_progress"), StartedAt: &now,
 		ExternalID: github.String(headSHA),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("create %s run on %s: %w", Name, headSHA, err)
+		return 0, fmt.Errorf("create %s run on %s: %w", policy.CheckName, headSHA, err)
 	}
 	return run.GetID(), nil
 }
@@ -320,7 +319,7 @@ func (s *Service) complete(ctx context.Context, gh GitHub, owner, name string, r
 	now := github.Timestamp{Time: s.now()}
 	for i, batch := range batches {
 		opts := github.UpdateCheckRunOptions{
-			Name: Name,
+			Name: policy.CheckName,
 			Output: &github.CheckRunOutput{
 				Title:       github.String(out.Title),
 				Summary:     github.String(out.Summary),
@@ -338,7 +337,7 @@ func (s *Service) complete(ctx context.Context, gh GitHub, owner, name string, r
 			opts.CompletedAt = &now
 		}
 		if err := gh.UpdateCheckRun(ctx, owner, name, runID, opts); err != nil {
-			return fmt.Errorf("complete %s run %d (batch %d of %d): %w", Name, runID, i+1, len(batches), err)
+			return fmt.Errorf("complete %s run %d (batch %d of %d): %w", policy.CheckName, runID, i+1, len(batches), err)
 		}
 	}
 	return nil

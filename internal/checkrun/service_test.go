@@ -12,6 +12,7 @@ import (
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/policy"
 )
 
 func TestIsFork(t *testing.T) {
@@ -79,7 +80,7 @@ func TestCheckPRIfStale(t *testing.T) {
 	}
 
 	if _, err := repo.CreateCheckRunAs(githubfake.OtherApp{ID: fake.AppID() + 1, Slug: "ci"}, githubfake.CheckRunOptions{
-		Name: Name, HeadSHA: opened.HeadSHA, Conclusion: "success", Summary: "another App's",
+		Name: policy.CheckName, HeadSHA: opened.HeadSHA, Conclusion: "success", Summary: "another App's",
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestCheckPRIfStale(t *testing.T) {
 
 	// A run completed because reading the change failed is no verdict: the reconciler evaluates again.
 	if _, _, err := client.Checks.CreateCheckRun(ctx, "storage-org", "package-storage", github.CreateCheckRunOptions{
-		Name: Name, HeadSHA: opened.HeadSHA, Status: github.String("completed"), Conclusion: github.String("failure"),
+		Name: policy.CheckName, HeadSHA: opened.HeadSHA, Status: github.String("completed"), Conclusion: github.String("failure"),
 		Output: &github.CheckRunOutput{Title: github.String(CouldNotEvaluateTitle), Summary: github.String("Reading the change failed: 502")},
 	}); err != nil {
 		t.Fatal(err)

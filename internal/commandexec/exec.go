@@ -27,6 +27,7 @@ import (
 // includes the check service's calls, since /recheck and /allow run the check with it.
 type GitHub interface {
 	checkrun.GitHub
+	promotion.GitHub
 	repoctx.ConfigSource
 	ReactToComment(ctx context.Context, owner, name string, commentID int64, content string) error
 	CreateComment(ctx context.Context, owner, name string, number int, body string) error
@@ -34,7 +35,7 @@ type GitHub interface {
 	DeleteComment(ctx context.Context, owner, name string, id int64) error
 	PullRequest(ctx context.Context, owner, name string, number int) (*github.PullRequest, error)
 	Permission(ctx context.Context, owner, name, user string) (repoconfig.Permission, error)
-	// GoGitHub is the client the promotion service writes with (it has no narrow seam yet); nil in unit tests.
+	// GoGitHub is the client the rollout service writes with (/rebuild); nil in unit tests.
 	GoGitHub() *github.Client
 }
 
@@ -236,9 +237,9 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 		return "", err
 	}
 	if out.Skipped {
-		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), checkrun.Name), nil
+		return fmt.Sprintf("ℹ️ `%s` is no channel branch, so `%s` does not run here.", pr.GetBase().GetRef(), policy.CheckName), nil
 	}
-	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", checkrun.Name, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
+	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", policy.CheckName, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
 }
 
 func (e *Executor) rebuild(ctx context.Context, c *comment, cmd commands.Command) string {
@@ -370,7 +371,7 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 		names = append(names, fmt.Sprintf("`%s@%s` (tree %s)", g.Package, g.Version, policy.ShortSHA(g.TreeSHA)))
 	}
 	return fmt.Sprintf("✅ Allowed `%s` for %s, by @%s: %s\nThe exception lapses if the content changes. `%s` runs again now.",
-		rule, strings.Join(names, ", "), c.user, cmd.Reason, checkrun.Name), nil
+		rule, strings.Join(names, ", "), c.user, cmd.Reason, policy.CheckName), nil
 }
 
 func (c *comment) pullRequest(ctx context.Context) (*github.PullRequest, error) {
@@ -386,7 +387,7 @@ func (c *comment) pullRequest(ctx context.Context) (*github.PullRequest, error) 
 }
 
 func (c *comment) promotionRepo() promotion.Repo {
-	return promotion.Repo{Client: c.gh.GoGitHub(), Owner: c.repo.Owner, Name: c.repo.Name, Config: c.cfg}
+	return promotion.Repo{Client: c.gh, Owner: c.repo.Owner, Name: c.repo.Name, Config: c.cfg}
 }
 
 func (c *comment) reply(ctx context.Context, body string) error {

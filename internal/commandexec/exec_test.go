@@ -16,10 +16,10 @@ import (
 	"github.com/storagebot/storagebot/policy"
 )
 
-// fakeGitHub is the executor's GitHub in memory. The check service's calls are left to the embedded nil
-// interface: the fake check service below never makes them.
+// fakeGitHub is the executor's GitHub in memory. The check and promotion services' calls are left to the
+// embedded nil interface: the fake services below never make them.
 type fakeGitHub struct {
-	checkrun.GitHub
+	GitHub
 	cfg         *repoconfig.Config
 	cfgErr      error
 	configReads int

@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
@@ -37,6 +39,8 @@ type env struct {
 	repo *githubfake.Repo
 	svc  *Service
 	r    Repo
+	// gh is the go-github client under r.Client, for what the tests do as a person would.
+	gh *github.Client
 }
 
 func newEnv(tb testing.TB) *env {
@@ -50,8 +54,67 @@ func newEnv(tb testing.TB) *env {
 			tb.Fatalf("create branch %s: %v", b, err)
 		}
 	}
-	return &env{fake: s, repo: repo, svc: &Service{Cache: storage.NewObjectCache(0), Seal: testSeal, AppID: s.AppID()},
-		r: Repo{Client: newClient(tb, s), Owner: owner, Name: name, Config: repoconfig.Default()}}
+	cache := storage.NewObjectCache(0)
+	gh := newClient(tb, s)
+	return &env{fake: s, repo: repo, svc: &Service{Cache: cache, Seal: testSeal, AppID: s.AppID()}, gh: gh,
+		r: Repo{Client: githubapi.New(gh, cache), Owner: owner, Name: name, Config: repoconfig.Default()}}
+}
+
+// promoteAndMerge promotes versions from snapshot to staging, merges the PR and returns its number.
+func (e *env) promoteAndMerge(tb testing.TB, list ...string) int {
+	tb.Helper()
+	res, err := e.svc.Promote(context.Background(), e.r, PromoteRequest{Versions: refs(list...), Target: "staging"})
+	if err != nil || len(res.Refusals) > 0 {
+		tb.Fatalf("promote: %v %+v", err, res.Refusals)
+	}
+	if _, err := e.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
+		tb.Fatalf("merge #%d: %v", res.PR.Number, err)
+	}
+	return res.PR.Number
+}
+
+// checkMergeGate runs MergeRemovalIfReady on removal PR number and checks what it says and what GitHub holds.
+func (e *env) checkMergeGate(t *testing.T, number int, wantMerged bool, wantReason string) {
+	t.Helper()
+	merged, reason, err := e.svc.MergeRemovalIfReady(context.Background(), e.r, number)
+	if err != nil {
+		t.Fatalf("MergeRemovalIfReady: %v", err)
+	}
+	if merged != wantMerged || !strings.Contains(reason, wantReason) {
+		t.Errorf("merged=%v reason=%q, want merged=%v reason containing %q", merged, reason, wantMerged, wantReason)
+	}
+	if got := e.repo.PullRequest(number).Merged; got != wantMerged {
+		t.Errorf("PR merged = %v, want %v", got, wantMerged)
+	}
+}
+
+// checkAddedBy checks the versions AddedBy finds in merged PR pr.
+func (e *env) checkAddedBy(t *testing.T, pr *github.PullRequest, want ...string) {
+	t.Helper()
+	got, err := e.svc.AddedBy(context.Background(), e.r, pr)
+	if err != nil {
+		t.Fatalf("AddedBy: %v", err)
+	}
+	if diff := cmp.Diff(refs(want...), got); diff != "" {
+		t.Errorf("added by #%d (-want +got):\n%s", pr.GetNumber(), diff)
+	}
+}
+
+// backlog is n versions of 40 packages, enough to pass GitHub's limits on one title or body.
+func backlog(n int) []string {
+	var list []string
+	for i := 0; i < n; i++ {
+		list = append(list, fmt.Sprintf("pkg_%03d@1.%d.0", i%40, i))
+	}
+	return list
+}
+
+// restarted is the repository as a fresh process (a restart, another replica) sees it: the same installation,
+// an empty object cache.
+func (e *env) restarted() Repo {
+	r := e.r
+	r.Client = githubapi.New(e.gh, storage.NewObjectCache(0))
+	return r
 }
 
 // newClient is a go-github client authenticated as the installation through ghinstallation.
@@ -137,7 +200,7 @@ func refs(list ...string) []commands.VersionRef {
 // pr reads a PR through the API, as a handler would receive it.
 func (e *env) pr(tb testing.TB, number int) *github.PullRequest {
 	tb.Helper()
-	pr, _, err := e.r.Client.PullRequests.Get(context.Background(), owner, name, number)
+	pr, _, err := e.gh.PullRequests.Get(context.Background(), owner, name, number)
 	if err != nil {
 		tb.Fatalf("get PR #%d: %v", number, err)
 	}

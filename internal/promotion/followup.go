@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
-	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
@@ -115,6 +113,9 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		if pr, err := findPR(ctx, repo, branch, "all"); err != nil {
 			return results, fmt.Errorf("follow up #%d: %w", n, err)
 		} else if pr != nil {
+			if err := labelRemoval(ctx, repo, pr); err != nil {
+				return results, fmt.Errorf("follow up #%d: %w", n, err)
+			}
 			results = append(results, existingRemoval(ctx, lower.Name, pr, s.markerKey(repo)))
 			continue
 		}
@@ -160,6 +161,9 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 					return results, fmt.Errorf("follow up #%d: %w", n, err)
 				}
 				if pr != nil {
+					if err := labelRemoval(ctx, repo, pr); err != nil {
+						return results, fmt.Errorf("follow up #%d: %w", n, err)
+					}
 					results = append(results, existingRemoval(ctx, lower.Name, pr, s.markerKey(repo)))
 					continue
 				}
@@ -271,7 +275,7 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 		// Posted already; a replica stopped between its post and its look for duplicates may have left one.
 		return dropLaterNotes(ctx, repo, number, notes)
 	}
-	_, _, postErr := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &github.IssueComment{Body: &note})
+	postErr := repo.Client.CreateComment(ctx, repo.Owner, repo.Name, number, note)
 	// Another replica may have raced us, and a post whose answer was lost may have been applied: whether or
 	// not ours answered, every note but the earliest is deleted, by whichever replica looks (they all agree
 	// on the earliest).
@@ -290,8 +294,8 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 // dropLaterNotes deletes every follow-up note in notes (lowest first) but the first.
 func dropLaterNotes(ctx context.Context, repo Repo, number int, notes []int64) error {
 	for i := 1; i < len(notes); i++ {
-		_, err := repo.Client.Issues.DeleteComment(ctx, repo.Owner, repo.Name, notes[i])
-		if err != nil && !hasStatus(err, http.StatusNotFound) {
+		// A note already gone (another replica deleted it) is no error.
+		if err := repo.Client.DeleteComment(ctx, repo.Owner, repo.Name, notes[i]); err != nil {
 			return fmt.Errorf("delete duplicate follow-up note %d on #%d (note %d came first): %w", notes[i], number, notes[0], err)
 		}
 		zerolog.Ctx(ctx).Info().Int("pr", number).Int64("kept", notes[0]).Int64("deleted", notes[i]).
@@ -302,7 +306,7 @@ func dropLaterNotes(ctx context.Context, repo Repo, number int, notes []int64) e
 
 // botComments lists the IDs of bot's follow-up notes on the merged PR number (sealed under key), lowest first.
 func botComments(ctx context.Context, repo Repo, number int, bot string, key seal.Key) ([]int64, error) {
-	comments, err := githubapi.New(repo.Client, nil).IssueComments(ctx, repo.Owner, repo.Name, number)
+	comments, err := repo.Client.IssueComments(ctx, repo.Owner, repo.Name, number)
 	if err != nil {
 		return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
 	}
@@ -357,8 +361,8 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	if err != nil {
 		return res, err
 	}
-	if _, _, err := repo.Client.Issues.AddLabelsToIssue(ctx, repo.Owner, repo.Name, pr.GetNumber(), []string{RemovalLabel}); err != nil {
-		return res, fmt.Errorf("label #%d %s: %w", pr.GetNumber(), RemovalLabel, err)
+	if err := labelRemoval(ctx, repo, pr); err != nil {
+		return res, err
 	}
 	if created {
 		older, shared, err := s.yieldToOlderRemoval(ctx, repo, lh.Channel.Branch, pr, res.Removed)
@@ -374,4 +378,21 @@ func (s *Service) openRemoval(ctx context.Context, repo Repo, lh head, branch, t
 	zerolog.Ctx(ctx).Info().Str("repo", repo.fullName()).Str("channel", lh.Channel.Name).Int("pr", pr.GetNumber()).
 		Str("versions", listRefs(res.Removed)).Bool("created", created).Msg("removal PR")
 	return res, nil
+}
+
+// labelRemoval makes sure an open removal PR carries RemovalLabel. A PR found rather than opened needs it
+// too: the call that opened it may have lost GitHub's answer, or failed to label it, before this one came.
+func labelRemoval(ctx context.Context, repo Repo, pr *github.PullRequest) error {
+	if pr.GetState() != "open" {
+		return nil
+	}
+	for _, l := range pr.Labels {
+		if l.GetName() == RemovalLabel {
+			return nil
+		}
+	}
+	if err := repo.Client.AddLabels(ctx, repo.Owner, repo.Name, pr.GetNumber(), RemovalLabel); err != nil {
+		return fmt.Errorf("label #%d %s: %w", pr.GetNumber(), RemovalLabel, err)
+	}
+	return nil
 }

@@ -32,14 +32,7 @@ func mergedPromotion(t *testing.T, e *env) *github.PullRequest {
 
 func TestAddedBy(t *testing.T) {
 	e := newEnv(t)
-	merged := mergedPromotion(t, e)
-	got, err := e.svc.AddedBy(context.Background(), e.r, merged)
-	if err != nil {
-		t.Fatalf("AddedBy: %v", err)
-	}
-	if diff := cmp.Diff(refs("bar@2.0.0", "foo@1.2.3"), got); diff != "" {
-		t.Errorf("added (-want +got):\n%s", diff)
-	}
+	e.checkAddedBy(t, mergedPromotion(t, e), "bar@2.0.0", "foo@1.2.3")
 }
 
 func TestFollowUpOpensOneRemovalPR(t *testing.T) {
@@ -50,16 +43,17 @@ func TestFollowUpOpensOneRemovalPR(t *testing.T) {
 	calls := []struct {
 		name string
 		svc  *Service
+		repo Repo
 	}{
-		{name: "first delivery", svc: e.svc},
-		{name: "redelivery", svc: e.svc},
-		{name: "second redelivery", svc: e.svc},
-		{name: "after a restart", svc: &Service{Seal: testSeal}},
+		{name: "first delivery", svc: e.svc, repo: e.r},
+		{name: "redelivery", svc: e.svc, repo: e.r},
+		{name: "second redelivery", svc: e.svc, repo: e.r},
+		{name: "after a restart", svc: &Service{Seal: testSeal}, repo: e.restarted()},
 	}
 	var first []FollowUpResult
 	for i, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := c.svc.FollowUp(ctx, e.r, merged)
+			got, err := c.svc.FollowUp(ctx, c.repo, merged)
 			if err != nil {
 				t.Fatalf("FollowUp: %v", err)
 			}
@@ -105,10 +99,10 @@ func TestFollowUpOpensOneRemovalPR(t *testing.T) {
 	}
 
 	// Closed by a person: still never opened again.
-	if _, _, err := e.r.Client.PullRequests.Edit(ctx, owner, name, pr.Number, &github.PullRequest{State: github.String("closed")}); err != nil {
+	if _, _, err := e.gh.PullRequests.Edit(ctx, owner, name, pr.Number, &github.PullRequest{State: github.String("closed")}); err != nil {
 		t.Fatalf("close #%d: %v", pr.Number, err)
 	}
-	if _, err := (&Service{Seal: testSeal}).FollowUp(ctx, e.r, merged); err != nil {
+	if _, err := (&Service{Seal: testSeal}).FollowUp(ctx, e.restarted(), merged); err != nil {
 		t.Fatalf("FollowUp after close: %v", err)
 	}
 	if got := e.prsFrom(RemoveBranchPrefix); len(got) != 1 {
@@ -181,16 +175,7 @@ func TestMergeRemovalIfReady(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(t, e, number, e.repo.PullRequest(number).HeadSHA)
 			}
-			merged, reason, err := e.svc.MergeRemovalIfReady(ctx, e.r, number)
-			if err != nil {
-				t.Fatalf("MergeRemovalIfReady: %v", err)
-			}
-			if merged != tc.wantMerged || !strings.Contains(reason, tc.wantReason) {
-				t.Errorf("merged=%v reason=%q, want merged=%v reason containing %q", merged, reason, tc.wantMerged, tc.wantReason)
-			}
-			if got := e.repo.PullRequest(number).Merged; got != tc.wantMerged {
-				t.Errorf("PR merged = %v, want %v", got, tc.wantMerged)
-			}
+			e.checkMergeGate(t, number, tc.wantMerged, tc.wantReason)
 			if tc.wantMerged && e.treeAt(t, "snapshot", "foo@1.2.3") != "" {
 				t.Errorf("snapshot still holds foo@1.2.3 after the merge")
 			}
@@ -200,7 +185,7 @@ func TestMergeRemovalIfReady(t *testing.T) {
 
 func checkRun(t *testing.T, e *env, sha, name, conclusion string) {
 	t.Helper()
-	_, _, err := e.r.Client.Checks.CreateCheckRun(context.Background(), owner, "package-storage", github.CreateCheckRunOptions{
+	_, _, err := e.gh.Checks.CreateCheckRun(context.Background(), owner, "package-storage", github.CreateCheckRunOptions{
 		Name: name, HeadSHA: sha, Status: github.String("completed"), Conclusion: github.String(conclusion),
 	})
 	if err != nil {
@@ -215,26 +200,20 @@ func TestReconcileRunsTheMergedPRsFollowUp(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.put(t, "snapshot", 3, "", "foo@1.2.3")
-	res, err := e.svc.Promote(ctx, e.r, PromoteRequest{Versions: refs("foo@1.2.3"), Target: "staging"})
-	if err != nil || len(res.Refusals) > 0 {
-		t.Fatalf("promote: %v %+v", err, res.Refusals)
-	}
-	if _, err := e.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
-		t.Fatal(err)
-	}
+	number := e.promoteAndMerge(t, "foo@1.2.3")
 	// The reconciler runs before the merge event is handled.
 	rec, err := e.svc.ReconcileRemovals(ctx, e.r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantBranch := fmt.Sprintf("%ssnapshot/pr-%d", RemoveBranchPrefix, res.PR.Number)
+	wantBranch := fmt.Sprintf("%ssnapshot/pr-%d", RemoveBranchPrefix, number)
 	if len(rec.Removals) != 1 || !rec.Removals[0].Created || rec.Removals[0].PR.Branch != wantBranch {
 		t.Fatalf("reconcile removals = %+v, want one created on %s", rec.Removals, wantBranch)
 	}
-	if diff := cmp.Diff([]int{res.PR.Number}, rec.FollowedUp); diff != "" {
+	if diff := cmp.Diff([]int{number}, rec.FollowedUp); diff != "" {
 		t.Errorf("followed up (-want +got):\n%s", diff)
 	}
-	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, res.PR.Number))
+	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, number))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +224,7 @@ func TestReconcileRunsTheMergedPRsFollowUp(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("removal PRs = %+v, want exactly one", got)
 	}
-	want := fmt.Sprintf("[snapshot] Remove packages promoted to staging in #%d (foo@1.2.3)", res.PR.Number)
+	want := fmt.Sprintf("[snapshot] Remove packages promoted to staging in #%d (foo@1.2.3)", number)
 	if got[0].Title != want {
 		t.Errorf("title = %q, want %q", got[0].Title, want)
 	}
@@ -307,7 +286,7 @@ func TestNoteFollowUpOnceWhenTwoPost(t *testing.T) {
 	note := FollowUpNote([]FollowUpResult{{Channel: "snapshot", PR: PRRef{Number: 99}, Removed: refs("foo@1.2.3")}}, n, key)
 	errs := make(chan error, len(replicas))
 	for _, svc := range replicas {
-		go func(svc *Service) { errs <- svc.NoteFollowUp(ctx, e.r, n, note) }(svc)
+		go func(svc *Service, repo Repo) { errs <- svc.NoteFollowUp(ctx, repo, n, note) }(svc, e.restarted())
 	}
 	for range replicas {
 		if err := <-errs; err != nil {

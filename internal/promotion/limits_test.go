@@ -145,7 +145,6 @@ func TestRemovalRewritesTreesWithoutNullDirectories(t *testing.T) {
 // TestAddedByRebaseMerge: on a rebase merge merge_commit_sha is the last rebased commit; its first-parent
 // diff held only that commit's version.
 func TestAddedByRebaseMerge(t *testing.T) {
-	ctx := context.Background()
 	e := newEnv(t)
 	if err := e.repo.CreateBranch("add-two", e.repo.BranchSHA("snapshot")); err != nil {
 		t.Fatal(err)
@@ -159,13 +158,7 @@ func TestAddedByRebaseMerge(t *testing.T) {
 	if _, err := e.repo.MergePullRequest(opened.Number, "rebase"); err != nil {
 		t.Fatalf("rebase merge: %v", err)
 	}
-	got, err := e.svc.AddedBy(ctx, e.r, e.pr(t, opened.Number))
-	if err != nil {
-		t.Fatalf("AddedBy: %v", err)
-	}
-	if diff := cmp.Diff(refs("bar@2.0.0", "foo@1.0.0"), got); diff != "" {
-		t.Errorf("added by a rebase merge (-want +got):\n%s", diff)
-	}
+	e.checkAddedBy(t, e.pr(t, opened.Number), "bar@2.0.0", "foo@1.0.0")
 }
 
 // TestReconcileSplitsLargeBacklog: hundreds of versions left in two channels made one title and one body
@@ -173,10 +166,7 @@ func TestAddedByRebaseMerge(t *testing.T) {
 func TestReconcileSplitsLargeBacklog(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	var list []string
-	for i := 0; i < 700; i++ {
-		list = append(list, fmt.Sprintf("pkg_%03d@1.%d.0", i%40, i))
-	}
+	list := backlog(700)
 	e.putMany(t, "snapshot", list)
 	e.putMany(t, "staging", list)
 	res, err := e.svc.ReconcileRemovals(ctx, e.r)
@@ -221,10 +211,7 @@ func TestReconcileSplitsLargeBacklog(t *testing.T) {
 func TestFollowUpSplitsLongRemoval(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	var list []string
-	for i := 0; i < 700; i++ {
-		list = append(list, fmt.Sprintf("pkg_%03d@1.%d.0", i%40, i))
-	}
+	list := backlog(700)
 	e.putMany(t, "snapshot", list)
 	if err := e.repo.CreateBranch("bulk", e.repo.BranchSHA("staging")); err != nil {
 		t.Fatal(err)

@@ -10,13 +10,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
-	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
 )
-
-// PolicyCheckName is the check run the PR check service writes on every PR head.
-const PolicyCheckName = "storage-policy"
 
 // AutoMergeRemoval merges PR number (head branch headRef) when it is one of the bot's removal PRs, the
 // repository has auto_merge_removals on, and MergeRemovalIfReady finds it safe; it logs why it waits.
@@ -42,7 +38,7 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	if !cfg.AutoMergeRemovals {
 		return false, "auto_merge_removals is off in .github/storagebot.yml", nil
 	}
-	pr, _, err := repo.Client.PullRequests.Get(ctx, repo.Owner, repo.Name, prNumber)
+	pr, err := repo.Client.PullRequest(ctx, repo.Owner, repo.Name, prNumber)
 	if err != nil {
 		return false, "", fmt.Errorf("auto-merge #%d: read PR: %w", prNumber, err)
 	}
@@ -66,16 +62,14 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 	if wait, err := s.stillShadowed(ctx, repo, pr.GetBase().GetRef(), m); err != nil || wait != "" {
 		return false, wait, err
 	}
-	_, _, err = repo.Client.PullRequests.Merge(ctx, repo.Owner, repo.Name, prNumber, "", &github.PullRequestOptions{
-		MergeMethod: "squash", SHA: headSHA,
-	})
+	err = repo.Client.MergePullRequest(ctx, repo.Owner, repo.Name, prNumber, headSHA, "squash")
 	if hasStatus(err, http.StatusConflict) || hasStatus(err, http.StatusMethodNotAllowed) {
 		return false, fmt.Sprintf("GitHub refused to merge #%d: %s", prNumber, errorMessage(err)), nil
 	}
 	if err != nil {
 		return false, "", fmt.Errorf("auto-merge #%d: %w", prNumber, err)
 	}
-	return true, fmt.Sprintf("merged #%d (squash): its %s check passed", prNumber, PolicyCheckName), nil
+	return true, fmt.Sprintf("merged #%d (squash): its %s check passed", prNumber, policy.CheckName), nil
 }
 
 // checksBlock returns why the check runs and statuses on sha do not allow a merge yet, "" when they do. Only
@@ -84,22 +78,22 @@ func (s *Service) MergeRemovalIfReady(ctx context.Context, repo Repo, prNumber i
 // the bot) never satisfies the gate, though like any other check it blocks when it failed.
 func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (string, error) {
 	if s.AppID == 0 {
-		return "", fmt.Errorf("auto-merge gate on %s: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its %s run cannot be told from other Apps'", sha, PolicyCheckName)
+		return "", fmt.Errorf("auto-merge gate on %s: this App's ID is unknown (set GITHUB_APP_INTEGRATION_ID), so its %s run cannot be told from other Apps'", sha, policy.CheckName)
 	}
-	runs, err := githubapi.New(repo.Client, nil).CheckRuns(ctx, repo.Owner, repo.Name, sha, github.ListCheckRunsOptions{Filter: github.String("latest")})
+	runs, err := repo.Client.CheckRuns(ctx, repo.Owner, repo.Name, sha, github.ListCheckRunsOptions{Filter: github.String("latest")})
 	if err != nil {
 		return "", fmt.Errorf("list check runs of %s: %w", sha, err)
 	}
 	var verdict *github.CheckRun // this App's newest storage-policy run
 	for _, run := range runs {
-		ours := run.GetName() == PolicyCheckName && run.GetApp().GetID() == s.AppID
+		ours := run.GetName() == policy.CheckName && run.GetApp().GetID() == s.AppID
 		switch concl := run.GetConclusion(); {
 		case ours:
 			if verdict == nil || run.GetID() > verdict.GetID() {
 				verdict = run
 			}
 		case run.GetStatus() == "completed" && failing(concl):
-			if run.GetName() == PolicyCheckName {
+			if run.GetName() == policy.CheckName {
 				return fmt.Sprintf("check %q of another App (%s) concluded %s", run.GetName(), run.GetApp().GetSlug(), concl), nil
 			}
 			return fmt.Sprintf("check %q concluded %s", run.GetName(), concl), nil
@@ -107,13 +101,13 @@ func (s *Service) checksBlock(ctx context.Context, repo Repo, sha string) (strin
 	}
 	switch {
 	case verdict == nil:
-		return fmt.Sprintf("waiting for the %s check", PolicyCheckName), nil
+		return fmt.Sprintf("waiting for the %s check", policy.CheckName), nil
 	case verdict.GetStatus() != "completed":
-		return fmt.Sprintf("waiting for the %s check to complete", PolicyCheckName), nil
+		return fmt.Sprintf("waiting for the %s check to complete", policy.CheckName), nil
 	case verdict.GetConclusion() != policy.ConclusionSuccess:
-		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", PolicyCheckName, verdict.GetConclusion()), nil
+		return fmt.Sprintf("the %s check concluded %s: see the check for what to fix", policy.CheckName, verdict.GetConclusion()), nil
 	}
-	status, _, err := repo.Client.Repositories.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, nil)
+	status, err := repo.Client.CombinedStatus(ctx, repo.Owner, repo.Name, sha)
 	switch {
 	case hasStatus(err, http.StatusNotFound) || hasStatus(err, http.StatusUnprocessableEntity):
 		// No commit statuses route on this host: GitHub always answers for an existing commit, but

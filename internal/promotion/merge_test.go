@@ -2,11 +2,11 @@ package promotion
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/policy"
 )
 
 // TestMergeGateCountsOnlyThisAppsNewestPolicyRun: the auto-merge gate takes the storage-policy verdict from
@@ -24,7 +24,7 @@ func TestMergeGateCountsOnlyThisAppsNewestPolicyRun(t *testing.T) {
 		{
 			name: "only another App's storage-policy passed",
 			prepare: func(t *testing.T, e *env, head string) {
-				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: PolicyCheckName, HeadSHA: head, Conclusion: "success", Summary: "ok"}); err != nil {
+				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: policy.CheckName, HeadSHA: head, Conclusion: "success", Summary: "ok"}); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -33,8 +33,8 @@ func TestMergeGateCountsOnlyThisAppsNewestPolicyRun(t *testing.T) {
 		{
 			name: "ours failed, another App's passed later",
 			prepare: func(t *testing.T, e *env, head string) {
-				checkRun(t, e, head, PolicyCheckName, "failure")
-				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: PolicyCheckName, HeadSHA: head, Conclusion: "success", Summary: "ok"}); err != nil {
+				checkRun(t, e, head, policy.CheckName, "failure")
+				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: policy.CheckName, HeadSHA: head, Conclusion: "success", Summary: "ok"}); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -43,24 +43,24 @@ func TestMergeGateCountsOnlyThisAppsNewestPolicyRun(t *testing.T) {
 		{
 			name: "ours passed, then failed on a re-run",
 			prepare: func(t *testing.T, e *env, head string) {
-				checkRun(t, e, head, PolicyCheckName, "success")
-				checkRun(t, e, head, PolicyCheckName, "failure")
+				checkRun(t, e, head, policy.CheckName, "success")
+				checkRun(t, e, head, policy.CheckName, "failure")
 			},
 			wantReason: "the storage-policy check concluded failure",
 		},
 		{
 			name: "ours failed, then passed on a re-run",
 			prepare: func(t *testing.T, e *env, head string) {
-				checkRun(t, e, head, PolicyCheckName, "failure")
-				checkRun(t, e, head, PolicyCheckName, "success")
+				checkRun(t, e, head, policy.CheckName, "failure")
+				checkRun(t, e, head, policy.CheckName, "success")
 			},
 			wantMerged: true, wantReason: "merged #2 (squash)",
 		},
 		{
 			name: "ours passed, another App's storage-policy failed",
 			prepare: func(t *testing.T, e *env, head string) {
-				checkRun(t, e, head, PolicyCheckName, "success")
-				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: PolicyCheckName, HeadSHA: head, Conclusion: "failure", Summary: "no"}); err != nil {
+				checkRun(t, e, head, policy.CheckName, "success")
+				if _, err := e.repo.CreateCheckRunAs(other(e), githubfake.CheckRunOptions{Name: policy.CheckName, HeadSHA: head, Conclusion: "failure", Summary: "no"}); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -80,16 +80,7 @@ func TestMergeGateCountsOnlyThisAppsNewestPolicyRun(t *testing.T) {
 			}
 			number := results[0].PR.Number
 			tc.prepare(t, e, e.repo.PullRequest(number).HeadSHA)
-			merged, reason, err := e.svc.MergeRemovalIfReady(ctx, e.r, number)
-			if err != nil {
-				t.Fatalf("MergeRemovalIfReady: %v", err)
-			}
-			if merged != tc.wantMerged || !strings.Contains(reason, tc.wantReason) {
-				t.Errorf("merged=%v reason=%q, want merged=%v reason containing %q", merged, reason, tc.wantMerged, tc.wantReason)
-			}
-			if got := e.repo.PullRequest(number).Merged; got != tc.wantMerged {
-				t.Errorf("PR merged = %v, want %v", got, tc.wantMerged)
-			}
+			e.checkMergeGate(t, number, tc.wantMerged, tc.wantReason)
 		})
 	}
 }

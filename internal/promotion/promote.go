@@ -156,7 +156,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 		if createdBranch && refused(err) {
 			// Nothing is left half done: the branch this call created goes with the PR GitHub refused. Not
 			// after a 5xx or a lost answer: the PR may exist, and deleting its head branch would close it.
-			if _, derr := repo.Client.Git.DeleteRef(ctx, repo.Owner, repo.Name, "heads/"+branch); derr != nil {
+			if derr := repo.Client.DeleteBranch(ctx, repo.Owner, repo.Name, branch); derr != nil {
 				log.Warn().Err(derr).Msg("could not delete the promotion branch after failing to open its PR; a retry reuses it")
 			}
 		}
@@ -416,7 +416,7 @@ func holdsVersions(ctx context.Context, r storage.Reader, root string, plan []Pl
 
 // versionTree returns the tree SHA of packages/<n>/<v> in a root tree, "" when absent.
 func versionTree(ctx context.Context, r storage.Reader, root string, v commands.VersionRef) (string, error) {
-	sha, err := dirTree(ctx, r, root, storage.PackagesDir, v.Package, v.Version)
+	sha, err := storage.Subtree(ctx, r, root, storage.PackagesDir, v.Package, v.Version)
 	if err != nil {
 		return "", fmt.Errorf("find %s: %w", v, err)
 	}

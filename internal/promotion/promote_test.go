@@ -79,8 +79,12 @@ func TestPromoteIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first Promote: %v", err)
 	}
-	for _, svc := range []*Service{e.svc, {Seal: testSeal}} { // the same process, then a fresh one (a restart or another replica)
-		again, err := svc.Promote(ctx, e.r, PromoteRequest{Versions: refs("bar@2.0.0", "foo@1.2.3", "foo@1.2.3"), Target: "staging"})
+	for i, svc := range []*Service{e.svc, {Seal: testSeal}} { // the same process, then a fresh one (a restart or another replica)
+		repo := e.r
+		if i > 0 {
+			repo = e.restarted()
+		}
+		again, err := svc.Promote(ctx, repo, PromoteRequest{Versions: refs("bar@2.0.0", "foo@1.2.3", "foo@1.2.3"), Target: "staging"})
 		if err != nil {
 			t.Fatalf("repeated Promote: %v", err)
 		}
@@ -114,7 +118,7 @@ func TestPromoteRetryAfterCrashBeforePR(t *testing.T) {
 			if _, err := e.svc.Promote(ctx, e.r, req); err == nil {
 				t.Fatal("Promote succeeded through the fault, want an error")
 			}
-			res, err := (&Service{Seal: testSeal}).Promote(ctx, e.r, req)
+			res, err := (&Service{Seal: testSeal}).Promote(ctx, e.restarted(), req)
 			if err != nil {
 				t.Fatalf("retry: %v", err)
 			}

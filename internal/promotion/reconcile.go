@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
-	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -62,7 +61,11 @@ func (s *Service) ReconcileRemovals(ctx context.Context, repo Repo) (ReconcileRe
 			return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
 		}
 		heads[i] = h
-		if pkgs[i], err = childEntries(ctx, r, h.Tree, storage.PackagesDir); err != nil {
+		sha, err := storage.Subtree(ctx, r, h.Tree, storage.PackagesDir)
+		if err != nil {
+			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
+		}
+		if pkgs[i], err = storage.TreeByName(ctx, r, sha); err != nil {
 			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
 		}
 	}
@@ -236,9 +239,7 @@ func (o *mergeOrigins) merges(ctx context.Context, ch repoconfig.Channel) ([]*me
 	if list, ok := o.listed[ch.Branch]; ok {
 		return list, nil
 	}
-	prs, _, err := o.repo.Client.PullRequests.List(ctx, o.repo.Owner, o.repo.Name, &github.PullRequestListOptions{
-		State: "closed", Base: ch.Branch, Sort: "updated", Direction: "desc", ListOptions: github.ListOptions{PerPage: recentMerges},
-	})
+	prs, err := o.repo.Client.RecentlyClosedPullRequests(ctx, o.repo.Owner, o.repo.Name, ch.Branch, recentMerges)
 	if err != nil {
 		return nil, fmt.Errorf("list PRs merged into %s: %w", ch.Branch, err)
 	}
@@ -263,7 +264,7 @@ func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remo
 			return FollowUpResult{}, err
 		}
 		// The same set was reconciled before; a closed PR means a person decided against it.
-		return FollowUpResult{Channel: lh.Channel.Name, PR: prRef(pr), Removed: refsOf(remove)}, nil
+		return FollowUpResult{Channel: lh.Channel.Name, PR: prRef(pr), Removed: refsOf(remove)}, labelRemoval(ctx, repo, pr)
 	}
 	highers := highersOf(remove)
 	title := partTitle(reconcileTitle(lh.Channel.Name, highers, refsOf(remove)), part, parts)
@@ -309,14 +310,14 @@ func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName st
 			}
 			if lowerVersions == nil {
 				var err error
-				if lowerVersions, err = treeEntries(ctx, r, le.SHA); err != nil {
+				if lowerVersions, err = storage.TreeByName(ctx, r, le.SHA); err != nil {
 					return nil, nil, fmt.Errorf("channel %s package %s: %w", lowerName, name, err)
 				}
 			}
 			higherVersions := lowerVersions
 			if he.SHA != le.SHA {
 				var err error
-				if higherVersions, err = treeEntries(ctx, r, he.SHA); err != nil {
+				if higherVersions, err = storage.TreeByName(ctx, r, he.SHA); err != nil {
 					return nil, nil, fmt.Errorf("channel %s package %s: %w", hc.Name, name, err)
 				}
 			}
@@ -366,7 +367,7 @@ type openRemoval struct {
 
 // openRemovals lists the open storagebot removal PRs into branch whose markers verify under key, oldest first.
 func openRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) ([]openRemoval, error) {
-	prs, err := githubapi.New(repo.Client, nil).OpenPullRequests(ctx, repo.Owner, repo.Name, branch)
+	prs, err := repo.Client.OpenPullRequests(ctx, repo.Owner, repo.Name, branch)
 	if err != nil {
 		return nil, fmt.Errorf("list open PRs into %s: %w", branch, err)
 	}
@@ -419,10 +420,10 @@ func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch str
 		n := ours.GetNumber()
 		body := fmt.Sprintf("Closed as a duplicate: #%d, opened first, already removes %s from %s. Nothing to do here; "+
 			"review and merge #%d instead.", o.PR.GetNumber(), listRefs(shared), branch, o.PR.GetNumber())
-		if _, _, err := repo.Client.Issues.CreateComment(ctx, repo.Owner, repo.Name, n, &github.IssueComment{Body: &body}); err != nil {
+		if err := repo.Client.CreateComment(ctx, repo.Owner, repo.Name, n, body); err != nil {
 			return nil, nil, fmt.Errorf("explain closing duplicate removal #%d: %w", n, err)
 		}
-		if _, _, err := repo.Client.PullRequests.Edit(ctx, repo.Owner, repo.Name, n, &github.PullRequest{State: github.String("closed")}); err != nil {
+		if err := repo.Client.ClosePullRequest(ctx, repo.Owner, repo.Name, n); err != nil {
 			return nil, nil, fmt.Errorf("close duplicate removal #%d (#%d removes %s): %w", n, o.PR.GetNumber(), listRefs(shared), err)
 		}
 		zerolog.Ctx(ctx).Warn().Str("repo", repo.fullName()).Int("closed", n).Int("kept", o.PR.GetNumber()).
@@ -430,32 +431,6 @@ func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch str
 		return o.PR, shared, nil
 	}
 	return nil, nil, nil
-}
-
-// childEntries lists the entries of the subtree called name under root; none when it is absent.
-func childEntries(ctx context.Context, r storage.Reader, root, name string) (map[string]storage.TreeEntry, error) {
-	entries, err := r.Tree(ctx, root, false)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
-		if e.Path == name && e.Type == storage.TypeTree {
-			return treeEntries(ctx, r, e.SHA)
-		}
-	}
-	return map[string]storage.TreeEntry{}, nil
-}
-
-func treeEntries(ctx context.Context, r storage.Reader, sha string) (map[string]storage.TreeEntry, error) {
-	entries, err := r.Tree(ctx, sha, false)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]storage.TreeEntry, len(entries))
-	for _, e := range entries {
-		out[e.Path] = e
-	}
-	return out, nil
 }
 
 func sortedNames(m map[string]storage.TreeEntry) []string {

@@ -55,7 +55,7 @@ func TestReconcile(t *testing.T) {
 	}
 
 	// A second pass (another replica, the next interval) finds the versions covered and opens nothing.
-	again, err := (&Service{Seal: testSeal}).ReconcileRemovals(ctx, e.r)
+	again, err := (&Service{Seal: testSeal}).ReconcileRemovals(ctx, e.restarted())
 	if err != nil {
 		t.Fatalf("second ReconcileRemovals: %v", err)
 	}
@@ -227,14 +227,8 @@ func TestReconcileCopyBackAfterFollowUpMerged(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.put(t, "snapshot", 3, "", "foo@1.2.3")
-	res, err := e.svc.Promote(ctx, e.r, PromoteRequest{Versions: refs("foo@1.2.3"), Target: "staging"})
-	if err != nil || len(res.Refusals) > 0 {
-		t.Fatalf("promote: %v %+v", err, res.Refusals)
-	}
-	if _, err := e.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
-		t.Fatal(err)
-	}
-	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, res.PR.Number))
+	number := e.promoteAndMerge(t, "foo@1.2.3")
+	results, err := e.svc.FollowUp(ctx, e.r, e.pr(t, number))
 	if err != nil || len(results) != 1 || !results[0].Created {
 		t.Fatalf("FollowUp = %+v, %v; want one removal PR", results, err)
 	}

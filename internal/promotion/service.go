@@ -28,10 +28,10 @@ const (
 )
 
 // Service performs promotions and removal follow-ups on one installation's repositories. It is safe for
-// concurrent use; its state is the shared object cache (trees by SHA never change) and the per-PR follow-up
-// locks (see HandleMerged). Use it by pointer.
+// concurrent use; its only state is the per-PR follow-up locks (see HandleMerged). Use it by pointer.
 type Service struct {
-	// Cache holds git objects read by SHA; nil gives every call a cache of its own.
+	// Cache is the git object cache the installation clients made for this service share (the handlers' and
+	// the reconciler's): the service itself reads git data through Repo.Client, which holds it.
 	Cache *storage.ObjectCache
 	// Seal signs the markers in the PR bodies and notes the bot writes and verifies them when read back; the
 	// zero Key trusts no marker.
@@ -48,7 +48,7 @@ type Service struct {
 
 // Repo is a storage repository and the client that may write to it.
 type Repo struct {
-	Client      *github.Client
+	Client      GitHub
 	Owner, Name string
 	// Config is the repository's configuration; nil means repoconfig.Default().
 	Config *repoconfig.Config
@@ -77,8 +77,8 @@ func (r Repo) config() *repoconfig.Config {
 
 func (r Repo) fullName() string { return r.Owner + "/" + r.Name }
 
-func (s *Service) reader(repo Repo) *storage.GitHubReader {
-	return storage.NewGitHubReader(repo.Client, repo.Owner, repo.Name, s.Cache)
+func (s *Service) reader(repo Repo) storage.Reader {
+	return repo.Client.GitData(repo.Owner, repo.Name)
 }
 
 // head is a channel branch's head commit and its root tree.
@@ -91,7 +91,7 @@ type head struct {
 // branchHead reads a channel branch's head in one call (the branches endpoint returns the commit with its
 // tree), always from GitHub: branch heads are mutable.
 func branchHead(ctx context.Context, repo Repo, ch repoconfig.Channel) (head, error) {
-	b, _, err := repo.Client.Repositories.GetBranch(ctx, repo.Owner, repo.Name, ch.Branch, false)
+	b, err := repo.Client.Branch(ctx, repo.Owner, repo.Name, ch.Branch)
 	if err != nil {
 		return head{}, fmt.Errorf("read head of branch %s (channel %s) of %s: %w", ch.Branch, ch.Name, repo.fullName(), err)
 	}
@@ -107,7 +107,7 @@ func branchHead(ctx context.Context, repo Repo, ch repoconfig.Channel) (head, er
 // of a directory: a package with more versions would lose some silently. The root and packages/ trees are
 // read by SHA, so they come from the cache after the first package.
 func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) (map[string]string, error) {
-	sha, err := dirTree(ctx, r, root, storage.PackagesDir, pkg)
+	sha, err := storage.Subtree(ctx, r, root, storage.PackagesDir, pkg)
 	if err != nil {
 		return nil, fmt.Errorf("list versions of %s: %w", pkg, err)
 	}
@@ -125,29 +125,6 @@ func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) 
 		}
 	}
 	return out, nil
-}
-
-// dirTree returns the tree SHA of the directory at path (one name per level) below root, "" when absent.
-// Each level is read by SHA, so shared levels (root, packages/) come from the cache after the first read.
-func dirTree(ctx context.Context, r storage.Reader, root string, path ...string) (string, error) {
-	sha := root
-	for _, name := range path {
-		entries, err := r.Tree(ctx, sha, false)
-		if err != nil {
-			return "", err
-		}
-		sha = ""
-		for _, e := range entries {
-			if e.Path == name && e.Type == storage.TypeTree {
-				sha = e.SHA
-				break
-			}
-		}
-		if sha == "" {
-			return "", nil
-		}
-	}
-	return sha, nil
 }
 
 // removeVersionsTree writes a root tree like root without the given version directories, and returns it.
@@ -271,11 +248,11 @@ func treeEntry(path, mode string, typ storage.EntryType, sha string) *github.Tre
 
 // createTree writes a tree of entries, on top of base when base is not "" (a complete tree otherwise).
 func createTree(ctx context.Context, repo Repo, base string, entries []*github.TreeEntry) (string, error) {
-	tree, _, err := repo.Client.Git.CreateTree(ctx, repo.Owner, repo.Name, base, entries)
+	tree, err := repo.Client.CreateTree(ctx, repo.Owner, repo.Name, base, entries)
 	if err != nil {
 		return "", fmt.Errorf("create tree in %s: %w", repo.fullName(), err)
 	}
-	return tree.GetSHA(), nil
+	return tree, nil
 }
 
 func toTreeEntries(es []storage.TreeEntry) []*github.TreeEntry {
@@ -292,22 +269,18 @@ func (s *Service) commitRemoval(ctx context.Context, repo Repo, h head, message 
 	if err != nil {
 		return "", err
 	}
-	c, _, err := repo.Client.Git.CreateCommit(ctx, repo.Owner, repo.Name, &github.Commit{
-		Message: github.String(message), Tree: &github.Tree{SHA: github.String(tree)}, Parents: []*github.Commit{{SHA: github.String(h.Commit)}},
-	})
+	c, err := repo.Client.CreateCommit(ctx, repo.Owner, repo.Name, message, tree, h.Commit)
 	if err != nil {
 		return "", fmt.Errorf("create commit of tree %s on %s in %s: %w", tree, h.Commit, repo.fullName(), err)
 	}
-	return c.GetSHA(), nil
+	return c, nil
 }
 
 // findPR returns the PR whose head is branch of this repository in state ("open", "closed" or "all"), the
 // most recent first; nil when there is none. The head filter must be "owner:branch": GitHub ignores a bare
 // branch name and returns every PR (docs/architecture.md §10).
 func findPR(ctx context.Context, repo Repo, branch, state string) (*github.PullRequest, error) {
-	prs, _, err := repo.Client.PullRequests.List(ctx, repo.Owner, repo.Name, &github.PullRequestListOptions{
-		Head: repo.Owner + ":" + branch, State: state, ListOptions: github.ListOptions{PerPage: 10},
-	})
+	prs, err := repo.Client.PullRequestsFrom(ctx, repo.Owner, repo.Name, branch, state)
 	if err != nil {
 		return nil, fmt.Errorf("look up %s PRs from %s in %s: %w", state, branch, repo.fullName(), err)
 	}
@@ -323,9 +296,7 @@ func findPR(ctx context.Context, repo Repo, branch, state string) (*github.PullR
 // createBranch creates refs/heads/<branch> at sha. created is false when the branch already existed (422
 // "Reference already exists"), which callers treat as success after checking what it holds.
 func createBranch(ctx context.Context, repo Repo, branch, sha string) (created bool, err error) {
-	_, _, err = repo.Client.Git.CreateRef(ctx, repo.Owner, repo.Name, &github.Reference{
-		Ref: github.String("refs/heads/" + branch), Object: &github.GitObject{SHA: github.String(sha)},
-	})
+	err = repo.Client.CreateBranch(ctx, repo.Owner, repo.Name, branch, sha)
 	switch {
 	case err == nil:
 		return true, nil
@@ -337,22 +308,19 @@ func createBranch(ctx context.Context, repo Repo, branch, sha string) (created b
 
 // branchCommit reads the commit a branch points at; "" when the branch does not exist.
 func branchCommit(ctx context.Context, repo Repo, branch string) (string, error) {
-	ref, _, err := repo.Client.Git.GetRef(ctx, repo.Owner, repo.Name, "heads/"+branch)
+	sha, err := repo.Client.BranchHead(ctx, repo.Owner, repo.Name, branch)
 	if hasStatus(err, http.StatusNotFound) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("read branch %s of %s: %w", branch, repo.fullName(), err)
 	}
-	return ref.GetObject().GetSHA(), nil
+	return sha, nil
 }
 
 // resetBranch force-moves branch to sha.
 func resetBranch(ctx context.Context, repo Repo, branch, sha string) error {
-	_, _, err := repo.Client.Git.UpdateRef(ctx, repo.Owner, repo.Name, &github.Reference{
-		Ref: github.String("refs/heads/" + branch), Object: &github.GitObject{SHA: github.String(sha)},
-	}, true)
-	if err != nil {
+	if err := repo.Client.ResetBranch(ctx, repo.Owner, repo.Name, branch, sha); err != nil {
 		return fmt.Errorf("reset branch %s to %s in %s: %w", branch, sha, repo.fullName(), err)
 	}
 	return nil
@@ -360,25 +328,21 @@ func resetBranch(ctx context.Context, repo Repo, branch, sha string) error {
 
 // commitTree writes a tree on top of baseTree with entries, then a commit of it on parent.
 func commitTree(ctx context.Context, repo Repo, baseTree, parent, message string, entries []*github.TreeEntry) (string, error) {
-	tree, _, err := repo.Client.Git.CreateTree(ctx, repo.Owner, repo.Name, baseTree, entries)
+	tree, err := repo.Client.CreateTree(ctx, repo.Owner, repo.Name, baseTree, entries)
 	if err != nil {
 		return "", fmt.Errorf("create tree on %s in %s: %w", baseTree, repo.fullName(), err)
 	}
-	c, _, err := repo.Client.Git.CreateCommit(ctx, repo.Owner, repo.Name, &github.Commit{
-		Message: github.String(message), Tree: &github.Tree{SHA: tree.SHA}, Parents: []*github.Commit{{SHA: github.String(parent)}},
-	})
+	c, err := repo.Client.CreateCommit(ctx, repo.Owner, repo.Name, message, tree, parent)
 	if err != nil {
-		return "", fmt.Errorf("create commit of tree %s on %s in %s: %w", tree.GetSHA(), parent, repo.fullName(), err)
+		return "", fmt.Errorf("create commit of tree %s on %s in %s: %w", tree, parent, repo.fullName(), err)
 	}
-	return c.GetSHA(), nil
+	return c, nil
 }
 
 // openPR opens a PR from branch into base; when GitHub answers that one already exists (a retry after a
 // lost response, or a concurrent replica), the open one is looked up and returned with created false.
 func openPR(ctx context.Context, repo Repo, branch, base, title, body string) (pr *github.PullRequest, created bool, err error) {
-	pr, _, err = repo.Client.PullRequests.Create(ctx, repo.Owner, repo.Name, &github.NewPullRequest{
-		Title: github.String(title), Head: github.String(branch), Base: github.String(base), Body: github.String(body),
-	})
+	pr, err = repo.Client.CreatePullRequest(ctx, repo.Owner, repo.Name, branch, base, title, body)
 	if err == nil {
 		return pr, true, nil
 	}

@@ -96,23 +96,34 @@ func promoteBody(target, source string, plan []Planned, req PromoteRequest, mark
 	}
 	fmt.Fprintf(&tail, "\nOnce this merges, storagebot opens a PR removing the now shadowed copies from %s.\n\n%s\n", source, marker)
 
+	return withVersions(len(plan), "versions", "| Version | From | Source tree |\n|---|---|---|\n",
+		func(i int) string {
+			return fmt.Sprintf("| `%s` | %s | `%s` |\n", plan[i].Version, plan[i].Source, plan[i].Tree)
+		},
+		func(i int) string { return fmt.Sprintf("- `%s` from %s\n", plan[i].Version, plan[i].Source) },
+		func(versions string) string { return intro + versions + tail.String() })
+}
+
+// withVersions writes a PR body, body(versions), around the list of its n versions: a table (header, then
+// row(i) for each) when the whole body fits GitHub's limit, else a collapsed list of item(i) (the marker keeps
+// each version's tree). what names the versions in the collapsed list's summary.
+func withVersions(n int, what, header string, row, item func(i int) string, body func(versions string) string) string {
 	var table strings.Builder
-	table.WriteString("| Version | From | Source tree |\n|---|---|---|\n")
-	for _, p := range plan {
-		fmt.Fprintf(&table, "| `%s` | %s | `%s` |\n", p.Version, p.Source, p.Tree)
+	table.WriteString(header)
+	for i := 0; i < n; i++ {
+		table.WriteString(row(i))
 	}
-	if full := intro + table.String() + tail.String(); fitsBody(full) {
+	if full := body(table.String()); fitsBody(full) {
 		return full
 	}
-	// Too long with the table: a collapsed list of names (the marker keeps each version's tree).
 	var list strings.Builder
-	fmt.Fprintf(&list, "<details><summary>%d versions (collapsed: the full table would pass GitHub's %d-character limit)</summary>\n\n",
-		len(plan), MaxBodyLength)
-	for _, p := range plan {
-		fmt.Fprintf(&list, "- `%s` from %s\n", p.Version, p.Source)
+	fmt.Fprintf(&list, "<details><summary>%d %s (collapsed: the full table would pass GitHub's %d-character limit)</summary>\n\n",
+		n, what, MaxBodyLength)
+	for i := 0; i < n; i++ {
+		list.WriteString(item(i))
 	}
 	list.WriteString("\n</details>\n")
-	return intro + list.String() + tail.String()
+	return body(list.String())
 }
 
 func removalBody(intro, channel string, remove []removal, skipped []Refusal, marker string) string {
@@ -125,22 +136,12 @@ func removalBody(intro, channel string, remove []removal, skipped []Refusal, mar
 	}
 	fmt.Fprintf(&tail, "\n%s\n", marker)
 
-	var table strings.Builder
-	table.WriteString("| Version | Also in | Tree removed here |\n|---|---|---|\n")
-	for _, rm := range remove {
-		fmt.Fprintf(&table, "| `%s` | %s | `%s` |\n", rm.Version, rm.Higher, rm.Tree)
-	}
-	if full := intro + "\n\n" + table.String() + tail.String(); fitsBody(full) {
-		return full
-	}
-	var list strings.Builder
-	fmt.Fprintf(&list, "<details><summary>%d versions removed (collapsed: the full table would pass GitHub's %d-character limit)</summary>\n\n",
-		len(remove), MaxBodyLength)
-	for _, rm := range remove {
-		fmt.Fprintf(&list, "- `%s` (also in %s)\n", rm.Version, rm.Higher)
-	}
-	list.WriteString("\n</details>\n")
-	return intro + "\n\n" + list.String() + tail.String()
+	return withVersions(len(remove), "versions removed", "| Version | Also in | Tree removed here |\n|---|---|---|\n",
+		func(i int) string {
+			return fmt.Sprintf("| `%s` | %s | `%s` |\n", remove[i].Version, remove[i].Higher, remove[i].Tree)
+		},
+		func(i int) string { return fmt.Sprintf("- `%s` (also in %s)\n", remove[i].Version, remove[i].Higher) },
+		func(versions string) string { return intro + "\n\n" + versions + tail.String() })
 }
 
 // splitRemovals cuts a removal list, in order, into the fewest consecutive parts whose PR body (as body

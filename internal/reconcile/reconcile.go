@@ -27,11 +27,12 @@ import (
 // unit tests. It includes the check service's calls, which stale checks are run with.
 type GitHub interface {
 	checkrun.GitHub
+	promotion.GitHub
 	repoctx.ConfigSource
 	Repositories(ctx context.Context) ([]*github.Repository, error)
 	BranchExists(ctx context.Context, owner, name, branch string) (bool, error)
 	OpenPullRequests(ctx context.Context, owner, name, base string) ([]*github.PullRequest, error)
-	// GoGitHub is the client the promotion service writes with (it has no narrow seam yet); nil in unit tests.
+	// GoGitHub is the client the rollout controller works with; nil in unit tests.
 	GoGitHub() *github.Client
 }
 
@@ -209,7 +210,7 @@ func (r *Runner) repository(ctx context.Context, gh GitHub, ghRepo *github.Repos
 			FullName: github.String(repo.FullName()), DefaultBranch: github.String(repo.DefaultBranch),
 		})
 	}
-	res, err := r.Promotions.ReconcileRemovals(ctx, promotion.Repo{Client: gh.GoGitHub(), Owner: repo.Owner, Name: repo.Name, Config: cfg})
+	res, err := r.Promotions.ReconcileRemovals(ctx, promotion.Repo{Client: gh, Owner: repo.Owner, Name: repo.Name, Config: cfg})
 	if err != nil {
 		return err
 	}

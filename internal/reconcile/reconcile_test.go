@@ -19,10 +19,10 @@ import (
 
 var now = time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 
-// fakeGitHub is one installation's GitHub in memory; the check service's own calls are left to the embedded
-// nil interface (the fake check service makes none).
+// fakeGitHub is one installation's GitHub in memory; the check and promotion services' own calls are left
+// to the embedded nil interface (the fake services make none).
 type fakeGitHub struct {
-	checkrun.GitHub
+	GitHub
 	cfgErr   error
 	repos    []*github.Repository
 	missing  map[string]bool                  // branches that do not exist

@@ -53,12 +53,12 @@ func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta
 		entries *map[string]TreeEntry
 	}{{oldRoot, &oldPkgs, &oldEntries}, {newRoot, &newPkgs, &newEntries}} {
 		sides.Go(func(ctx context.Context) error {
-			sha, err := childTree(ctx, r, side.root, PackagesDir)
+			sha, err := Subtree(ctx, r, side.root, PackagesDir)
 			if err != nil {
 				return err
 			}
 			*side.sha = sha
-			*side.entries, err = treeMap(ctx, r, sha)
+			*side.entries, err = TreeByName(ctx, r, sha)
 			return err
 		})
 	}
@@ -136,26 +136,35 @@ func versionEntries(ctx context.Context, r Reader, pkg TreeEntry) (map[string]Tr
 	if pkg.SHA == "" || pkg.Type != TypeTree {
 		return nil, nil
 	}
-	return treeMap(ctx, r, pkg.SHA)
+	return TreeByName(ctx, r, pkg.SHA)
 }
 
-// childTree returns the SHA of the subtree called name directly under the tree root, or "" when there is
-// none (or it is not a directory).
-func childTree(ctx context.Context, r Reader, root, name string) (string, error) {
-	entries, err := r.Tree(ctx, root, false)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		if e.Path == name && e.Type == TypeTree {
-			return e.SHA, nil
+// Subtree returns the SHA of the directory at path (one name per level) below the tree root, or "" when it
+// is absent (or is not a directory). Each level is read by SHA, so shared levels (the root, packages/) come
+// from the reader's cache after the first read.
+func Subtree(ctx context.Context, r Reader, root string, path ...string) (string, error) {
+	sha := root
+	for _, name := range path {
+		entries, err := r.Tree(ctx, sha, false)
+		if err != nil {
+			return "", err
+		}
+		sha = ""
+		for _, e := range entries {
+			if e.Path == name && e.Type == TypeTree {
+				sha = e.SHA
+				break
+			}
+		}
+		if sha == "" {
+			return "", nil
 		}
 	}
-	return "", nil
+	return sha, nil
 }
 
-// treeMap lists a tree by entry name; the empty SHA is the empty tree.
-func treeMap(ctx context.Context, r Reader, sha string) (map[string]TreeEntry, error) {
+// TreeByName lists a tree by entry name; the empty SHA is the empty tree (an absent directory).
+func TreeByName(ctx context.Context, r Reader, sha string) (map[string]TreeEntry, error) {
 	if sha == "" {
 		return map[string]TreeEntry{}, nil
 	}

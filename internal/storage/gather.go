@@ -397,36 +397,7 @@ func (g *gatherer) identical(ctx context.Context, a, b string) (bool, error) {
 	if err := both.Wait(); err != nil {
 		return false, err
 	}
-	return sameFiles(fa, fb), nil
-}
-
-// sameFiles reports whether two recursive listings hold the same files with the same contents, regular file
-// modes ignored (the rule of Identical).
-func sameFiles(a, b []TreeEntry) bool {
-	type file struct {
-		sha     string
-		typ     EntryType
-		symlink bool
-	}
-	files := func(l []TreeEntry) map[string]file {
-		m := make(map[string]file, len(l))
-		for _, e := range l {
-			if e.Type != TypeTree {
-				m[e.Path] = file{sha: e.SHA, typ: e.Type, symlink: isSymlink(e)}
-			}
-		}
-		return m
-	}
-	fa, fb := files(a), files(b)
-	if len(fa) != len(fb) {
-		return false
-	}
-	for p, f := range fa {
-		if fb[p] != f {
-			return false
-		}
-	}
-	return true
+	return identicalListings(fa, fb), nil
 }
 
 // contents fills Paths and Manifest of an added or modified version and reports symlinks and submodules in it.
@@ -517,11 +488,11 @@ func layoutKind(t EntryType) string {
 // contents of both on the new side (registry-version looks at nothing else).
 func registryFiles(ctx context.Context, r Reader, oldRoot, newRoot string) (policy.RegistryFiles, error) {
 	var rf policy.RegistryFiles
-	oldEntries, err := treeMap(ctx, r, oldRoot)
+	oldEntries, err := TreeByName(ctx, r, oldRoot)
 	if err != nil {
 		return rf, fmt.Errorf("read root tree: %w", err)
 	}
-	newEntries, err := treeMap(ctx, r, newRoot)
+	newEntries, err := TreeByName(ctx, r, newRoot)
 	if err != nil {
 		return rf, fmt.Errorf("read root tree: %w", err)
 	}
@@ -607,11 +578,11 @@ func (s *branchState) packageEntries(ctx context.Context) (map[string]TreeEntry,
 	if pkgs != nil {
 		return pkgs, nil
 	}
-	sha, err := childTree(ctx, s.r, s.root, PackagesDir)
+	sha, err := Subtree(ctx, s.r, s.root, PackagesDir)
 	if err != nil {
 		return nil, err
 	}
-	if pkgs, err = treeMap(ctx, s.r, sha); err != nil {
+	if pkgs, err = TreeByName(ctx, s.r, sha); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()

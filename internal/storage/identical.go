@@ -42,16 +42,14 @@ func Identical(ctx context.Context, r Reader, treeA, treeB string) (bool, error)
 			continue
 		}
 		delete(byName, ea.Path)
-		if ea.Type != eb.Type || isSymlink(ea) != isSymlink(eb) {
+		switch {
+		case ea.Type == TypeTree && eb.Type == TypeTree:
+			if ea.SHA != eb.SHA {
+				subtrees = append(subtrees, [2]string{ea.SHA, eb.SHA})
+			}
+		case identityOf(ea) != identityOf(eb):
 			return false, nil
 		}
-		if ea.SHA == eb.SHA {
-			continue
-		}
-		if ea.Type != TypeTree {
-			return false, nil
-		}
-		subtrees = append(subtrees, [2]string{ea.SHA, eb.SHA})
 	}
 	for _, eb := range byName {
 		if eb.Type != TypeTree {
@@ -90,4 +88,41 @@ func hasFiles(ctx context.Context, r Reader, sha string) (bool, error) {
 
 func isSymlink(e TreeEntry) bool {
 	return e.Mode == ModeSymlink
+}
+
+// fileIdentity is what makes two entries at one path the same under the identity rule: the object (contents
+// for a blob, the commit for a submodule), its kind, and whether a blob is a symlink. The mode of a regular
+// file does not count.
+type fileIdentity struct {
+	sha     string
+	typ     EntryType
+	symlink bool
+}
+
+func identityOf(e TreeEntry) fileIdentity {
+	return fileIdentity{sha: e.SHA, typ: e.Type, symlink: isSymlink(e)}
+}
+
+// identicalListings is Identical answered from two recursive listings already read (the check gathers them
+// for the changed versions' paths anyway): the same rule, file by file, directories left out.
+func identicalListings(a, b []TreeEntry) bool {
+	files := func(l []TreeEntry) map[string]fileIdentity {
+		m := make(map[string]fileIdentity, len(l))
+		for _, e := range l {
+			if e.Type != TypeTree {
+				m[e.Path] = identityOf(e)
+			}
+		}
+		return m
+	}
+	fa, fb := files(a), files(b)
+	if len(fa) != len(fb) {
+		return false
+	}
+	for p, f := range fa {
+		if g, ok := fb[p]; !ok || g != f {
+			return false
+		}
+	}
+	return true
 }

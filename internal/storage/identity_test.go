@@ -91,7 +91,7 @@ func TestTreeIdentityAgrees(t *testing.T) {
 				}
 				la, _ := trees.Tree(ctx, order[0], true)
 				lb, _ := trees.Tree(ctx, order[1], true)
-				if listed := sameFiles(la, lb); got != tc.want || listed != tc.want {
+				if listed := identicalListings(la, lb); got != tc.want || listed != tc.want {
 					t.Errorf("%s vs %s: Identical = %v, listings compare %v; want both %v", order[0], order[1], got, listed, tc.want)
 				}
 			}

@@ -25,11 +25,11 @@ func packageTree(t *testing.T, r Reader, branch, pkg string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkgs, err := childTree(ctx, r, c.TreeSHA, PackagesDir)
+	pkgs, err := Subtree(ctx, r, c.TreeSHA, PackagesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sha, err := childTree(ctx, r, pkgs, pkg)
+	sha, err := Subtree(ctx, r, pkgs, pkg)
 	if err != nil || sha == "" {
 		t.Fatalf("packages/%s on %s: %q, %v", pkg, branch, sha, err)
 	}
