@@ -181,4 +181,3 @@ func mustClient(t *testing.T, s *Server) *github.Client {
 	c.BaseURL, _ = url.Parse(s.URL())
 	return c
 }
-
