@@ -36,7 +36,7 @@ type Server struct {
 	webhookSecret []byte
 	// configured is false in setup mode (NewUnconfigured) until Configure: deliveries and /readyz answer 503.
 	configured atomic.Bool
-	scheduler *trackingScheduler
+	scheduler  *trackingScheduler
 	// budget bounds the bytes of webhook bodies held at once (see byteBudget).
 	budget *byteBudget
 
