@@ -235,6 +235,15 @@ func (f *Flow) callback(w http.ResponseWriter, r *http.Request) {
 		renderError(w, http.StatusBadGateway, fmt.Sprintf("GitHub's answer holds no usable App credentials (%v), so nothing was written.", err), again)
 		return
 	}
+	// With an organization configured, only an App that organization owns is taken: whoever reaches this
+	// page can register an App, but only the organization's admins can register one for it.
+	if f.opts.Org != "" && !strings.EqualFold(creds.Owner, f.opts.Org) {
+		log.Warn().Str("owner", creds.Owner).Str("setup_org", f.opts.Org).Msg("setup: an App owned by another account was refused")
+		renderError(w, http.StatusForbidden,
+			fmt.Sprintf("The App %s belongs to %s, not to the organization %s this server is set up for, so storagebot did not take it and wrote nothing.", creds.Name, creds.Owner, f.opts.Org),
+			fmt.Sprintf("Delete that App at %s, then start again from the setup page and register the App for %s.", creds.HTMLURL, f.opts.Org))
+		return
+	}
 	if err := Save(path, creds); err != nil {
 		log.Error().Err(err).Str("path", path).Msg("setup: writing the credentials file failed")
 		renderError(w, http.StatusInternalServerError,

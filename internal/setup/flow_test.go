@@ -233,6 +233,28 @@ func TestSetupFlowRefusals(t *testing.T) {
 			t.Errorf("credentials after the fix: %v, %v", c, err)
 		}
 	})
+	t.Run("App owned by another account than the organization", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "github-app.json")
+		e := newEnv(t, path)
+		// The page's state, but the manifest posted to a personal account's new-App page.
+		status, page, _ := get(t, http.DefaultClient, e.srv.URL+"/")
+		if status != http.StatusOK {
+			t.Fatal(page)
+		}
+		action := html.UnescapeString(actionRE.FindStringSubmatch(page)[1])
+		manifest := html.UnescapeString(manifestRE.FindStringSubmatch(page)[1])
+		state := strings.SplitN(action, "state=", 2)[1]
+		resp, err := noRedirect.PostForm(e.fake.WebURL()+"settings/apps?state="+state, url.Values{"manifest": {manifest}, "name": {"storagebot"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		status, page, _ = get(t, noRedirect, resp.Header.Get("Location"))
+		if status != http.StatusForbidden || !strings.Contains(page, "belongs to storage-admin, not to the organization storage-org") {
+			t.Errorf("personal App for an organization's setup = %d:\n%s", status, page)
+		}
+		assertNothingWritten(t, e, path)
+	})
 	t.Run("serving with the new App fails", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "github-app.json")
 		e := newEnv(t, path)
