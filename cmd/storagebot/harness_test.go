@@ -72,7 +72,13 @@ func newHarness(t testing.TB, extraArgs ...string) *harness {
 // tests that each have their own fake may run in parallel (their serves take the App from --config).
 func newFakeHarness(t testing.TB) *harness {
 	t.Helper()
-	fake := githubfake.New(githubfake.Options{})
+	return newFakeHarnessWith(t, githubfake.Options{})
+}
+
+// newFakeHarnessWith is newFakeHarness with the fake's options.
+func newFakeHarnessWith(t testing.TB, opts githubfake.Options) *harness {
+	t.Helper()
+	fake := githubfake.New(opts)
 	t.Cleanup(fake.Close)
 	h := &harness{t: t, fake: fake, logs: &syncBuffer{}}
 	h.repo = fake.CreateRepo("storage-org", "package-storage", "main")

@@ -6,9 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 	"k8s.io/client-go/kubernetes"
 
@@ -17,12 +22,57 @@ import (
 	"github.com/storagebot/storagebot/internal/reconcile"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/server"
+	"github.com/storagebot/storagebot/internal/setup"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/rollout"
 )
 
-// loadServeConfig resolves the server configuration: defaults < config file < environment < flags.
+// loadServeConfig resolves the server configuration of a server with an App (see loadServe).
 func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (string, bool)) (server.Config, error) {
+	cfg, setupMode, err := loadServe(args, stderr, lookup)
+	if err == nil && setupMode {
+		err = cfg.Validate() // names the missing credentials
+	}
+	return cfg, err
+}
+
+// loadServe resolves the server configuration: defaults < config file < environment < flags. With no App
+// credential set anywhere, the credentials file written by setup mode supplies them; without that file,
+// setupMode is true and only the settings setup mode needs are validated.
+func loadServe(args []string, stderr io.Writer, lookup func(string) (string, bool)) (cfg server.Config, setupMode bool, err error) {
+	cfg, err = parseServeFlags(args, stderr, lookup)
+	if err != nil {
+		return cfg, false, err
+	}
+	if cfg.CredentialsFile == "" {
+		if cfg.CredentialsFile, err = setup.DefaultPath(); err != nil && !cfg.HasAppCredentials() {
+			return cfg, false, err
+		}
+	}
+	if !cfg.HasAppCredentials() {
+		creds, err := setup.Load(cfg.CredentialsFile)
+		if err != nil {
+			return cfg, false, err
+		}
+		if creds == nil {
+			return cfg, true, cfg.ValidateServer()
+		}
+		applyCredentials(&cfg, creds)
+	}
+	return cfg, false, cfg.Validate()
+}
+
+// applyCredentials puts an App's credentials into the configuration.
+func applyCredentials(cfg *server.Config, c *setup.Credentials) {
+	cfg.GitHub.App.IntegrationID = c.AppID
+	cfg.GitHub.App.PrivateKey = c.PEM
+	cfg.GitHub.App.WebhookSecret = c.WebhookSecret
+	cfg.GitHub.OAuth.ClientID = c.ClientID
+	cfg.GitHub.OAuth.ClientSecret = c.ClientSecret
+}
+
+// parseServeFlags reads the flags, the config file and the environment, without validating.
+func parseServeFlags(args []string, stderr io.Writer, lookup func(string) (string, bool)) (server.Config, error) {
 	cfg := server.Default()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -39,6 +89,9 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 	ghMaxWait := fs.Duration("github-max-wait", cfg.GitHubMaxWait, "longest one request waits for retries and rate limits; longer limits re-queue the event")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader through the Kubernetes Lease \"storagebot\" (namespace POD_NAMESPACE); only it runs the periodic passes")
+	publicURL := fs.String("public-url", "", "where GitHub and people reach this server, e.g. https://storagebot.example.com (env STORAGEBOT_PUBLIC_URL); setup mode derives the App's URLs from it")
+	credentialsFile := fs.String("credentials-file", "", "the App credentials file setup mode writes and serve reads when no App credential is set (env STORAGEBOT_CREDENTIALS_FILE; default storagebot/github-app.json in the user's config directory)")
+	setupOrg := fs.String("setup-org", "", "setup mode registers the App under this organization instead of your account (env STORAGEBOT_SETUP_ORG)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -80,9 +133,15 @@ func loadServeConfig(args []string, stderr io.Writer, lookup func(string) (strin
 			cfg.InsecureSkipSignature = *insecure
 		case "leader-elect":
 			cfg.LeaderElect = *leaderElect
+		case "public-url":
+			cfg.PublicURL = *publicURL
+		case "credentials-file":
+			cfg.CredentialsFile = *credentialsFile
+		case "setup-org":
+			cfg.SetupOrg = *setupOrg
 		}
 	})
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
 // newLogger builds the process logger from the log configuration.
@@ -98,7 +157,7 @@ func newLogger(cfg server.LogConfig, out io.Writer) zerolog.Logger {
 }
 
 func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) int {
-	cfg, err := loadServeConfig(args, stderr, os.LookupEnv)
+	cfg, setupMode, err := loadServe(args, stderr, os.LookupEnv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -110,12 +169,101 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	if cfg.InsecureSkipSignature {
 		logger.Warn().Msg("webhook signatures are NOT verified (--insecure-skip-signature): anyone who can reach this server can drive it")
 	}
+	metrics := server.NewMetrics()
+	var srv *server.Server
+	var stopApp func()
+	if setupMode {
+		srv, stopApp = setupServer(ctx, cfg, logger, metrics)
+	} else {
+		handlers, stop, err := startApp(ctx, cfg, logger, metrics)
+		if err != nil {
+			fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
+			var ce configError
+			if errors.As(err, &ce) {
+				return 2
+			}
+			return 1
+		}
+		srv, stopApp = server.New(cfg, logger, metrics, handlers), stop
+	}
+	defer stopApp()
+	// A SIGTERM exits 0 even when the drain timed out: the stop was asked for and done, and the work of the
+	// cancelled events is finished by the reconciler of the next replica. Only failing to serve is an error.
+	err = srv.ListenAndServe(ctx)
+	switch {
+	case errors.Is(err, server.ErrDrainTimeout):
+		logger.Warn().Err(err).Msg("stopped before every queued event finished")
+	case err != nil:
+		logger.Error().Err(err).Msg("server stopped with an error")
+		return 1
+	default:
+		logger.Info().Msg("stopped")
+	}
+	return 0
+}
+
+// setupServer is the server of setup mode: no App yet, so webhooks answer 503 while / registers one; once
+// registered, the App starts in this process and the same server serves its webhooks. stop ends the App if
+// it started.
+func setupServer(ctx context.Context, cfg server.Config, logger zerolog.Logger, metrics *server.Metrics) (*server.Server, func()) {
+	srv := server.NewUnconfigured(cfg, logger, metrics)
+	var mu sync.Mutex
+	stopApp := func() {}
+	flow := setup.New(setup.Options{
+		WebURL: cfg.GitHub.WebURL, APIURL: cfg.GitHub.V3APIURL, PublicURL: cfg.PublicURL, Org: cfg.SetupOrg,
+		CredentialsPath: cfg.CredentialsFile,
+		HTTPClient:      &http.Client{Timeout: cfg.GitHubTimeout},
+		Complete: func(creds *setup.Credentials) error {
+			appCfg := cfg
+			applyCredentials(&appCfg, creds)
+			if err := appCfg.Validate(); err != nil {
+				return err
+			}
+			handlers, stop, err := startApp(ctx, appCfg, logger, metrics)
+			if err != nil {
+				return err
+			}
+			if err := srv.Configure(appCfg.GitHub.App.WebhookSecret, handlers); err != nil {
+				stop()
+				return err
+			}
+			mu.Lock()
+			stopApp = stop
+			mu.Unlock()
+			return nil
+		},
+	})
+	flow.Mount(srv)
+	where := cfg.PublicURL
+	if where == "" {
+		host, port, _ := net.SplitHostPort(cfg.Addr) // validated
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		where = "http://" + net.JoinHostPort(host, port)
+	}
+	logger.Warn().Str("setup_page", strings.TrimSuffix(where, "/")+"/").Str("credentials_file", cfg.CredentialsFile).
+		Msg("no GitHub App configured: setup mode. Open the setup page to register the App (webhooks answer 503 until then)")
+	return srv, func() {
+		mu.Lock()
+		stop := stopApp
+		mu.Unlock()
+		stop()
+	}
+}
+
+// configError is a configuration that cannot run the App (exit 2).
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+// startApp starts the App for a validated configuration: the GitHub clients, the handlers to serve, and the
+// background reconciler and rollouts; stop ends the background work.
+func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, metrics *server.Metrics) ([]githubapp.EventHandler, func(), error) {
 	key, err := cfg.PrivateKey()
 	if err != nil { // Validate already checked; kept for the types.
-		fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
-		return 2
+		return nil, nil, configError{err}
 	}
-	metrics := server.NewMetrics()
 	clients, err := ghclient.NewClientCreator(cfg.GitHub, key, ghclient.Options{
 		UserAgent: "storagebot/" + version,
 		Retry: func() ghclient.RetryPolicy {
@@ -132,13 +280,11 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 		},
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "storagebot serve: GitHub client: %v\n", err)
-		return 1
+		return nil, nil, fmt.Errorf("GitHub client: %w", err)
 	}
 	markerKey, err := seal.FromPrivateKeyPEM(key) // the key never leaves this process, nor reaches a log
 	if err != nil {
-		fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
-		return 2
+		return nil, nil, configError{err}
 	}
 	rolloutCtx, stopRollouts := context.WithCancel(logger.With().Str("component", "rollout").Logger().WithContext(ctx))
 	cache := storage.NewObjectCache(storage.DefaultCacheEntries)
@@ -146,9 +292,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	targets := &rollout.Targets{Wake: waker, Kube: func() (kubernetes.Interface, error) { return rollout.KubernetesClient(os.Getenv("KUBECONFIG")) }}
 	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
 	rollouts.Wake = waker
-	defer func() { stopRollouts(); rollouts.Wait() }()
 	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
-	srv := server.New(cfg, logger, metrics, app.Handlers())
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
 	reconciler.Grace = cfg.ReconcileGrace
 	reconciler.Rollout = rollouts.Trigger
@@ -164,24 +308,19 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 			logger.Error().Err(err).Msg("leader election: this replica serves webhooks but never runs the periodic passes")
 		}
 	}()
-	defer func() { stopReconcile(); <-reconcileDone }()
 	logger.Info().Str("version", version).Str("api", cfg.GitHub.V3APIURL).
 		Int64("app_id", cfg.GitHub.App.IntegrationID).
 		Int("queue_size", cfg.Queue.Size).Int("workers", cfg.Queue.Workers).
 		Str("reconcile_interval", cfg.ReconcileInterval.String()).Str("reconcile_grace", cfg.ReconcileGrace.String()).Msg("starting")
-	// A SIGTERM exits 0 even when the drain timed out: the stop was asked for and done, and the work of the
-	// cancelled events is finished by the reconciler of the next replica. Only failing to serve is an error.
-	err = srv.ListenAndServe(ctx)
-	switch {
-	case errors.Is(err, server.ErrDrainTimeout):
-		logger.Warn().Err(err).Msg("stopped before every queued event finished")
-	case err != nil:
-		logger.Error().Err(err).Msg("server stopped with an error")
-		return 1
-	default:
-		logger.Info().Msg("stopped")
-	}
-	return 0
+	var once sync.Once
+	return app.Handlers(), func() {
+		once.Do(func() {
+			stopReconcile()
+			<-reconcileDone
+			stopRollouts()
+			rollouts.Wait()
+		})
+	}, nil
 }
 
 // leaderLoop runs loop only while this replica holds the Lease "storagebot" in POD_NAMESPACE, as POD_NAME

@@ -11,6 +11,9 @@
 //   - Every request except the app endpoints needs an installation token minted by
 //     POST /app/installations/{installation_id}/access_tokens; app endpoints need an RS256 JWT signed
 //     with PrivateKeyPEM and issued for AppID. Anything else answers 401.
+//   - The App manifest flow (manifest.go) is modelled with the github.com pages it goes through (under
+//     WebURL) and POST /app-manifests/{code}/conversions; with Options.Unregistered the App exists only
+//     once that flow has registered it.
 //   - Webhooks caused by a REST call (opening a PR, commenting, merging) are delivered before that
 //     call's response is written, so a test sees them in Deliveries as soon as the call returns.
 //   - Check runs never emit webhooks; RerequestCheckRun only accepts completed runs, like GitHub.

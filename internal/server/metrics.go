@@ -12,7 +12,7 @@ type Metrics struct {
 
 	// Deliveries counts webhook deliveries by event and outcome: accepted, ignored (no handler),
 	// bad_signature, malformed, too_large, overloaded (queue full), over_budget (too many body bytes held),
-	// shutting_down, error. Before the signature is verified, events no handler takes are labelled "other".
+	// shutting_down, not_configured (setup mode), error. Before the signature is verified, events no handler takes are labelled "other".
 	Deliveries *prometheus.CounterVec
 	// Handled counts finished handler runs by event and result: ok, error, panic, rate_limited.
 	Handled *prometheus.CounterVec
