@@ -3,6 +3,7 @@ package githubfake
 import (
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -151,4 +152,14 @@ func hasLabels(have, want []string) bool {
 		}
 	}
 	return true
+}
+
+// PullRequestURL is the web address of pull request number, as its html_url says.
+func (r *Repo) PullRequestURL(number int) string {
+	return r.htmlURL() + "/pull/" + strconv.Itoa(number)
+}
+
+// IssueURL is the web address of issue number, as its html_url says.
+func (r *Repo) IssueURL(number int) string {
+	return r.htmlURL() + "/issues/" + strconv.Itoa(number)
 }
