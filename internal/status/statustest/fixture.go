@@ -30,7 +30,7 @@ type Fixture struct {
 const (
 	Owner          = "storage-org"
 	Name           = "package-storage"
-	PendingVersion = "apm@1.0.0"  // identical in snapshot and staging: removal pending (RemovalPR)
+	PendingVersion = "apm@1.0.0"   // identical in snapshot and staging: removal pending (RemovalPR)
 	DriftVersion   = "nginx@2.0.0" // different in staging and production: drift
 	VerdictTitle   = "storage-policy passed: 1 version promoted"
 )
@@ -116,7 +116,7 @@ func Build(ctx context.Context, s *githubfake.Server, client *github.Client, key
 func version(pkg, v, salt string) map[string]*githubfake.File {
 	dir := storage.VersionPath(pkg, v)
 	return map[string]*githubfake.File{
-		dir + "/manifest.yml": {Content: []byte(fmt.Sprintf("name: %s\nversion: %s\n", pkg, v))},
+		dir + "/manifest.yml":   {Content: []byte(fmt.Sprintf("name: %s\nversion: %s\n", pkg, v))},
 		dir + "/docs/README.md": {Content: []byte(fmt.Sprintf("# %s %s (%s)\n", pkg, v, salt))},
 	}
 }
