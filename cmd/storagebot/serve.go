@@ -9,14 +9,19 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/go-github/v50/github"
+	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/storagebot/storagebot/handlers"
+	"github.com/storagebot/storagebot/internal/dashboard"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/reconcile"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/server"
+	"github.com/storagebot/storagebot/internal/status"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/rollout"
 )
@@ -148,8 +153,12 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	rollouts.Wake = waker
 	defer func() { stopRollouts(); rollouts.Wait() }()
 	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
-	srv := server.New(cfg, logger, metrics, app.Handlers())
+	board, dashboards := statusBoard(ctx, clients, cache, app, markerKey, logger)
+	defer dashboards.Close()
+	srv := server.New(cfg, logger, metrics, status.Observe(app.Handlers(), dashboards))
+	board.Routes(srv)
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
+	reconciler.Recorder = dashboards
 	reconciler.Grace = cfg.ReconcileGrace
 	reconciler.Rollout = rollouts.Trigger
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
@@ -207,4 +216,45 @@ func leaderLoop(ctx context.Context, loop func(context.Context)) error {
 		log.Info().Str("identity", identity).Msg("leading: running the periodic passes")
 		loop(ctx)
 	}, func(leader string) { log.Info().Str("leader", leader).Msg("leader elected") })
+}
+
+// statusBoard builds the status board behind /status and the dashboard updater that every handler and the
+// reconciler report to (docs/architecture.md §6). Both read through the same clients and object cache as
+// the handlers.
+func statusBoard(ctx context.Context, clients githubapp.ClientCreator, cache *storage.ObjectCache, app *handlers.App, key seal.Key, logger zerolog.Logger) (*status.Board, *dashboard.Updater) {
+	installations := func(ctx context.Context) ([]int64, error) {
+		client, err := clients.NewAppClient()
+		if err != nil {
+			return nil, fmt.Errorf("app client: %w", err)
+		}
+		list, err := githubapi.AllPages(ctx, func(ctx context.Context, page int) ([]*github.Installation, *github.Response, error) {
+			return client.Apps.ListInstallations(ctx, &github.ListOptions{Page: page, PerPage: githubapi.PerPage})
+		})
+		ids := make([]int64, 0, len(list))
+		for _, inst := range list {
+			ids = append(ids, inst.GetID())
+		}
+		return ids, err
+	}
+	board := status.NewBoard(installations, func(id int64) (status.GitHub, error) {
+		client, err := clients.NewInstallationClient(id)
+		if err != nil {
+			return nil, fmt.Errorf("client of installation %d: %w", id, err)
+		}
+		return githubapi.New(client, cache), nil
+	}, app.Promotions(), app.Checks())
+	board.Log = logger.With().Str("component", "status").Logger()
+	dashboards := &dashboard.Updater{
+		Board: board, Seal: key, BotLogin: app.BotLogin,
+		GitHub: func(id int64) (dashboard.GitHub, error) {
+			client, err := clients.NewInstallationClient(id)
+			if err != nil {
+				return nil, fmt.Errorf("client of installation %d: %w", id, err)
+			}
+			return dashboard.Client{GH: client}, nil
+		},
+		Log: logger.With().Str("component", "dashboard").Logger(),
+	}
+	dashboards.Start(ctx)
+	return board, dashboards
 }

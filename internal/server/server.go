@@ -90,6 +90,11 @@ func New(cfg Config, logger zerolog.Logger, metrics *Metrics, handlers []githuba
 	return s
 }
 
+// HandleFunc adds a route (a net/http ServeMux pattern, e.g. "GET /status") beside the webhook and probes.
+func (s *Server) HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request)) {
+	s.mux.HandleFunc(pattern, handler)
+}
+
 // Handler is the server's HTTP handler, with the base logger in every request's context.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
