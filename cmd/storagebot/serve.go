@@ -16,8 +16,8 @@ import (
 
 	"github.com/storagebot/storagebot/handlers"
 	"github.com/storagebot/storagebot/internal/dashboard"
-	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/ghclient"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/reconcile"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/server"
