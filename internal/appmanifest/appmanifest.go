@@ -87,3 +87,41 @@ func HandledEvents() []string {
 	}
 	return out
 }
+
+// Homepage is the App's homepage in its manifest (GitHub requires one).
+const Homepage = "https://github.com/storagebot/storagebot"
+
+// Manifest is a GitHub App manifest, the settings GitHub registers an App from (the manifest flow, or
+// deploy/app-manifest.yml by hand): the permissions and events are always this package's table.
+type Manifest struct {
+	Name           string         `json:"name" yaml:"name"`
+	URL            string         `json:"url" yaml:"url"`
+	Description    string         `json:"description,omitempty" yaml:"description,omitempty"`
+	HookAttributes HookAttributes `json:"hook_attributes" yaml:"hook_attributes"`
+	// RedirectURL is where GitHub sends the person back, with the code to exchange, once the App is created.
+	RedirectURL        string            `json:"redirect_url,omitempty" yaml:"redirect_url,omitempty"`
+	Public             bool              `json:"public" yaml:"public"`
+	DefaultPermissions map[string]string `json:"default_permissions" yaml:"default_permissions"`
+	DefaultEvents      []string          `json:"default_events" yaml:"default_events"`
+}
+
+// HookAttributes is the App's webhook; GitHub generates its secret in the manifest flow.
+type HookAttributes struct {
+	URL    string `json:"url" yaml:"url"`
+	Active bool   `json:"active" yaml:"active,omitempty"`
+}
+
+// NewManifest returns the manifest of a private App called name whose webhooks go to webhookURL and whose
+// manifest flow returns to redirectURL ("" when registering by hand).
+func NewManifest(name, webhookURL, redirectURL string) Manifest {
+	return Manifest{
+		Name:               name,
+		URL:                Homepage,
+		Description:        "Guards a package storage repository: the storage-policy check, promotions, removal follow-ups and distribution rollouts.",
+		HookAttributes:     HookAttributes{URL: webhookURL, Active: true},
+		RedirectURL:        redirectURL,
+		Public:             false,
+		DefaultPermissions: PermissionMap(),
+		DefaultEvents:      SubscribedEvents(),
+	}
+}

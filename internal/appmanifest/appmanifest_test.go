@@ -30,6 +30,25 @@ func TestManifestMatchesTable(t *testing.T) {
 	}
 }
 
+// TestNewManifestMatchesFile: the manifest the setup page posts is deploy/app-manifest.yml with the URLs of
+// this server, so registering by hand and through the setup page ask GitHub for the same App.
+func TestNewManifestMatchesFile(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/app-manifest.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file Manifest
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		t.Fatalf("parse the manifest: %v", err)
+	}
+	got := NewManifest(file.Name, file.HookAttributes.URL, "")
+	got.Description = ""
+	got.HookAttributes.Active = false // GitHub's default; the file leaves it out
+	if diff := cmp.Diff(file, got); diff != "" {
+		t.Errorf("NewManifest differs from deploy/app-manifest.yml (-file +NewManifest):\n%s", diff)
+	}
+}
+
 func TestTableIsWellFormed(t *testing.T) {
 	seen := map[string]bool{}
 	for _, p := range Permissions() {

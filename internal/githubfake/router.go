@@ -16,6 +16,7 @@ type authKind int
 const (
 	authInstallation authKind = iota // an installation access token
 	authApp                          // a JWT signed with the app's private key
+	authNone                         // no credentials (the manifest code is the credential)
 )
 
 // route is one registered endpoint. pattern is spelled exactly as in endpoints.txt.
@@ -107,6 +108,7 @@ func (s *Server) routeTable() []route {
 		newRoute("GET /installation/repositories", i, s.listInstallationRepos),
 		newRoute("GET /app/installations/{installation_id}", a, s.getInstallation),
 		newRoute("GET /repos/{owner}/{repo}/installation", a, s.getRepoInstallation),
+		newRoute("POST /app-manifests/{code}/conversions", authNone, s.convertManifest),
 
 		newRoute("GET /repos/{owner}/{repo}", i, s.getRepository),
 		newRoute("GET /repos/{owner}/{repo}/git/ref/{ref:.+}", i, s.getRef),

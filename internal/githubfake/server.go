@@ -35,6 +35,9 @@ type Options struct {
 	// entries), answering "truncated": true past them; 0 = GitHub's caps. Tests lower them to force truncation.
 	TreeMaxEntries int
 	TreeMaxBytes   int
+	// Unregistered starts the fake with its App not yet registered: JWTs answer 401 until the App manifest
+	// flow (manifest.go) registers it, as for a storagebot that starts with no App.
+	Unregistered bool
 }
 
 // Fault makes matching requests fail. Route is spelled as in Routes ("GET /repos/{owner}/{repo}");
@@ -105,6 +108,10 @@ type Server struct {
 	treeMaxBytes    int
 	// inFlight counts requests being answered; maxInFlight is its high-water mark.
 	inFlight, maxInFlight int
+	// unregistered, app and manifestCodes are the App manifest flow's state (manifest.go).
+	unregistered  bool
+	app           *registeredApp
+	manifestCodes map[string]manifestCode
 }
 
 // appSlug is the fake app's slug; its bot user is appSlug+"[bot]".
@@ -143,6 +150,7 @@ func New(opts Options) *Server {
 		whileLimited:   map[string]int{},
 		treeMaxEntries: opts.TreeMaxEntries,
 		treeMaxBytes:   opts.TreeMaxBytes,
+		unregistered:   opts.Unregistered,
 	}
 	s.SetLatency(opts.Latency, opts.LatencyJitter, opts.LatencySeed)
 	s.routes = s.routeTable()
@@ -339,6 +347,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	path = strings.TrimPrefix(path, "/api/v3")
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")
+	}
+	if web, ok := strings.CutPrefix(path, "/web/"); ok { // github.com's pages, not the API
+		s.serveWeb(w, r, "/"+web)
+		return
 	}
 	rt, params := match(s.routes, r.Method, path)
 	name := "UNKNOWN " + r.Method + " " + path

@@ -104,6 +104,9 @@ func (s *Server) Deliveries() []Delivery {
 func (s *Server) deliver(name, action, id string, body []byte, signature string) (int, error) {
 	s.mu.Lock()
 	target := s.webhookURL
+	if s.unregistered { // no App, no webhooks
+		target = ""
+	}
 	s.mu.Unlock()
 	status, err := 0, error(nil)
 	if target != "" {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -58,6 +59,16 @@ type Config struct {
 	// reconcile and rollout passes (--leader-elect).
 	LeaderElect bool      `yaml:"leader_elect"`
 	Log         LogConfig `yaml:"log"`
+	// PublicURL is where GitHub and people reach this server (https://storagebot.example.com); the setup page
+	// derives the App's webhook and redirect URLs from it (--public-url, STORAGEBOT_PUBLIC_URL).
+	PublicURL string `yaml:"public_url"`
+	// CredentialsFile is where setup mode writes the App's credentials (mode 0600) and where serve reads them
+	// when no App credential is set otherwise (--credentials-file, STORAGEBOT_CREDENTIALS_FILE); "" is
+	// storagebot/github-app.json in the user's configuration directory.
+	CredentialsFile string `yaml:"credentials_file"`
+	// SetupOrg registers the App under this organization in setup mode instead of the person's own account
+	// (--setup-org, STORAGEBOT_SETUP_ORG).
+	SetupOrg string `yaml:"setup_org"`
 }
 
 // QueueConfig sizes the asynchronous event queue.
@@ -235,6 +246,15 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	if v, ok := lookup("STORAGEBOT_LOG_FORMAT"); ok {
 		c.Log.Format = v
 	}
+	if v, ok := lookup("STORAGEBOT_PUBLIC_URL"); ok {
+		c.PublicURL = v
+	}
+	if v, ok := lookup("STORAGEBOT_CREDENTIALS_FILE"); ok {
+		c.CredentialsFile = v
+	}
+	if v, ok := lookup("STORAGEBOT_SETUP_ORG"); ok {
+		c.SetupOrg = v
+	}
 	if v, ok := lookup("GITHUB_APP_INTEGRATION_ID"); ok && v != "" {
 		// SetValuesFromEnv ignores an unparsable number silently; say so instead.
 		if id, err := strconv.ParseInt(v, 10, 64); err != nil || id <= 0 {
@@ -242,6 +262,13 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 		}
 	}
 	return nil
+}
+
+// HasAppCredentials reports whether any App credential (ID, private key, webhook secret) is set. With none,
+// serve reads the credentials file, and without one starts in setup mode.
+func (c *Config) HasAppCredentials() bool {
+	a := c.GitHub.App
+	return a.IntegrationID != 0 || strings.TrimSpace(a.PrivateKey) != "" || a.WebhookSecret != ""
 }
 
 // Validate checks everything `serve` needs before it starts, naming the setting to fix.
@@ -253,14 +280,31 @@ func (c *Config) Validate() error {
 	case id < 0:
 		errs = append(errs, fmt.Errorf("GitHub App ID %d is not valid: set GITHUB_APP_INTEGRATION_ID or github.app.integration_id to the positive number shown on the App's settings page", id))
 	}
-	if err := validateAddr(c.Addr); err != nil {
-		errs = append(errs, err)
-	}
 	if _, err := c.PrivateKey(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.GitHub.App.WebhookSecret == "" && !c.InsecureSkipSignature {
 		errs = append(errs, errors.New("webhook secret missing: set GITHUB_APP_WEBHOOK_SECRET or github.app.webhook_secret (or pass --insecure-skip-signature for local experiments only)"))
+	}
+	if err := c.ValidateServer(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateServer checks every setting but the App credentials: what setup mode, which has none yet, needs.
+func (c *Config) ValidateServer() error {
+	var errs []error
+	if err := validateAddr(c.Addr); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("public URL %q is not an http(s) URL without query (e.g. https://storagebot.example.com): set --public-url, STORAGEBOT_PUBLIC_URL or public_url", c.PublicURL))
+		}
+	}
+	if c.GitHub.WebURL == "" {
+		errs = append(errs, errors.New("GitHub web URL missing: set GITHUB_WEB_URL or github.web_url"))
 	}
 	if c.GitHub.V3APIURL == "" {
 		errs = append(errs, errors.New("GitHub API URL missing: set GITHUB_V3_API_URL or github.v3_api_url"))

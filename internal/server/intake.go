@@ -91,7 +91,12 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	log := zerolog.Ctx(r.Context()).With().
 		Str(githubapp.LogKeyEventType, clip(event)).
 		Str(githubapp.LogKeyDeliveryID, clip(deliveryID)).Logger()
-	handler, handled := s.handlers[event]
+	configured := s.configured.Load()
+	var handler githubapp.EventHandler
+	handled := false
+	if configured {
+		handler, handled = s.handlers[event]
+	}
 	// Until the signature is verified the event name is the client's word: only names the server knows
 	// become metric labels, so forged headers cannot create series.
 	label := "other"
@@ -110,6 +115,10 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 
 	if s.draining.Load() {
 		reject(http.StatusServiceUnavailable, "shutting_down", "server is shutting down; redeliver later")
+		return
+	}
+	if !configured {
+		reject(http.StatusServiceUnavailable, "not_configured", "storagebot is not configured yet (setup mode): open / on this server to register its GitHub App, then redeliver")
 		return
 	}
 	if !validEventName(event) {
@@ -254,7 +263,7 @@ func clip(v string) string {
 // newMAC returns the HMAC the signature is checked against; with verification off it is computed and
 // ignored, which keeps one code path.
 func (s *Server) newMAC() hash.Hash {
-	return hmac.New(sha256.New, []byte(s.cfg.GitHub.App.WebhookSecret))
+	return hmac.New(sha256.New, s.webhookSecret)
 }
 
 // formPayload returns the "payload" field of an application/x-www-form-urlencoded body, percent-decoded in

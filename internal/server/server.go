@@ -30,9 +30,13 @@ type Server struct {
 	metrics *Metrics
 	mux     *http.ServeMux
 
-	// handlers maps an event name to its handler; the first handler listing an event wins.
-	handlers  map[string]githubapp.EventHandler
-	scheduler *trackingScheduler
+	// handlers maps an event name to its handler; the first handler listing an event wins. It and
+	// webhookSecret are written once, before configured is set, and only read after it is seen set.
+	handlers      map[string]githubapp.EventHandler
+	webhookSecret []byte
+	// configured is false in setup mode (NewUnconfigured) until Configure: deliveries and /readyz answer 503.
+	configured atomic.Bool
+	scheduler  *trackingScheduler
 	// budget bounds the bytes of webhook bodies held at once (see byteBudget).
 	budget *byteBudget
 
@@ -56,16 +60,11 @@ func New(cfg Config, logger zerolog.Logger, metrics *Metrics, handlers []githuba
 	}
 	s := &Server{
 		cfg: cfg, log: logger, metrics: metrics, mux: http.NewServeMux(),
-		handlers: map[string]githubapp.EventHandler{},
-		budget:   newByteBudget(cfg.MaxInflightBodyBytes),
+		handlers:      routeEvents(handlers),
+		webhookSecret: []byte(cfg.GitHub.App.WebhookSecret),
+		budget:        newByteBudget(cfg.MaxInflightBodyBytes),
 	}
-	for _, h := range handlers {
-		for _, event := range h.Handles() {
-			if _, taken := s.handlers[event]; !taken {
-				s.handlers[event] = h
-			}
-		}
-	}
+	s.configured.Store(true)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 
 	queue := githubapp.QueueAsyncScheduler(cfg.Queue.Size, cfg.Queue.Workers,
@@ -90,9 +89,51 @@ func New(cfg Config, logger zerolog.Logger, metrics *Metrics, handlers []githuba
 	return s
 }
 
-// HandleFunc adds a route (a net/http ServeMux pattern, e.g. "GET /status") beside the webhook and probes.
-func (s *Server) HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request)) {
-	s.mux.HandleFunc(pattern, handler)
+// NewUnconfigured returns a server in setup mode: it answers /healthz and /metrics and serves what Handle
+// mounts (the setup pages), while the webhook endpoint and /readyz answer 503 until Configure gives it the
+// App's handlers. cfg must have passed ValidateServer.
+func NewUnconfigured(cfg Config, logger zerolog.Logger, metrics *Metrics) *Server {
+	s := New(cfg, logger, metrics, nil)
+	s.configured.Store(false)
+	return s
+}
+
+// ErrConfigured is returned by Configure on a server that already serves webhooks.
+var ErrConfigured = errors.New("the server already serves webhooks")
+
+// Configure switches a server made by NewUnconfigured to serving webhooks, verified with webhookSecret, for
+// handlers; the listener, its connections and the metrics stay as they are (no restart).
+func (s *Server) Configure(webhookSecret string, handlers []githubapp.EventHandler) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.configured.Load() {
+		return ErrConfigured
+	}
+	s.handlers = routeEvents(handlers)
+	s.webhookSecret = []byte(webhookSecret)
+	s.configured.Store(true) // publishes the two writes above to every later intake
+	s.log.Info().Msg("configured: serving webhooks")
+	return nil
+}
+
+// Configured reports whether the server serves webhooks (false in setup mode).
+func (s *Server) Configured() bool { return s.configured.Load() }
+
+// Handle mounts h on the server's mux for pattern (net/http's ServeMux syntax), beside the webhook, health and
+// metrics routes.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// routeEvents maps each event to the first handler that lists it.
+func routeEvents(handlers []githubapp.EventHandler) map[string]githubapp.EventHandler {
+	out := map[string]githubapp.EventHandler{}
+	for _, h := range handlers {
+		for _, event := range h.Handles() {
+			if _, taken := out[event]; !taken {
+				out[event] = h
+			}
+		}
+	}
+	return out
 }
 
 // Handler is the server's HTTP handler, with the base logger in every request's context.
@@ -111,6 +152,10 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // lost, where one accepted is handled (or its failure reported) once GitHub answers again. GitHub's reachability shows in /metrics (storagebot_github_requests_total) and
 // the logs.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.configured.Load() {
+		http.Error(w, "not configured: no GitHub App yet; open / on this server to register one (setup mode)", http.StatusServiceUnavailable)
+		return
+	}
 	if s.draining.Load() {
 		http.Error(w, "draining: shutting down, not taking deliveries", http.StatusServiceUnavailable)
 		return

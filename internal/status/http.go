@@ -17,10 +17,10 @@ const (
 
 // Routes registers GET /status (HTML) and GET /api/status (JSON) of b on mux.
 func (b *Board) Routes(mux interface {
-	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
+	Handle(pattern string, handler http.Handler)
 }) {
-	mux.HandleFunc("GET "+PagePath, b.servePage)
-	mux.HandleFunc("GET "+APIPath, b.serveJSON)
+	mux.Handle("GET "+PagePath, http.HandlerFunc(b.servePage))
+	mux.Handle("GET "+APIPath, http.HandlerFunc(b.serveJSON))
 }
 
 func (b *Board) serveJSON(w http.ResponseWriter, r *http.Request) {
