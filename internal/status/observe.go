@@ -42,9 +42,9 @@ func (o observed) Handle(ctx context.Context, eventType, deliveryID string, payl
 		}
 		return err
 	}
+	o.rec.Changed(ev.Installation.GetID(), ev.Repository) // first, so the error is filed under the repository
 	if err != nil {
 		o.rec.Failed(ev.Repository.GetFullName(), fmt.Sprintf("%s delivery %s", eventType, deliveryID), err)
 	}
-	o.rec.Changed(ev.Installation.GetID(), ev.Repository)
 	return err
 }

@@ -61,3 +61,19 @@ func TestObserve(t *testing.T) {
 		})
 	}
 }
+
+// TestObserveFilesErrorsUnderTheRepository: through a real board, a failed delivery about a repository the
+// board did not know yet shows under that repository, not as an App error.
+func TestObserveFilesErrorsUnderTheRepository(t *testing.T) {
+	b := NewBoard(nil, nil, nil, nil)
+	h := Observe([]githubapp.EventHandler{handler{errors.New("boom")}}, b)[0]
+	payload := []byte(`{"installation":{"id":7},"repository":{"full_name":"o/r","name":"r","owner":{"login":"o"}}}`)
+	_ = h.Handle(context.Background(), "pull_request", "d1", payload)
+	rep := b.snapshot()
+	if len(rep.Errors) != 0 || len(rep.Repositories) != 1 || len(rep.Repositories[0].Errors) != 1 {
+		t.Fatalf("report = %+v, want the error under o/r", rep)
+	}
+	if e := rep.Repositories[0].Errors[0]; e.What != "pull_request delivery d1" || e.Cause != "boom" {
+		t.Errorf("error = %+v", e)
+	}
+}
