@@ -131,3 +131,46 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	browsertest.Screenshot(t, ctx, "status")
 }
+
+// TestStatusShowsHandlerErrors: a delivery whose handling fails (GitHub refuses to create the check run)
+// shows under its repository among the recent errors, with the event and the cause.
+func TestStatusShowsHandlerErrors(t *testing.T) {
+	h, fix := newStatusHarness(t)
+	h.fake.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/check-runs", Status: http.StatusUnprocessableEntity})
+	if err := fix.Repo.CreateBranch("feature/apm-2", fix.Repo.BranchSHA("snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fix.Repo.Commit("feature/apm-2", "apm 2.0.0", map[string]*githubfake.File{
+		"packages/apm/2.0.0/manifest.yml": {Content: []byte("name: apm\nversion: 2.0.0\n")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := fix.Repo.OpenPullRequest(githubfake.PROptions{Head: "feature/apm-2", Base: "snapshot", User: "author", Title: "[snapshot] apm 2.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found status.ErrorEntry
+	h.waitFor("the failed pull_request delivery on /api/status", func() bool {
+		resp, err := http.Get("http://" + h.addr + status.APIPath)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var rep status.Report
+		if json.NewDecoder(resp.Body).Decode(&rep) != nil {
+			return false
+		}
+		for _, r := range rep.Repositories {
+			for _, e := range r.Errors {
+				if r.FullName == fix.Repo.FullName() && strings.HasPrefix(e.What, "pull_request delivery ") {
+					found = e
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if !strings.Contains(found.Cause, "422") {
+		t.Errorf("error cause = %q, want GitHub's 422 on the check run (PR #%d)", found.Cause, pr.Number)
+	}
+}
