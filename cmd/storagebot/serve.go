@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/go-github/v50/github"
@@ -153,7 +154,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	rollouts.Wake = waker
 	defer func() { stopRollouts(); rollouts.Wait() }()
 	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
-	board, dashboards := statusBoard(ctx, clients, cache, app, markerKey, logger)
+	board, dashboards := statusBoard(ctx, clients, cache, app, markerKey, cfg.PublicURL, logger)
 	defer dashboards.Close()
 	srv := server.New(cfg, logger, metrics, status.Observe(app.Handlers(), dashboards))
 	board.Routes(srv)
@@ -221,7 +222,7 @@ func leaderLoop(ctx context.Context, loop func(context.Context)) error {
 // statusBoard builds the status board behind /status and the dashboard updater that every handler and the
 // reconciler report to (docs/architecture.md §6). Both read through the same clients and object cache as
 // the handlers.
-func statusBoard(ctx context.Context, clients githubapp.ClientCreator, cache *storage.ObjectCache, app *handlers.App, key seal.Key, logger zerolog.Logger) (*status.Board, *dashboard.Updater) {
+func statusBoard(ctx context.Context, clients githubapp.ClientCreator, cache *storage.ObjectCache, app *handlers.App, key seal.Key, publicURL string, logger zerolog.Logger) (*status.Board, *dashboard.Updater) {
 	installations := func(ctx context.Context) ([]int64, error) {
 		client, err := clients.NewAppClient()
 		if err != nil {
@@ -254,6 +255,9 @@ func statusBoard(ctx context.Context, clients githubapp.ClientCreator, cache *st
 			return dashboard.Client{GH: client}, nil
 		},
 		Log: logger.With().Str("component", "dashboard").Logger(),
+	}
+	if publicURL != "" { // every dashboard links the live page
+		dashboards.StatusURL = strings.TrimSuffix(publicURL, "/") + status.PagePath
 	}
 	dashboards.Start(ctx)
 	return board, dashboards

@@ -313,9 +313,6 @@ func (b *Board) snapshot() Report {
 	sort.Slice(rep.Repositories, func(i, j int) bool {
 		return strings.ToLower(rep.Repositories[i].FullName) < strings.ToLower(rep.Repositories[j].FullName)
 	})
-	if rep.ListedAt.Equal(time.Time{}.UTC()) {
-		rep.ListedAt = time.Time{}
-	}
 	return rep
 }
 
