@@ -123,6 +123,9 @@ func (a *App) Handlers() []githubapp.EventHandler {
 // Promotions exposes the promotion service to the reconciler.
 func (a *App) Promotions() *promotion.Service { return a.promotionService }
 
+// BotLogin is the App's bot login ("<slug>[bot]"), learnt from GitHub once per process.
+func (a *App) BotLogin(ctx context.Context) (string, error) { return a.bot.Login(ctx) }
+
 // Checks exposes the check service to the reconciler.
 func (a *App) Checks() *checkrun.Service { return a.checkService }
 

@@ -13,16 +13,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/storagebot/storagebot/handlers"
+	"github.com/storagebot/storagebot/internal/dashboard"
 	"github.com/storagebot/storagebot/internal/ghclient"
+	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/reconcile"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/server"
 	"github.com/storagebot/storagebot/internal/setup"
+	"github.com/storagebot/storagebot/internal/status"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/rollout"
 )
@@ -175,7 +179,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 	if setupMode {
 		srv, stopApp = setupServer(ctx, cfg, logger, metrics)
 	} else {
-		handlers, stop, err := startApp(ctx, cfg, logger, metrics)
+		handlers, board, stop, err := startApp(ctx, cfg, logger, metrics)
 		if err != nil {
 			fmt.Fprintf(stderr, "storagebot serve: %v\n", err)
 			var ce configError
@@ -185,6 +189,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer, stderr io.Writer)
 			return 1
 		}
 		srv, stopApp = server.New(cfg, logger, metrics, handlers), stop
+		board.Routes(srv)
 	}
 	defer stopApp()
 	// A SIGTERM exits 0 even when the drain timed out: the stop was asked for and done, and the work of the
@@ -219,7 +224,7 @@ func setupServer(ctx context.Context, cfg server.Config, logger zerolog.Logger, 
 			if err := appCfg.Validate(); err != nil {
 				return err
 			}
-			handlers, stop, err := startApp(ctx, appCfg, logger, metrics)
+			handlers, board, stop, err := startApp(ctx, appCfg, logger, metrics)
 			if err != nil {
 				return err
 			}
@@ -227,6 +232,7 @@ func setupServer(ctx context.Context, cfg server.Config, logger zerolog.Logger, 
 				stop()
 				return err
 			}
+			board.Routes(srv)
 			mu.Lock()
 			stopApp = stop
 			mu.Unlock()
@@ -257,12 +263,13 @@ type configError struct{ error }
 
 func (e configError) Unwrap() error { return e.error }
 
-// startApp starts the App for a validated configuration: the GitHub clients, the handlers to serve, and the
-// background reconciler and rollouts; stop ends the background work.
-func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, metrics *server.Metrics) ([]githubapp.EventHandler, func(), error) {
+// startApp starts the App for a validated configuration: the GitHub clients, the handlers to serve, the
+// status board (whose routes the caller mounts on its server), and the background reconciler, rollouts and
+// dashboard updates; stop ends the background work.
+func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, metrics *server.Metrics) ([]githubapp.EventHandler, *status.Board, func(), error) {
 	key, err := cfg.PrivateKey()
 	if err != nil { // Validate already checked; kept for the types.
-		return nil, nil, configError{err}
+		return nil, nil, nil, configError{err}
 	}
 	clients, err := ghclient.NewClientCreator(cfg.GitHub, key, ghclient.Options{
 		UserAgent: "storagebot/" + version,
@@ -280,11 +287,11 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 		},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("GitHub client: %w", err)
+		return nil, nil, nil, fmt.Errorf("GitHub client: %w", err)
 	}
 	markerKey, err := seal.FromPrivateKeyPEM(key) // the key never leaves this process, nor reaches a log
 	if err != nil {
-		return nil, nil, configError{err}
+		return nil, nil, nil, configError{err}
 	}
 	rolloutCtx, stopRollouts := context.WithCancel(logger.With().Str("component", "rollout").Logger().WithContext(ctx))
 	cache := storage.NewObjectCache(storage.DefaultCacheEntries)
@@ -293,7 +300,9 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
 	rollouts.Wake = waker
 	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
+	board, dashboards := statusBoard(ctx, clients, cache, app, markerKey, cfg.PublicURL, logger)
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
+	reconciler.Recorder = dashboards
 	reconciler.Grace = cfg.ReconcileGrace
 	reconciler.Rollout = rollouts.Trigger
 	reconcileCtx, stopReconcile := context.WithCancel(logger.With().Str("component", "reconcile").Logger().WithContext(ctx))
@@ -313,12 +322,13 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 		Int("queue_size", cfg.Queue.Size).Int("workers", cfg.Queue.Workers).
 		Str("reconcile_interval", cfg.ReconcileInterval.String()).Str("reconcile_grace", cfg.ReconcileGrace.String()).Msg("starting")
 	var once sync.Once
-	return app.Handlers(), func() {
+	return status.Observe(app.Handlers(), dashboards), board, func() {
 		once.Do(func() {
 			stopReconcile()
 			<-reconcileDone
 			stopRollouts()
 			rollouts.Wait()
+			dashboards.Close()
 		})
 	}, nil
 }
@@ -346,4 +356,48 @@ func leaderLoop(ctx context.Context, loop func(context.Context)) error {
 		log.Info().Str("identity", identity).Msg("leading: running the periodic passes")
 		loop(ctx)
 	}, func(leader string) { log.Info().Str("leader", leader).Msg("leader elected") })
+}
+
+// statusBoard builds the status board behind /status and the dashboard updater that every handler and the
+// reconciler report to (docs/architecture.md §6). Both read through the same clients and object cache as
+// the handlers.
+func statusBoard(ctx context.Context, clients githubapp.ClientCreator, cache *storage.ObjectCache, app *handlers.App, key seal.Key, publicURL string, logger zerolog.Logger) (*status.Board, *dashboard.Updater) {
+	installations := func(ctx context.Context) ([]int64, error) {
+		client, err := clients.NewAppClient()
+		if err != nil {
+			return nil, fmt.Errorf("app client: %w", err)
+		}
+		list, err := githubapi.AllPages(ctx, func(ctx context.Context, page int) ([]*github.Installation, *github.Response, error) {
+			return client.Apps.ListInstallations(ctx, &github.ListOptions{Page: page, PerPage: githubapi.PerPage})
+		})
+		ids := make([]int64, 0, len(list))
+		for _, inst := range list {
+			ids = append(ids, inst.GetID())
+		}
+		return ids, err
+	}
+	board := status.NewBoard(installations, func(id int64) (status.GitHub, error) {
+		client, err := clients.NewInstallationClient(id)
+		if err != nil {
+			return nil, fmt.Errorf("client of installation %d: %w", id, err)
+		}
+		return githubapi.New(client, cache), nil
+	}, app.Promotions(), app.Checks())
+	board.Log = logger.With().Str("component", "status").Logger()
+	dashboards := &dashboard.Updater{
+		Board: board, Seal: key, BotLogin: app.BotLogin,
+		GitHub: func(id int64) (dashboard.GitHub, error) {
+			client, err := clients.NewInstallationClient(id)
+			if err != nil {
+				return nil, fmt.Errorf("client of installation %d: %w", id, err)
+			}
+			return dashboard.Client{GH: client}, nil
+		},
+		Log: logger.With().Str("component", "dashboard").Logger(),
+	}
+	if publicURL != "" { // every dashboard links the live page
+		dashboards.StatusURL = strings.TrimSuffix(publicURL, "/") + status.PagePath
+	}
+	dashboards.Start(ctx)
+	return board, dashboards
 }

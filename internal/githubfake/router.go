@@ -134,6 +134,8 @@ func (s *Server) routeTable() []route {
 		newRoute("GET /repos/{owner}/{repo}/pulls/{pull_number}/files", i, s.listPullFiles),
 		newRoute("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", i, s.mergePull),
 
+		newRoute("GET /repos/{owner}/{repo}/issues", i, s.listIssues),
+		newRoute("POST /repos/{owner}/{repo}/issues", i, s.createIssue),
 		newRoute("GET /repos/{owner}/{repo}/issues/{issue_number}", i, s.getIssue),
 		newRoute("PATCH /repos/{owner}/{repo}/issues/{issue_number}", i, s.updateIssue),
 		newRoute("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", i, s.listComments),

@@ -36,6 +36,12 @@ type GitHub interface {
 	GoGitHub() *github.Client
 }
 
+// Recorder is what the reconciler tells the status board (status.Recorder).
+type Recorder interface {
+	Changed(installationID int64, repo *github.Repository)
+	Failed(repo, what string, err error)
+}
+
 // Checks is what the reconciler asks of the check service (checkrun.Service).
 type Checks interface {
 	CheckPRIfStale(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest, staleAfter time.Duration) (checkrun.Outcome, bool, error)
@@ -69,6 +75,9 @@ type Runner struct {
 	GitHub func(installationID int64) (GitHub, error)
 	// Now is the clock (grace periods, repository intervals); nil is time.Now.
 	Now func() time.Time
+	// Recorder, when set, is told of every repository reconciled (so its dashboard is brought up to date)
+	// and of every repository whose reconcile failed, with the cause (the status page shows both).
+	Recorder Recorder
 
 	runs      *prometheus.CounterVec
 	conflicts *prometheus.GaugeVec
@@ -169,9 +178,14 @@ func (r *Runner) installation(ctx context.Context, id int64) error {
 	}
 	var errs []error
 	for _, repo := range repos {
-		if err := r.repository(ctx, gh, repo); err != nil {
+		err := r.repository(ctx, gh, repo)
+		if err != nil {
 			r.runs.WithLabelValues("error").Inc()
 			errs = append(errs, fmt.Errorf("%s: %w", repo.GetFullName(), err))
+		}
+		if r.Recorder != nil {
+			r.Recorder.Failed(repo.GetFullName(), "reconcile", err) // nil records nothing
+			r.Recorder.Changed(id, repo)
 		}
 	}
 	return errors.Join(errs...)

@@ -35,6 +35,8 @@ type Config struct {
 	Distributions []Distribution
 	// Reconcile configures the periodic reconciliation.
 	Reconcile Reconcile
+	// Dashboard keeps the "Storage dashboard" issue up to date (default true; false opts out).
+	Dashboard bool
 }
 
 // Channel is one channel and the branch that holds it.
@@ -88,6 +90,7 @@ func withDefaults(channels []Channel) *Config {
 		Commands:   Commands{Promote: map[string]Permission{}, Allow: Maintain, Rebuild: Maintain, Recheck: Triage},
 		Exceptions: ExceptionsConfig{Permission: Maintain},
 		Reconcile:  Reconcile{Interval: DefaultReconcileInterval},
+		Dashboard:  true,
 	}
 	for i, ch := range channels {
 		c.Rules[ch.Name] = policy.DefaultRules(i, len(channels))

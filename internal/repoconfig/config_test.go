@@ -89,6 +89,13 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name: "dashboard opted out",
+			yaml: "dashboard: false\n",
+			modify: func(c *Config) {
+				c.Dashboard = false
+			},
+		},
+		{
 			name: "aliases are followed",
 			yaml: "commands:\n  allow: &p admin\n  rebuild: *p\n",
 			modify: func(c *Config) {

@@ -238,7 +238,7 @@ func (p *parser) permission(n *yaml.Node, field string) (Permission, bool) {
 }
 
 var topKeys = []string{"channels", "rules", "fix_titles", "auto_merge_removals", "commands", "exceptions",
-	"distributions", "reconcile"}
+	"distributions", "reconcile", "dashboard"}
 
 // config parses the whole file. Channels come first: every other section refers to them.
 func (p *parser) config(root *yaml.Node) *Config {
@@ -270,6 +270,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 			cfg.Distributions = p.distributions(cfg, e.value, e.field)
 		case "reconcile":
 			p.reconcile(cfg, e.value, e.field)
+		case "dashboard":
+			cfg.Dashboard = p.boolean(e.value, e.field)
 		}
 	}
 	return cfg

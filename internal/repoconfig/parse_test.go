@@ -46,7 +46,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			yaml: "fix_titles: true\nfix_title: true\n",
-			want: []Error{at(2, 1, "fix_title", `unknown key "fix_title" (want channels, rules, fix_titles, auto_merge_removals, commands, exceptions, distributions, reconcile)`)},
+			want: []Error{at(2, 1, "fix_title", `unknown key "fix_title" (want channels, rules, fix_titles, auto_merge_removals, commands, exceptions, distributions, reconcile, dashboard)`)},
 		},
 		{
 			name: "unknown nested key",
@@ -82,7 +82,7 @@ func TestParseErrors(t *testing.T) {
 			name: "merge key",
 			yaml: "base: &b {allow: admin}\ncommands:\n  <<: *b\n",
 			want: []Error{
-				at(1, 1, "base", `unknown key "base" (want channels, rules, fix_titles, auto_merge_removals, commands, exceptions, distributions, reconcile)`),
+				at(1, 1, "base", `unknown key "base" (want channels, rules, fix_titles, auto_merge_removals, commands, exceptions, distributions, reconcile, dashboard)`),
 				at(3, 3, "commands", "merge keys (<<) are not supported; write the settings out"),
 			},
 		},
