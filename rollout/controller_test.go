@@ -270,9 +270,11 @@ func TestControllerConcurrentMergesRebuildEachDependentOnce(t *testing.T) {
 	if diff := cmp.Diff([]string{"production", "staging", "snapshot"}, e.gh.builds()); diff != "" {
 		t.Errorf("builds dispatched (-want +got):\n%s", diff)
 	}
-	for _, n := range []int{8, 10} {
-		if c := e.gh.commentsOn(n); len(c) != 1 || !strings.Contains(c[0], "apm@8.2.0") {
-			t.Errorf("comments on #%d = %q, want one live comment listing the production versions", n, c)
+	// Each PR is told the versions it brought, not every version of the deployment.
+	for n, want := range map[int]string{8: "apm@8.2.0", 10: "apm@8.3.0"} {
+		other := map[int]string{8: "apm@8.3.0", 10: "apm@8.2.0"}[n]
+		if c := e.gh.commentsOn(n); len(c) != 1 || !strings.Contains(c[0], want) || strings.Contains(c[0], other) {
+			t.Errorf("comments on #%d = %q, want one live comment naming %s and not %s", n, c, want, other)
 		}
 	}
 }
@@ -434,7 +436,7 @@ func TestControllerIdlePassCalls(t *testing.T) {
 	e.pass()
 	e.gh.mu.Lock()
 	defer e.gh.mu.Unlock()
-	want := map[string]int{"BranchHead": 3, "Deployments": 3, "WorkflowRuns": 3}
+	want := map[string]int{"BranchHeads": 1, "Deployments": 1}
 	if diff := cmp.Diff(want, e.gh.calls); diff != "" {
 		t.Errorf("calls of an idle pass (-want +got):\n%s", diff)
 	}
@@ -442,13 +444,18 @@ func TestControllerIdlePassCalls(t *testing.T) {
 
 func TestKeyRoundTrip(t *testing.T) {
 	k := Key{Distribution: "staging", Ref: "0123abc", BaseDeployment: 42}
-	got, ok := keyInTitle("storagebot build " + k.String())
-	if !ok || got != k {
-		t.Errorf("keyInTitle(%q) = %v, %v; want %v", k.String(), got, ok, k)
+	got, claim, ok := buildKeyInTitle("storagebot build " + BuildKey(k, 7))
+	if !ok || got != k || claim != 7 {
+		t.Errorf("buildKeyInTitle(%q) = %v, %d, %v; want %v, 7", BuildKey(k, 7), got, claim, ok, k)
 	}
 	for _, bad := range []string{"", "staging", "staging@", "@abc+1", "staging@abc+x", "staging@abc+-1"} {
 		if _, ok := ParseKey(bad); ok {
 			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+	for _, bad := range []string{"staging@abc+1", "staging@abc+1#", "staging@abc+1#0", "staging@abc+1#x", "staging@abc#3"} {
+		if _, _, ok := ParseBuildKey(bad); ok {
+			t.Errorf("ParseBuildKey(%q) accepted", bad)
 		}
 	}
 }

@@ -22,6 +22,8 @@ type Service struct {
 	Cache      *storage.ObjectCache
 	// Wake, when set, is woken by every trigger: a rollout waiting for a run re-reads it at once.
 	Wake *Waker
+	// States remembers deployments' final states between passes, so an idle pass does not read them again.
+	States *StateCache
 
 	ctx   context.Context // the server's lifetime: passes outlive the event that triggered them
 	mu    sync.Mutex
@@ -37,7 +39,7 @@ type repoPasses struct {
 
 // NewService builds a service whose passes run until ctx ends.
 func NewService(ctx context.Context, c *Controller, cache *storage.ObjectCache) *Service {
-	return &Service{Controller: c, Cache: cache, ctx: ctx, repos: map[string]*repoPasses{}}
+	return &Service{Controller: c, Cache: cache, States: NewStateCache(), ctx: ctx, repos: map[string]*repoPasses{}}
 }
 
 // Wait blocks until every pass has returned (after the service's context is cancelled, passes stop at
@@ -111,7 +113,7 @@ func (s *Service) PassWithConfig(ctx context.Context, client *github.Client, rep
 }
 
 func (s *Service) repo(client *github.Client, repo *github.Repository, cfg *repoconfig.Config) Repo {
-	return Repo{GitHub: &Client{GH: client, Owner: repo.GetOwner().GetLogin(), Repo: repo.GetName(), Cache: s.Cache}, Config: cfg}
+	return Repo{GitHub: &Client{GH: client, Owner: repo.GetOwner().GetLogin(), Repo: repo.GetName(), Cache: s.Cache, States: s.States}, Config: cfg}
 }
 
 // Rebuild answers `/rebuild [<distribution>]`: it starts the build and returns the reply. fallbackBranch is
