@@ -51,6 +51,7 @@ func Events() []Event {
 		{Name: "deployment_status", Why: "a finished deployment lets the distributions built on it follow"},
 		{Name: "installation", Why: "log which accounts installed or removed the App", Implicit: true},
 		{Name: "issue_comment", Why: "slash commands; edits of the bot's comments by others are logged as tampering"},
+		{Name: "push", Why: "a stack-version tag (8.12.0) builds an image tagged with it or is refused on its commit; a change of the package-registry version on one distribution branch opens the PRs bringing the others to it"},
 		{Name: "pull_request", Why: "check PRs into channel branches; the removal follow-up and the rollout when one merges; edits of the bot's PR bodies by others are logged"},
 		{Name: "workflow_run", Why: "a finished distribution build moves its rollout on"},
 	}
