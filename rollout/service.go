@@ -273,7 +273,6 @@ func stackVersionRun(ctx context.Context, client *github.Client, owner, name, sh
 	return nil
 }
 
-
 // registryModule is the Go module a storage branch's go.mod requires at its registry version.
 const registryModule = "github.com/elastic/package-registry"
 
