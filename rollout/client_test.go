@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-github/v50/github"
+
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
@@ -28,12 +30,13 @@ func TestClientIdlePassAgainstTheFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := repoconfig.Parse([]byte(`
+	const config = `
 distributions:
   - {name: production, image: r/p, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
   - {name: staging, image: r/s, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
   - {name: snapshot, image: r/n, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
-`))
+`
+	cfg, err := repoconfig.Parse([]byte(config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +84,31 @@ distributions:
 	for i := 0; i < 2; i++ {
 		if total := pass("idle pass"); total > len(cfg.Distributions) {
 			t.Errorf("idle pass made %d calls, want at most 1 per distribution", total)
+		}
+	}
+
+	// Through the service, as the reconciler and the webhooks trigger it, a pass also revalidates the
+	// configuration on the default branch: one more call, still at most one per distribution.
+	if _, err := repo.Commit("main", "config", map[string]*githubfake.File{repoconfig.Path: {Content: []byte(config)}}); err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(ctx, ctrl, nil)
+	ghRepo := &github.Repository{Owner: &github.User{Login: github.String("storage-org")}, Name: github.String("package-storage"),
+		FullName: github.String("storage-org/package-storage"), DefaultBranch: github.String("main")}
+	for i, name := range []string{"first service pass", "service pass"} {
+		s.ResetCalls()
+		steps, err := svc.Pass(ctx, gh, ghRepo)
+		if err != nil || len(steps) != 3 || steps[2].Action != ActionUpToDate {
+			t.Fatalf("%s: %v %+v", name, err, steps)
+		}
+		total := 0
+		for route, n := range s.CallCounts() {
+			t.Logf("%s: %3d  %s", name, n, route)
+			total += n
+		}
+		t.Logf("%s: %d API calls for %d distributions", name, total, len(cfg.Distributions))
+		if i == 1 && total > len(cfg.Distributions) {
+			t.Errorf("idle service pass made %d calls, want at most 1 per distribution", total)
 		}
 	}
 
