@@ -128,7 +128,7 @@ func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) 
 			continue
 		}
 		if older, ok := supersededBy(d, deps); ok {
-			retire(ctx, gh, d, older)
+			retire(ctx, gh, d, fmt.Sprintf("duplicate of deployment %d", older.ID))
 			continue
 		}
 		return d, true
@@ -136,9 +136,9 @@ func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) 
 	return Deployment{}, false
 }
 
-// retire marks claim dep inactive: deployment older builds the same Key.
-func retire(ctx context.Context, gh GitHub, dep, older Deployment) {
-	if err := gh.SetDeploymentState(ctx, dep.ID, StateInactive, fmt.Sprintf("duplicate of deployment %d", older.ID), ""); err != nil {
+// retire marks claim dep inactive, saying why: it builds nothing.
+func retire(ctx context.Context, gh GitHub, dep Deployment, why string) {
+	if err := gh.SetDeploymentState(ctx, dep.ID, StateInactive, why, ""); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Int64("deployment", dep.ID).Msg("retire a duplicate build claim")
 	}
 }
@@ -207,11 +207,11 @@ func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribu
 	fresh, err := gh.Deployments(ctx, []string{d.Name})
 	if err != nil {
 		// Whether another replica claimed it too is unknown: withdraw, the next pass claims again.
-		retire(ctx, gh, dep, dep)
+		retire(ctx, gh, dep, "withdrawn: the deployments could not be listed after the claim; the next pass claims again")
 		return ActionError, dep.ID, fmt.Sprintf("list the deployments of %s after claiming build %s: %v", d.Name, want, err)
 	}
 	if older, ok := supersededBy(dep, fresh[d.Name]); ok {
-		retire(ctx, gh, dep, older)
+		retire(ctx, gh, dep, fmt.Sprintf("duplicate of deployment %d", older.ID))
 		return ActionBuilding, older.ID, fmt.Sprintf("deployment %d already builds %s", older.ID, want)
 	}
 	if err := dispatchBuild(ctx, gh, d, want, dep.ID, baseImage); err != nil {

@@ -459,3 +459,55 @@ func TestKeyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerLostDispatchFailsTheClaim: a claimed build whose run never appears (the dispatch was lost,
+// or its replica died before sending it) fails once runAppearDeadline has passed, instead of staying in
+// flight forever.
+func TestControllerLostDispatchFailsTheClaim(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.merge(30, "production", Version{"apm", "9.3.0"})
+	if got := e.pass()["production"]; got != ActionDispatched {
+		t.Fatalf("production = %q, want %q", got, ActionDispatched)
+	}
+	e.gh.mu.Lock()
+	e.gh.runs = nil // GitHub never lists the run
+	e.gh.mu.Unlock()
+	if got := e.pass()["production"]; got != ActionBuilding {
+		t.Fatalf("production right after the dispatch = %q, want %q (runs appear within seconds)", got, ActionBuilding)
+	}
+	e.ctrl.Now = func() time.Time { return time.Now().Add(runAppearDeadline + time.Minute) }
+	if got := e.pass()["production"]; got != ActionFailed {
+		t.Fatalf("production past the deadline = %q, want %q", got, ActionFailed)
+	}
+	if c := e.gh.commentsOn(30); len(c) != 1 || !strings.Contains(c[0], "no run of build.yml builds") {
+		t.Errorf("comments on #30 = %q, want one saying the build run never appeared", c)
+	}
+}
+
+func TestStateCacheTrustsOnlyAnUnchangedFinalState(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := NewStateCache()
+	c.now = func() time.Time { return now }
+	t0 := now.Add(-time.Hour)
+	c.put(1, t0, StateSuccess, t0)
+	c.put(2, t0, StateInProgress, t0) // in flight: never cached
+	if st, _, ok := c.get(1, t0); !ok || st != StateSuccess {
+		t.Errorf("get(1) = %q, %v; want success", st, ok)
+	}
+	if _, _, ok := c.get(2, t0); ok {
+		t.Error("an in-progress state was cached")
+	}
+	if _, _, ok := c.get(1, t0.Add(time.Second)); ok {
+		t.Error("a deployment whose updated_at moved was answered from the cache")
+	}
+	now = now.Add(stateTTL + time.Second)
+	if _, _, ok := c.get(1, t0); ok {
+		t.Error("a state older than stateTTL was trusted")
+	}
+	var none *StateCache
+	none.put(3, t0, StateSuccess, t0)
+	if _, _, ok := none.get(3, t0); ok {
+		t.Error("a nil cache answered")
+	}
+}
