@@ -87,11 +87,17 @@ func (c *Controller) Pass(ctx context.Context, repo Repo) ([]Step, error) {
 	var steps []Step
 	var errs []error
 	for _, d := range repo.Config.Distributions {
+		want := Key{Distribution: d.Name, Ref: heads[d.Branch]}
+		if want.Ref == "" {
+			err := fmt.Errorf("distribution %s: branch %s does not exist: create it, or fix the distribution's branch in %s", d.Name, d.Branch, repoconfig.Path)
+			errs = append(errs, err)
+			steps = append(steps, Step{Distribution: d.Name, Action: ActionError, Detail: err.Error()})
+			continue
+		}
 		if d.Base != "" && !settled[d.Base] {
 			steps = append(steps, Step{Distribution: d.Name, Action: ActionWaiting, Detail: "base " + d.Base + " is not settled"})
 			continue
 		}
-		want := Key{Distribution: d.Name, Ref: heads[d.Branch]}
 		var base *Deployment
 		if d.Base != "" {
 			b := deployed[d.Base]
@@ -461,6 +467,9 @@ func (c *Controller) Rebuild(ctx context.Context, repo Repo, name string) (Key, 
 		return Key{}, fmt.Errorf("list the deployments of %s: %w", strings.Join(envs, " and "), err)
 	}
 	want := Key{Distribution: d.Name, Ref: heads[d.Branch]}
+	if want.Ref == "" {
+		return want, fmt.Errorf("branch %s does not exist: create it, or fix the distribution's branch in %s", d.Branch, repoconfig.Path)
+	}
 	var base *Deployment
 	if d.Base != "" {
 		if cur, ok := c.current(ctx, gh, all[d.Base]); ok && cur.InFlight() {

@@ -511,3 +511,21 @@ func TestStateCacheTrustsOnlyAnUnchangedFinalState(t *testing.T) {
 		t.Error("a nil cache answered")
 	}
 }
+
+// TestControllerMissingBranchStopsOnlyItsDistribution: a distribution whose branch does not exist is an
+// error naming the branch; the others still take their step.
+func TestControllerMissingBranchStopsOnlyItsDistribution(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.mu.Lock()
+	delete(e.gh.branches, "snapshot")
+	e.gh.mu.Unlock()
+	e.gh.merge(40, "production", Version{"apm", "9.4.0"})
+	steps, err := e.ctrl.Pass(context.Background(), Repo{GitHub: e.gh, Config: e.cfg})
+	if err == nil || !strings.Contains(err.Error(), "branch snapshot does not exist") {
+		t.Errorf("pass error = %v, want one naming the missing branch", err)
+	}
+	if steps[0].Action != ActionDispatched || steps[2].Action != ActionError {
+		t.Errorf("steps %+v, want production dispatched and snapshot in error", steps)
+	}
+}

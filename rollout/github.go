@@ -41,7 +41,10 @@ const (
 func (c *Client) BranchHeads(ctx context.Context, branches []string) (map[string]string, error) {
 	out := map[string]string{}
 	if len(branches) == 1 {
-		ref, _, err := c.GH.Git.GetRef(ctx, c.Owner, c.Repo, "heads/"+branches[0])
+		ref, resp, err := c.GH.Git.GetRef(ctx, c.Owner, c.Repo, "heads/"+branches[0])
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return out, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("get ref heads/%s: %w", branches[0], err)
 		}
@@ -52,12 +55,13 @@ func (c *Client) BranchHeads(ctx context.Context, branches []string) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("list the branch heads: %w", err)
 	}
-	for _, r := range refs {
-		out[strings.TrimPrefix(r.GetRef(), "refs/heads/")] = r.GetObject().GetSHA()
-	}
+	want := map[string]bool{}
 	for _, b := range branches {
-		if out[b] == "" {
-			return nil, fmt.Errorf("branch %s does not exist: create it, or fix the distribution's branch in .github/storagebot.yml", b)
+		want[b] = true
+	}
+	for _, r := range refs {
+		if b := strings.TrimPrefix(r.GetRef(), "refs/heads/"); want[b] {
+			out[b] = r.GetObject().GetSHA()
 		}
 	}
 	return out, nil

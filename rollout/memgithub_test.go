@@ -101,11 +101,9 @@ func (m *memGitHub) BranchHeads(_ context.Context, branches []string) (map[strin
 	}
 	out := map[string]string{}
 	for _, b := range branches {
-		h := m.branches[b]
-		if len(h) == 0 {
-			return nil, errMemNotFound
+		if h := m.branches[b]; len(h) > 0 {
+			out[b] = h[len(h)-1]
 		}
-		out[b] = h[len(h)-1]
 	}
 	return out, nil
 }

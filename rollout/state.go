@@ -184,7 +184,7 @@ func (v Version) String() string { return v.Package + "@" + v.Version }
 
 // GitHub is every GitHub call the controller makes, for one repository.
 type GitHub interface {
-	// BranchHeads returns the SHA at the head of each branch (an error when one does not exist).
+	// BranchHeads returns the SHA at the head of each branch; a branch that does not exist is absent.
 	BranchHeads(ctx context.Context, branches []string) (map[string]string, error)
 	// Deployments returns, per environment, its newest deployments, newest first, each with its latest
 	// state, down to the newest successful one.
