@@ -117,6 +117,7 @@ func (a *App) Handlers() []githubapp.EventHandler {
 		&Installation{},
 		&WorkflowRun{app: a},
 		&DeploymentStatus{app: a},
+		&Push{app: a},
 	}
 }
 

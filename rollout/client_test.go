@@ -2,14 +2,20 @@ package rollout
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
+
+	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
 
-// TestClientIdlePassAgainstTheFake runs a pass through the go-github seam against the fake GitHub with every
-// distribution up to date, and reports the API calls it costs (docs/benchmarks-rollout.md).
+// TestClientIdlePassAgainstTheFake runs passes through the go-github seam against the fake GitHub with every
+// distribution up to date, and reports the API calls they cost (docs/benchmarks-rollout.md): the first pass
+// of a process also reads each newest deployment's state; later ones only revalidate the branch heads and the
+// deployments list.
 func TestClientIdlePassAgainstTheFake(t *testing.T) {
 	ctx := context.Background()
 	s := githubfake.New(githubfake.Options{Logf: t.Logf})
@@ -24,20 +30,21 @@ func TestClientIdlePassAgainstTheFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := repoconfig.Parse([]byte(`
+	const config = `
 distributions:
   - {name: production, image: r/p, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
   - {name: staging, image: r/s, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
   - {name: snapshot, image: r/n, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
-`))
+`
+	cfg, err := repoconfig.Parse([]byte(config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{GH: gh, Owner: "storage-org", Repo: "package-storage"}
+	c := &Client{GH: gh, Owner: "storage-org", Repo: "package-storage", States: NewStateCache()}
 	// Record every distribution as deployed at its branch head on its base's deployment.
 	var base int64
 	for _, d := range cfg.Distributions {
-		p := Payload{Distribution: d.Name, Ref: repo.BranchSHA(d.Branch), Base: d.Base, BaseDeployment: base, Image: d.Image + ":x", BuildRun: 1}
+		p := Payload{Distribution: d.Name, Ref: repo.BranchSHA(d.Branch), Base: d.Base, BaseDeployment: base, Image: d.Image + ":x"}
 		dep, err := c.CreateDeployment(ctx, d.Name, d.Branch, p)
 		if err != nil {
 			t.Fatalf("create deployment: %v", err)
@@ -51,23 +58,70 @@ distributions:
 		t.Fatal("an idle pass rolled something out")
 		return nil, nil
 	}}
-	s.ResetCalls()
-	steps, err := ctrl.Pass(ctx, Repo{GitHub: c, Config: cfg})
-	if err != nil {
-		t.Fatalf("pass: %v", err)
+	pass := func(name string) int {
+		t.Helper()
+		s.ResetCalls()
+		steps, err := ctrl.Pass(ctx, Repo{GitHub: c, Config: cfg})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, st := range steps {
+			if st.Action != ActionUpToDate {
+				t.Errorf("%s: %s: %s, want up to date", name, st.Distribution, st.Action)
+			}
+		}
+		total := 0
+		for route, n := range s.CallCounts() {
+			t.Logf("%s: %3d  %s", name, n, route)
+			total += n
+		}
+		t.Logf("%s: %d API calls for %d distributions", name, total, len(cfg.Distributions))
+		return total
 	}
-	for _, st := range steps {
-		if st.Action != ActionUpToDate {
-			t.Errorf("%s: %s, want up to date", st.Distribution, st.Action)
+	if total := pass("first idle pass"); total > 2+len(cfg.Distributions) {
+		t.Errorf("first idle pass made %d calls, want at most 2 and one state read per distribution", total)
+	}
+	for i := 0; i < 2; i++ {
+		if total := pass("idle pass"); total > len(cfg.Distributions) {
+			t.Errorf("idle pass made %d calls, want at most 1 per distribution", total)
 		}
 	}
-	total := 0
-	for route, n := range s.CallCounts() {
-		t.Logf("%3d  %s", n, route)
-		total += n
+
+	// Through the service, as the reconciler and the webhooks trigger it, a pass also revalidates the
+	// configuration on the default branch: one more call, still at most one per distribution.
+	if _, err := repo.Commit("main", "config", map[string]*githubfake.File{repoconfig.Path: {Content: []byte(config)}}); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("idle pass: %d API calls for %d distributions", total, len(cfg.Distributions))
-	if total > 4*len(cfg.Distributions) {
-		t.Errorf("idle pass made %d calls, want at most 4 per distribution", total)
+	svc := NewService(ctx, ctrl, nil)
+	ghRepo := &github.Repository{Owner: &github.User{Login: github.String("storage-org")}, Name: github.String("package-storage"),
+		FullName: github.String("storage-org/package-storage"), DefaultBranch: github.String("main")}
+	for i, name := range []string{"first service pass", "service pass"} {
+		s.ResetCalls()
+		steps, err := svc.Pass(ctx, gh, ghRepo)
+		if err != nil || len(steps) != 3 || steps[2].Action != ActionUpToDate {
+			t.Fatalf("%s: %v %+v", name, err, steps)
+		}
+		total := 0
+		for route, n := range s.CallCounts() {
+			t.Logf("%s: %3d  %s", name, n, route)
+			total += n
+		}
+		t.Logf("%s: %d API calls for %d distributions", name, total, len(cfg.Distributions))
+		if i == 1 && total > len(cfg.Distributions) {
+			t.Errorf("idle service pass made %d calls, want at most 1 per distribution", total)
+		}
+	}
+
+	// A change made behind the controller's back (a webhook it never got) is still seen by the next pass.
+	if _, err := repo.Commit("staging", "direct push", map[string]*githubfake.File{"README.md": {Content: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.Target = func(GitHub, repoconfig.Distribution) (Target, error) { return nil, errors.New("not reached") }
+	steps, err := ctrl.Pass(ctx, Repo{GitHub: c, Config: cfg})
+	if err != nil {
+		t.Fatalf("pass after a push: %v", err)
+	}
+	if steps[1].Action != ActionFailed || !strings.Contains(steps[1].Detail, "the build could not be started") {
+		t.Errorf("staging after a push nobody announced: %s (%s), want a build claimed and its dispatch refused (no build workflow)", steps[1].Action, steps[1].Detail)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,7 +20,8 @@ type Repo struct {
 	Config *repoconfig.Config
 }
 
-// Controller takes every distribution of a repository one step towards its desired state per pass.
+// Controller takes every distribution of a repository one step towards its desired state per pass. It keeps
+// no state of its own: every replica, and every restart, reads where each rollout stands from GitHub.
 type Controller struct {
 	// Target returns where a distribution rolls out.
 	Target func(gh GitHub, d repoconfig.Distribution) (Target, error)
@@ -29,35 +29,11 @@ type Controller struct {
 	Registry Registry
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-
-	mu         sync.Mutex
-	dispatched map[Key]time.Time // builds this process dispatched, until GitHub lists their runs
 }
 
-// dispatchGrace is how long a dispatched build may stay unlisted before it is dispatched again.
-const dispatchGrace = 2 * time.Minute
-
-func (c *Controller) recentlyDispatched(k Key) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.dispatched[k]
-	return ok && c.now().Sub(t) < dispatchGrace
-}
-
-func (c *Controller) noteDispatch(k Key) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dispatched == nil {
-		c.dispatched = map[Key]time.Time{}
-	}
-	now := c.now()
-	for old, t := range c.dispatched {
-		if now.Sub(t) >= dispatchGrace {
-			delete(c.dispatched, old)
-		}
-	}
-	c.dispatched[k] = now
-}
+// runAppearDeadline is how long a claimed build may go without GitHub listing its run (it lists a dispatched
+// run within seconds) before the claim is failed: its dispatch was lost, or its creator died before sending it.
+const runAppearDeadline = 5 * time.Minute
 
 // Action says what a pass did, or found, for one distribution.
 type Action string
@@ -87,12 +63,37 @@ type Step struct {
 
 // Pass takes each distribution, bases first, one step further and reports what it did. A dependent is only
 // looked at once its base runs the build it wants, so it is rebuilt once per base change, not once per merge.
+//
+// A pass reads every branch head in one call and every environment's deployments in one more (the client
+// revalidates both with ETags and knows the state of a finished deployment that has not changed since), so a
+// pass with nothing to do costs two requests whatever the number of distributions; a missed webhook is still
+// caught, because each pass reads the heads and deployments again.
 func (c *Controller) Pass(ctx context.Context, repo Repo) ([]Step, error) {
+	gh := repo.GitHub
+	var branches, envs []string
+	for _, d := range repo.Config.Distributions {
+		branches, envs = append(branches, d.Branch), append(envs, d.Name)
+	}
+	heads, err := gh.BranchHeads(ctx, branches)
+	if err != nil {
+		return nil, fmt.Errorf("read the heads of the distribution branches: %w", err)
+	}
+	all, err := gh.Deployments(ctx, envs)
+	if err != nil {
+		return nil, fmt.Errorf("list the deployments of the distributions: %w", err)
+	}
 	deployed := map[string]Deployment{}
 	settled := map[string]bool{}
 	var steps []Step
 	var errs []error
 	for _, d := range repo.Config.Distributions {
+		want := Key{Distribution: d.Name, Ref: heads[d.Branch]}
+		if want.Ref == "" {
+			err := fmt.Errorf("distribution %s: branch %s does not exist: create it, or fix the distribution's branch in %s", d.Name, d.Branch, repoconfig.Path)
+			errs = append(errs, err)
+			steps = append(steps, Step{Distribution: d.Name, Action: ActionError, Detail: err.Error()})
+			continue
+		}
 		if d.Base != "" && !settled[d.Base] {
 			steps = append(steps, Step{Distribution: d.Name, Action: ActionWaiting, Detail: "base " + d.Base + " is not settled"})
 			continue
@@ -100,9 +101,9 @@ func (c *Controller) Pass(ctx context.Context, repo Repo) ([]Step, error) {
 		var base *Deployment
 		if d.Base != "" {
 			b := deployed[d.Base]
-			base = &b
+			base, want.BaseDeployment = &b, b.ID
 		}
-		st, dep, err := c.step(ctx, repo, d, base, false)
+		st, dep, err := c.step(ctx, repo, d, want, base, all[d.Name], false)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("distribution %s: %w", d.Name, err))
 			st.Action, st.Detail = ActionError, err.Error()
@@ -124,112 +125,134 @@ func (c *Controller) now() time.Time {
 	return time.Now()
 }
 
-// desired reads what distribution d should run: its branch head on the base's current deployment.
-func desired(ctx context.Context, gh GitHub, d repoconfig.Distribution, base *Deployment) (Key, error) {
-	head, err := gh.BranchHead(ctx, d.Branch)
-	if err != nil {
-		return Key{}, fmt.Errorf("read the head of %s: %w", d.Branch, err)
+// current returns the deployment that says where distribution's rollout stands: the newest one that is not
+// inactive and not a redundant claim. Redundant claims (a replica lost the race for a build, or died before
+// retiring its claim) are retired on the way, best effort.
+func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) (Deployment, bool) {
+	for _, d := range deps {
+		if d.State == StateInactive {
+			continue
+		}
+		if older, ok := supersededBy(d, deps); ok {
+			retire(ctx, gh, d, fmt.Sprintf("duplicate of deployment %d", older.ID))
+			continue
+		}
+		return d, true
 	}
-	k := Key{Distribution: d.Name, Ref: head}
-	if base != nil {
-		k.BaseDeployment = base.ID
-	}
-	return k, nil
+	return Deployment{}, false
 }
 
-// step takes distribution d one step: finish a rollout in flight, record a finished build, dispatch a build.
-// It returns the deployment that runs when the distribution is settled.
-func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribution, base *Deployment, resumed bool) (Step, Deployment, error) {
+// retire marks claim dep inactive, saying why: it builds nothing.
+func retire(ctx context.Context, gh GitHub, dep Deployment, why string) {
+	if err := gh.SetDeploymentState(ctx, dep.ID, StateInactive, why, ""); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Int64("deployment", dep.ID).Msg("retire a duplicate build claim")
+	}
+}
+
+// step takes distribution d one step towards want: finish a rollout in flight, follow a claimed build,
+// or claim and dispatch a new build. It returns the deployment that runs when the distribution is settled.
+func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribution, want Key, base *Deployment, deps []Deployment, resumed bool) (Step, Deployment, error) {
 	gh := repo.GitHub
-	want, err := desired(ctx, gh, d, base)
 	st := Step{Distribution: d.Name, Key: want}
-	if err != nil {
-		return st, Deployment{}, err
-	}
-	deps, err := gh.Deployments(ctx, d.Name)
-	if err != nil {
-		return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
-	}
-	lastOK, _ := lastSuccess(deps)
-	if len(deps) > 0 && deps[0].InFlight() {
-		// A build already recorded is rolled out before anything else: its image exists and a restart
-		// must not build it again.
-		dep := deps[0]
-		st.Deployment = dep.ID
-		st.Action, st.Detail = c.finish(ctx, repo, d, dep)
+	cur, has := c.current(ctx, gh, deps)
+	if has && cur.InFlight() {
+		st.Deployment = cur.ID
+		if cur.Building() {
+			st.Action, st.Detail = c.followBuild(ctx, repo, d, cur)
+		} else {
+			// A build already made is rolled out before anything else: its image exists and a restart must
+			// not build it again.
+			st.Action, st.Detail = c.finish(ctx, repo, d, cur)
+		}
 		switch {
-		case st.Action == ActionDeployed && dep.Payload.Key() == want:
-			dep.State = StateSuccess
-			return st, dep, nil
+		case st.Action == ActionDeployed && cur.Payload.Key() == want:
+			cur.State = StateSuccess
+			return st, cur, nil
 		case st.Action == ActionDeployed && !resumed:
 			// An older build went live; the desired one is next, in this same pass.
-			return c.step(ctx, repo, d, base, true)
+			fresh, err := gh.Deployments(ctx, []string{d.Name})
+			if err != nil {
+				return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
+			}
+			return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
 		}
 		return st, Deployment{}, nil
 	}
-	runs, err := gh.WorkflowRuns(ctx, d.Build.Workflow, d.Branch)
-	if err != nil {
-		return st, Deployment{}, fmt.Errorf("list the runs of %s: %w", d.Build.Workflow, err)
-	}
-	run, hasRun := newestRun(runs, want)
-	if len(deps) > 0 && deps[0].Payload.Key() == want && (!hasRun || run.ID <= deps[0].Payload.BuildRun) {
-		dep := deps[0]
-		st.Deployment = dep.ID
-		if dep.State == StateSuccess {
+	if has && cur.Payload.Key() == want {
+		st.Deployment = cur.ID
+		if cur.State == StateSuccess {
 			st.Action = ActionUpToDate
-			return st, dep, nil
+			return st, cur, nil
 		}
-		st.Action, st.Detail = ActionStopped, "deployment "+dep.State+"; comment /rebuild "+d.Name+" to retry"
+		st.Action, st.Detail = ActionStopped, "deployment "+cur.State+"; comment /rebuild "+d.Name+" to retry"
 		return st, Deployment{}, nil
 	}
+	lastOK, _ := lastSuccess(deps)
+	st.Action, st.Deployment, st.Detail = c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, false)
+	if st.Action == ActionError {
+		return st, Deployment{}, errors.New(st.Detail)
+	}
+	return st, Deployment{}, nil
+}
+
+// claim records the build of want as a new deployment, then dispatches it unless an older claim of the same
+// build exists: GitHub decides between replicas racing for one build, and only one of them dispatches.
+func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribution, want Key, base *Deployment, previousRef string, rebuild bool) (Action, int64, string) {
+	gh := repo.GitHub
 	var baseImage string
 	if base != nil {
 		baseImage = base.Payload.Image
 	}
 	payload := Payload{Distribution: d.Name, Ref: want.Ref, Base: d.Base, BaseDeployment: want.BaseDeployment,
-		BaseImage: baseImage, Image: d.Image + ":" + want.Ref, PreviousRef: lastOK.Ref}
-	switch {
-	case !hasRun && c.recentlyDispatched(want):
-		// GitHub lists a dispatched run a few seconds after answering 204; dispatching again would build twice.
-		st.Action, st.Detail = ActionBuilding, "dispatched, run not listed yet"
-		return st, Deployment{}, nil
-	case !hasRun:
-		c.noteDispatch(want)
-		if err := dispatchBuild(ctx, gh, d, want, baseImage); err != nil {
-			// A build that cannot even start (missing workflow, bad inputs) is recorded as a failed
-			// deployment, so it is reported once and the chain stops instead of retrying every pass.
-			return c.recordFailure(ctx, repo, d, st, payload, "the build could not be started: "+err.Error())
-		}
-		st.Action = ActionDispatched
-		return st, Deployment{}, nil
-	case !run.Completed():
-		if c.now().Sub(run.Created) > d.Build.Timeout {
-			payload.BuildRun = run.ID
-			return c.recordFailure(ctx, repo, d, st, payload,
-				fmt.Sprintf("build run %s did not finish within %s", run.URL, d.Build.Timeout))
-		}
-		st.Action, st.Detail = ActionBuilding, run.URL
-		return st, Deployment{}, nil
-	case run.Conclusion != "success":
-		payload.BuildRun = run.ID
-		return c.recordFailure(ctx, repo, d, st, payload, fmt.Sprintf("build run %s ended %s", run.URL, run.Conclusion))
-	}
-	payload.BuildRun = run.ID
+		BaseImage: baseImage, Image: d.Image + ":" + want.Ref, PreviousRef: previousRef, Rebuild: rebuild}
 	dep, err := gh.CreateDeployment(ctx, d.Name, want.Ref, payload)
 	if err != nil {
-		return st, Deployment{}, fmt.Errorf("record build run %d as a deployment of %s: %w", run.ID, d.Name, err)
+		return ActionError, 0, fmt.Sprintf("claim the build %s as a deployment: %v", want, err)
 	}
-	st.Deployment = dep.ID
-	st.Action, st.Detail = c.finish(ctx, repo, d, dep)
-	if st.Action == ActionDeployed {
-		dep.State = StateSuccess
-		return st, dep, nil
+	dep.State = ""
+	fresh, err := gh.Deployments(ctx, []string{d.Name})
+	if err != nil {
+		// Whether another replica claimed it too is unknown: withdraw, the next pass claims again.
+		retire(ctx, gh, dep, "withdrawn: the deployments could not be listed after the claim; the next pass claims again")
+		return ActionError, dep.ID, fmt.Sprintf("list the deployments of %s after claiming build %s: %v", d.Name, want, err)
 	}
-	return st, Deployment{}, nil
+	if older, ok := supersededBy(dep, fresh[d.Name]); ok {
+		retire(ctx, gh, dep, fmt.Sprintf("duplicate of deployment %d", older.ID))
+		return ActionBuilding, older.ID, fmt.Sprintf("deployment %d already builds %s", older.ID, want)
+	}
+	if err := dispatchBuild(ctx, gh, d, want, dep.ID, baseImage); err != nil {
+		// A build that cannot even start (missing workflow, bad inputs) fails its claim, so it is reported
+		// once and the chain stops instead of retrying every pass.
+		return ActionFailed, dep.ID, c.fail(ctx, repo, d, dep, "the build could not be started: "+err.Error())
+	}
+	return ActionDispatched, dep.ID, ""
 }
 
-// dispatchBuild starts the build workflow for key.
-func dispatchBuild(ctx context.Context, gh GitHub, d repoconfig.Distribution, key Key, baseImage string) error {
+// followBuild looks at the build run of claim dep: waiting, failed, or done — then it rolls out.
+func (c *Controller) followBuild(ctx context.Context, repo Repo, d repoconfig.Distribution, dep Deployment) (Action, string) {
+	runs, err := repo.GitHub.WorkflowRuns(ctx, d.Build.Workflow, d.Branch)
+	if err != nil {
+		return ActionError, fmt.Sprintf("list the runs of %s: %v", d.Build.Workflow, err)
+	}
+	run, ok := runOf(runs, dep.ID)
+	switch {
+	case !ok && c.now().Sub(dep.Created) > runAppearDeadline:
+		return ActionFailed, c.fail(ctx, repo, d, dep, fmt.Sprintf("no run of %s builds %s %s after its dispatch",
+			d.Build.Workflow, BuildKey(dep.Payload.Key(), dep.ID), runAppearDeadline))
+	case !ok:
+		return ActionBuilding, "dispatched, run not listed yet"
+	case !run.Completed() && c.now().Sub(run.Created) > d.Build.Timeout:
+		return ActionFailed, c.fail(ctx, repo, d, dep, fmt.Sprintf("build run %s did not finish within %s", run.URL, d.Build.Timeout))
+	case !run.Completed():
+		return ActionBuilding, run.URL
+	case run.Conclusion != "success":
+		return ActionFailed, c.fail(ctx, repo, d, dep, fmt.Sprintf("build run %s ended %s", run.URL, run.Conclusion))
+	}
+	return c.finish(ctx, repo, d, dep)
+}
+
+// dispatchBuild starts the build workflow for key, claimed by deployment claim.
+func dispatchBuild(ctx context.Context, gh GitHub, d repoconfig.Distribution, key Key, claim int64, baseImage string) error {
 	inputs := map[string]string{}
 	for k, v := range d.Build.Inputs {
 		inputs[k] = v
@@ -237,23 +260,11 @@ func dispatchBuild(ctx context.Context, gh GitHub, d repoconfig.Distribution, ke
 	inputs["distribution"] = d.Name
 	inputs["ref"] = key.Ref
 	inputs["base_image"] = baseImage
-	inputs["build_key"] = key.String()
+	inputs["build_key"] = BuildKey(key, claim)
 	if err := gh.DispatchWorkflow(ctx, d.Build.Workflow, d.Branch, inputs); err != nil {
 		return fmt.Errorf("dispatch %s on %s: %w", d.Build.Workflow, d.Branch, err)
 	}
 	return nil
-}
-
-// recordFailure records a build that failed as a deployment with a failure status, and tells the PRs.
-func (c *Controller) recordFailure(ctx context.Context, repo Repo, d repoconfig.Distribution, st Step, p Payload, reason string) (Step, Deployment, error) {
-	dep, err := repo.GitHub.CreateDeployment(ctx, d.Name, p.Ref, p)
-	if err != nil {
-		return st, Deployment{}, fmt.Errorf("record the failed build of %s: %w", d.Name, err)
-	}
-	st.Deployment = dep.ID
-	c.fail(ctx, repo, d, dep, reason)
-	st.Action, st.Detail = ActionFailed, reason
-	return st, Deployment{}, nil
 }
 
 // finish rolls deployment dep out, verifies it and sets its final status.
@@ -278,9 +289,10 @@ func (c *Controller) finish(ctx context.Context, repo Repo, d repoconfig.Distrib
 		}
 		return ActionFailed, c.fail(ctx, repo, d, dep, "rollout failed: "+err.Error())
 	}
+	from, to := dep.Payload.PreviousRef, dep.Payload.Ref
 	var versions []Version
-	if dep.Payload.PreviousRef != "" && dep.Payload.PreviousRef != dep.Payload.Ref {
-		if versions, err = gh.AddedVersions(ctx, dep.Payload.PreviousRef, dep.Payload.Ref); err != nil {
+	if from != "" && from != to {
+		if versions, err = gh.AddedVersions(ctx, from, to); err != nil {
 			return ActionError, fmt.Sprintf("list the versions deployment %d added: %v", dep.ID, err)
 		}
 	}
@@ -292,14 +304,18 @@ func (c *Controller) finish(ctx context.Context, repo Repo, d repoconfig.Distrib
 			return ActionFailed, c.fail(ctx, repo, d, dep, "verification failed: "+err.Error())
 		}
 	}
-	prs, err := gh.MergedPulls(ctx, d.Branch, dep.Payload.PreviousRef, dep.Payload.Ref)
+	prs, err := gh.MergedPulls(ctx, d.Branch, from, to)
 	if err != nil {
 		log.Warn().Err(err).Msg("find the pull requests a deployment brought; none is told")
 	}
-	body := liveComment(d, dep, versions)
-	for _, n := range prs {
-		if err := gh.CommentOnce(ctx, n, marker("live", d.Name, dep.ID), body); err != nil {
-			log.Warn().Err(err).Int("pr", n).Msg("tell a pull request its change is live")
+	brought, err := versionsByPull(ctx, gh, prs, from, versions)
+	if err != nil {
+		return ActionError, fmt.Sprintf("list the versions each pull request of deployment %d added: %v", dep.ID, err)
+	}
+	for _, pr := range prs {
+		body := liveComment(d, dep, brought[pr.Number])
+		if err := gh.CommentOnce(ctx, pr.Number, marker("live", d.Name, dep.ID), body); err != nil {
+			log.Warn().Err(err).Int("pr", pr.Number).Msg("tell a pull request its change is live")
 		}
 	}
 	if err := gh.SetDeploymentState(ctx, dep.ID, StateSuccess, trim("live: "+dep.Payload.Image), d.Verify.Registry); err != nil {
@@ -307,6 +323,35 @@ func (c *Controller) finish(ctx context.Context, repo Repo, d repoconfig.Distrib
 	}
 	log.Info().Str("image", dep.Payload.Image).Int("versions", len(versions)).Msg("distribution deployed")
 	return ActionDeployed, dep.Payload.Image
+}
+
+// versionsByPull splits the versions a deployment added (from..) among the pull requests that brought them,
+// taken in merge order: a pull request brought what its merge commit holds and the previous merge (or from)
+// did not. A version added and removed again within the range is claimed by nobody.
+func versionsByPull(ctx context.Context, gh GitHub, prs []MergedPull, from string, added []Version) (map[int][]Version, error) {
+	out := map[int][]Version{}
+	if len(prs) == 1 {
+		out[prs[0].Number] = added
+		return out, nil
+	}
+	live := map[Version]bool{}
+	for _, v := range added {
+		live[v] = true
+	}
+	prev := from
+	for _, pr := range prs {
+		vs, err := gh.AddedVersions(ctx, prev, pr.MergeSHA)
+		if err != nil {
+			return nil, fmt.Errorf("versions of #%d (%s..%s): %w", pr.Number, prev, pr.MergeSHA, err)
+		}
+		for _, v := range vs {
+			if live[v] {
+				out[pr.Number] = append(out[pr.Number], v)
+			}
+		}
+		prev = pr.MergeSHA
+	}
+	return out, nil
 }
 
 // fail marks dep failed, tells the PRs that caused it what to fix, and returns reason.
@@ -321,9 +366,9 @@ func (c *Controller) fail(ctx context.Context, repo Repo, d repoconfig.Distribut
 	body := fmt.Sprintf("❌ **%s** was not rolled out: %s.\n\nNothing after it in the chain (%s) was rebuilt. "+
 		"Fix the cause, then comment `/rebuild %s` (needs maintain permission) to build and roll it out again.\n\n%s",
 		d.Name, reason, dependentsText(repo.Config, d.Name), d.Name, marker("failed", d.Name, dep.ID))
-	for _, n := range prs {
-		if err := gh.CommentOnce(ctx, n, marker("failed", d.Name, dep.ID), body); err != nil {
-			log.Warn().Err(err).Int("pr", n).Msg("report a failed rollout on a pull request")
+	for _, pr := range prs {
+		if err := gh.CommentOnce(ctx, pr.Number, marker("failed", d.Name, dep.ID), body); err != nil {
+			log.Warn().Err(err).Int("pr", pr.Number).Msg("report a failed rollout on a pull request")
 		}
 	}
 	if err := gh.SetDeploymentState(ctx, dep.ID, StateFailure, trim(reason), ""); err != nil {
@@ -343,6 +388,7 @@ func dependentsText(cfg *repoconfig.Config, name string) string {
 	return strings.Join(names, ", ")
 }
 
+// liveComment tells one pull request that the versions it brought are live.
 func liveComment(d repoconfig.Distribution, dep Deployment, versions []Version) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "🚀 Now live on **%s** (`%s`)", d.Name, dep.Payload.Image)
@@ -383,12 +429,12 @@ func lastSuccess(deps []Deployment) (Deployment, bool) {
 	return Deployment{}, false
 }
 
-// newestRun returns the newest run building key.
-func newestRun(runs []Run, key Key) (Run, bool) {
+// runOf returns the newest run building the deployment claim.
+func runOf(runs []Run, claim int64) (Run, bool) {
 	sorted := append([]Run(nil), runs...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].ID > sorted[j].ID })
 	for _, r := range sorted {
-		if k, ok := keyInTitle(r.Title); ok && k == key {
+		if _, id, ok := buildKeyInTitle(r.Title); ok && id == claim {
 			return r, true
 		}
 	}
@@ -400,47 +446,51 @@ var ErrBusy = errors.New("a build or rollout is in flight")
 
 // Rebuild starts a new build of distribution name at its desired state, even when that state was deployed or
 // failed before; its dependents follow once it is deployed. It refuses while the distribution or its base is
-// in flight (ErrBusy), so a retry never races the build it would replace.
+// in flight (ErrBusy), so a retry never races the build it would replace; two /rebuild comments at once claim
+// the same build and only the older claim is dispatched.
 func (c *Controller) Rebuild(ctx context.Context, repo Repo, name string) (Key, error) {
 	d, ok := repo.Config.DistributionByName(name)
 	if !ok {
 		return Key{}, fmt.Errorf("no distribution %q", name)
 	}
 	gh := repo.GitHub
-	var base *Deployment
-	var baseImage string
+	envs := []string{d.Name}
 	if d.Base != "" {
-		bdeps, err := gh.Deployments(ctx, d.Base)
-		if err != nil {
-			return Key{}, fmt.Errorf("list the deployments of %s: %w", d.Base, err)
+		envs = append(envs, d.Base)
+	}
+	heads, err := gh.BranchHeads(ctx, []string{d.Branch})
+	if err != nil {
+		return Key{}, fmt.Errorf("read the head of %s: %w", d.Branch, err)
+	}
+	all, err := gh.Deployments(ctx, envs)
+	if err != nil {
+		return Key{}, fmt.Errorf("list the deployments of %s: %w", strings.Join(envs, " and "), err)
+	}
+	want := Key{Distribution: d.Name, Ref: heads[d.Branch]}
+	if want.Ref == "" {
+		return want, fmt.Errorf("branch %s does not exist: create it, or fix the distribution's branch in %s", d.Branch, repoconfig.Path)
+	}
+	var base *Deployment
+	if d.Base != "" {
+		if cur, ok := c.current(ctx, gh, all[d.Base]); ok && cur.InFlight() {
+			return want, fmt.Errorf("%w: base %s is rolling out; %s follows by itself", ErrBusy, d.Base, name)
 		}
-		if len(bdeps) > 0 && bdeps[0].InFlight() {
-			return Key{}, fmt.Errorf("%w: base %s is rolling out; %s follows by itself", ErrBusy, d.Base, name)
-		}
-		b, ok := lastSuccess(bdeps)
+		b, ok := lastSuccess(all[d.Base])
 		if !ok {
-			return Key{}, fmt.Errorf("base %s has never been deployed: rebuild it first", d.Base)
+			return want, fmt.Errorf("base %s has never been deployed: rebuild it first", d.Base)
 		}
-		base, baseImage = &b, b.Payload.Image
+		base, want.BaseDeployment = &b, b.ID
 	}
-	want, err := desired(ctx, gh, d, base)
-	if err != nil {
-		return Key{}, err
+	if cur, ok := c.current(ctx, gh, all[d.Name]); ok && cur.InFlight() {
+		return want, fmt.Errorf("%w: deployment %d of %s is building or rolling out", ErrBusy, cur.ID, name)
 	}
-	deps, err := gh.Deployments(ctx, d.Name)
-	if err != nil {
-		return want, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
+	lastOK, _ := lastSuccess(all[d.Name])
+	action, id, detail := c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, true)
+	switch action {
+	case ActionDispatched:
+		return want, nil
+	case ActionBuilding:
+		return want, fmt.Errorf("%w: %s", ErrBusy, detail)
 	}
-	if len(deps) > 0 && deps[0].InFlight() {
-		return want, fmt.Errorf("%w: deployment %d of %s is rolling out", ErrBusy, deps[0].ID, name)
-	}
-	runs, err := gh.WorkflowRuns(ctx, d.Build.Workflow, d.Branch)
-	if err != nil {
-		return want, fmt.Errorf("list the runs of %s: %w", d.Build.Workflow, err)
-	}
-	if run, ok := newestRun(runs, want); ok && !run.Completed() {
-		return want, fmt.Errorf("%w: build run %s is still running", ErrBusy, run.URL)
-	}
-	c.noteDispatch(want)
-	return want, dispatchBuild(ctx, gh, d, want, baseImage)
+	return want, fmt.Errorf("deployment %d: %s", id, detail)
 }

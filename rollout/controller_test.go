@@ -270,9 +270,11 @@ func TestControllerConcurrentMergesRebuildEachDependentOnce(t *testing.T) {
 	if diff := cmp.Diff([]string{"production", "staging", "snapshot"}, e.gh.builds()); diff != "" {
 		t.Errorf("builds dispatched (-want +got):\n%s", diff)
 	}
-	for _, n := range []int{8, 10} {
-		if c := e.gh.commentsOn(n); len(c) != 1 || !strings.Contains(c[0], "apm@8.2.0") {
-			t.Errorf("comments on #%d = %q, want one live comment listing the production versions", n, c)
+	// Each PR is told the versions it brought, not every version of the deployment.
+	for n, want := range map[int]string{8: "apm@8.2.0", 10: "apm@8.3.0"} {
+		other := map[int]string{8: "apm@8.3.0", 10: "apm@8.2.0"}[n]
+		if c := e.gh.commentsOn(n); len(c) != 1 || !strings.Contains(c[0], want) || strings.Contains(c[0], other) {
+			t.Errorf("comments on #%d = %q, want one live comment naming %s and not %s", n, c, want, other)
 		}
 	}
 }
@@ -434,7 +436,7 @@ func TestControllerIdlePassCalls(t *testing.T) {
 	e.pass()
 	e.gh.mu.Lock()
 	defer e.gh.mu.Unlock()
-	want := map[string]int{"BranchHead": 3, "Deployments": 3, "WorkflowRuns": 3}
+	want := map[string]int{"BranchHeads": 1, "Deployments": 1}
 	if diff := cmp.Diff(want, e.gh.calls); diff != "" {
 		t.Errorf("calls of an idle pass (-want +got):\n%s", diff)
 	}
@@ -442,13 +444,88 @@ func TestControllerIdlePassCalls(t *testing.T) {
 
 func TestKeyRoundTrip(t *testing.T) {
 	k := Key{Distribution: "staging", Ref: "0123abc", BaseDeployment: 42}
-	got, ok := keyInTitle("storagebot build " + k.String())
-	if !ok || got != k {
-		t.Errorf("keyInTitle(%q) = %v, %v; want %v", k.String(), got, ok, k)
+	got, claim, ok := buildKeyInTitle("storagebot build " + BuildKey(k, 7))
+	if !ok || got != k || claim != 7 {
+		t.Errorf("buildKeyInTitle(%q) = %v, %d, %v; want %v, 7", BuildKey(k, 7), got, claim, ok, k)
 	}
 	for _, bad := range []string{"", "staging", "staging@", "@abc+1", "staging@abc+x", "staging@abc+-1"} {
 		if _, ok := ParseKey(bad); ok {
 			t.Errorf("ParseKey(%q) accepted", bad)
 		}
+	}
+	for _, bad := range []string{"staging@abc+1", "staging@abc+1#", "staging@abc+1#0", "staging@abc+1#x", "staging@abc#3"} {
+		if _, _, ok := ParseBuildKey(bad); ok {
+			t.Errorf("ParseBuildKey(%q) accepted", bad)
+		}
+	}
+}
+
+// TestControllerLostDispatchFailsTheClaim: a claimed build whose run never appears (the dispatch was lost,
+// or its replica died before sending it) fails once runAppearDeadline has passed, instead of staying in
+// flight forever.
+func TestControllerLostDispatchFailsTheClaim(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.merge(30, "production", Version{"apm", "9.3.0"})
+	if got := e.pass()["production"]; got != ActionDispatched {
+		t.Fatalf("production = %q, want %q", got, ActionDispatched)
+	}
+	e.gh.mu.Lock()
+	e.gh.runs = nil // GitHub never lists the run
+	e.gh.mu.Unlock()
+	if got := e.pass()["production"]; got != ActionBuilding {
+		t.Fatalf("production right after the dispatch = %q, want %q (runs appear within seconds)", got, ActionBuilding)
+	}
+	e.ctrl.Now = func() time.Time { return time.Now().Add(runAppearDeadline + time.Minute) }
+	if got := e.pass()["production"]; got != ActionFailed {
+		t.Fatalf("production past the deadline = %q, want %q", got, ActionFailed)
+	}
+	if c := e.gh.commentsOn(30); len(c) != 1 || !strings.Contains(c[0], "no run of build.yml builds") {
+		t.Errorf("comments on #30 = %q, want one saying the build run never appeared", c)
+	}
+}
+
+func TestStateCacheTrustsOnlyAnUnchangedFinalState(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := NewStateCache()
+	c.now = func() time.Time { return now }
+	t0 := now.Add(-time.Hour)
+	c.put(1, t0, StateSuccess, t0)
+	c.put(2, t0, StateInProgress, t0) // in flight: never cached
+	if st, _, ok := c.get(1, t0); !ok || st != StateSuccess {
+		t.Errorf("get(1) = %q, %v; want success", st, ok)
+	}
+	if _, _, ok := c.get(2, t0); ok {
+		t.Error("an in-progress state was cached")
+	}
+	if _, _, ok := c.get(1, t0.Add(time.Second)); ok {
+		t.Error("a deployment whose updated_at moved was answered from the cache")
+	}
+	now = now.Add(stateTTL + time.Second)
+	if _, _, ok := c.get(1, t0); ok {
+		t.Error("a state older than stateTTL was trusted")
+	}
+	var none *StateCache
+	none.put(3, t0, StateSuccess, t0)
+	if _, _, ok := none.get(3, t0); ok {
+		t.Error("a nil cache answered")
+	}
+}
+
+// TestControllerMissingBranchStopsOnlyItsDistribution: a distribution whose branch does not exist is an
+// error naming the branch; the others still take their step.
+func TestControllerMissingBranchStopsOnlyItsDistribution(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.mu.Lock()
+	delete(e.gh.branches, "snapshot")
+	e.gh.mu.Unlock()
+	e.gh.merge(40, "production", Version{"apm", "9.4.0"})
+	steps, err := e.ctrl.Pass(context.Background(), Repo{GitHub: e.gh, Config: e.cfg})
+	if err == nil || !strings.Contains(err.Error(), "branch snapshot does not exist") {
+		t.Errorf("pass error = %v, want one naming the missing branch", err)
+	}
+	if steps[0].Action != ActionDispatched || steps[2].Action != ActionError {
+		t.Errorf("steps %+v, want production dispatched and snapshot in error", steps)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v50/github"
@@ -21,25 +23,104 @@ type Client struct {
 	Repo  string
 	// Cache holds git objects by SHA for AddedVersions; nil means no caching.
 	Cache *storage.ObjectCache
+	// States remembers the final states of deployments across passes; nil reads every state.
+	States *StateCache
 }
 
 var _ GitHub = (*Client)(nil)
 
-// deploymentsRead bounds how many deployments a pass looks at to find the last successful one.
-const deploymentsRead = 10
+// deploymentsRead bounds how many deployments of one environment a pass looks at to find the last successful
+// one; deploymentsReadAll is the page read for all environments at once.
+const (
+	deploymentsRead    = 10
+	deploymentsReadAll = 100
+)
 
-// BranchHead reads the branch's head commit.
-func (c *Client) BranchHead(ctx context.Context, branch string) (string, error) {
-	ref, _, err := c.GH.Git.GetRef(ctx, c.Owner, c.Repo, "heads/"+branch)
-	if err != nil {
-		return "", fmt.Errorf("get ref heads/%s: %w", branch, err)
+// BranchHeads reads the heads of branches: one ref for one branch, else every branch in one matching-refs
+// call (GitHub answers it unpaginated).
+func (c *Client) BranchHeads(ctx context.Context, branches []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(branches) == 1 {
+		ref, resp, err := c.GH.Git.GetRef(ctx, c.Owner, c.Repo, "heads/"+branches[0])
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get ref heads/%s: %w", branches[0], err)
+		}
+		out[branches[0]] = ref.GetObject().GetSHA()
+		return out, nil
 	}
-	return ref.GetObject().GetSHA(), nil
+	refs, _, err := c.GH.Git.ListMatchingRefs(ctx, c.Owner, c.Repo, &github.ReferenceListOptions{Ref: "heads"})
+	if err != nil {
+		return nil, fmt.Errorf("list the branch heads: %w", err)
+	}
+	want := map[string]bool{}
+	for _, b := range branches {
+		want[b] = true
+	}
+	for _, r := range refs {
+		if b := strings.TrimPrefix(r.GetRef(), "refs/heads/"); want[b] {
+			out[b] = r.GetObject().GetSHA()
+		}
+	}
+	return out, nil
 }
 
-// Deployments lists the environment's newest deployments with their latest status, stopping at the first
-// successful one (older ones do not matter to a pass).
-func (c *Client) Deployments(ctx context.Context, environment string) ([]Deployment, error) {
+// Deployments lists the environments' newest deployments with their latest states, newest first, each down
+// to its first successful one (older ones do not matter to a pass). Several environments are read from one
+// page of the repository's deployments; an environment whose successful deployment lies past that page is
+// read on its own.
+func (c *Client) Deployments(ctx context.Context, environments []string) (map[string][]Deployment, error) {
+	out := map[string][]Deployment{}
+	if len(environments) == 1 {
+		deps, err := c.environmentDeployments(ctx, environments[0])
+		if err != nil {
+			return nil, err
+		}
+		out[environments[0]] = deps
+		return out, nil
+	}
+	list, _, err := c.GH.Repositories.ListDeployments(ctx, c.Owner, c.Repo, &github.DeploymentsListOptions{
+		ListOptions: github.ListOptions{PerPage: deploymentsReadAll}})
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	want := map[string]bool{}
+	for _, e := range environments {
+		want[e] = true
+	}
+	done := map[string]bool{}
+	for _, d := range list {
+		env := d.GetEnvironment()
+		if !want[env] || done[env] {
+			continue
+		}
+		dep, ok, err := c.deployment(ctx, d, env)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		out[env] = append(out[env], dep)
+		done[env] = dep.State == StateSuccess
+	}
+	for _, env := range environments {
+		if done[env] || len(list) < deploymentsReadAll {
+			continue // found its last success, or the page held every deployment there is
+		}
+		deps, err := c.environmentDeployments(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		out[env] = deps
+	}
+	return out, nil
+}
+
+// environmentDeployments lists one environment's newest deployments down to its first successful one.
+func (c *Client) environmentDeployments(ctx context.Context, environment string) ([]Deployment, error) {
 	list, _, err := c.GH.Repositories.ListDeployments(ctx, c.Owner, c.Repo, &github.DeploymentsListOptions{
 		Environment: environment, ListOptions: github.ListOptions{PerPage: deploymentsRead}})
 	if err != nil {
@@ -47,23 +128,12 @@ func (c *Client) Deployments(ctx context.Context, environment string) ([]Deploym
 	}
 	var out []Deployment
 	for _, d := range list {
-		dep := Deployment{ID: d.GetID(), Ref: d.GetRef(), Created: d.GetCreatedAt().Time}
-		dep.StateSince = dep.Created
-		if len(d.Payload) > 0 {
-			if err := json.Unmarshal(d.Payload, &dep.Payload); err != nil {
-				// Not one of ours (or damaged): it says nothing about what runs.
-				continue
-			}
-		}
-		if dep.Payload.Distribution != environment {
-			continue
-		}
-		statuses, _, err := c.GH.Repositories.ListDeploymentStatuses(ctx, c.Owner, c.Repo, dep.ID, &github.ListOptions{PerPage: 1})
+		dep, ok, err := c.deployment(ctx, d, environment)
 		if err != nil {
-			return nil, fmt.Errorf("read the status of deployment %d: %w", dep.ID, err)
+			return nil, err
 		}
-		if len(statuses) > 0 { // GitHub lists statuses newest first.
-			dep.State, dep.StateSince = statuses[0].GetState(), statuses[0].GetCreatedAt().Time
+		if !ok {
+			continue
 		}
 		out = append(out, dep)
 		if dep.State == StateSuccess {
@@ -71,6 +141,90 @@ func (c *Client) Deployments(ctx context.Context, environment string) ([]Deploym
 		}
 	}
 	return out, nil
+}
+
+// deployment reads one of the controller's deployments with its latest state; false when it is not one of
+// the controller's deployments of environment.
+func (c *Client) deployment(ctx context.Context, d *github.Deployment, environment string) (Deployment, bool, error) {
+	dep := Deployment{ID: d.GetID(), Ref: d.GetRef(), Created: d.GetCreatedAt().Time}
+	dep.StateSince = dep.Created
+	if len(d.Payload) > 0 {
+		if err := json.Unmarshal(d.Payload, &dep.Payload); err != nil {
+			// Not one of ours (or damaged): it says nothing about what runs.
+			return Deployment{}, false, nil
+		}
+	}
+	if dep.Payload.Distribution != environment {
+		return Deployment{}, false, nil
+	}
+	updated := d.GetUpdatedAt().Time
+	if state, since, ok := c.States.get(dep.ID, updated); ok {
+		dep.State, dep.StateSince = state, since
+		return dep, true, nil
+	}
+	statuses, _, err := c.GH.Repositories.ListDeploymentStatuses(ctx, c.Owner, c.Repo, dep.ID, &github.ListOptions{PerPage: 1})
+	if err != nil {
+		return Deployment{}, false, fmt.Errorf("read the status of deployment %d: %w", dep.ID, err)
+	}
+	if len(statuses) > 0 { // GitHub lists statuses newest first.
+		dep.State, dep.StateSince = statuses[0].GetState(), statuses[0].GetCreatedAt().Time
+	}
+	c.States.put(dep.ID, updated, dep.State, dep.StateSince)
+	return dep, true, nil
+}
+
+// StateCache remembers the final state (success, failure, error, inactive) of deployments, keyed by the
+// deployment's updated_at, which GitHub moves with every new status: while it is unchanged, so is the state.
+// An entry is trusted for stateTTL at most, so a state changed without moving updated_at is still read again.
+// States in flight are never cached: a pass that finds one reads it afresh.
+type StateCache struct {
+	mu      sync.Mutex
+	entries map[int64]stateEntry
+	now     func() time.Time
+}
+
+type stateEntry struct {
+	updated, since, stored time.Time
+	state                  string
+}
+
+// stateTTL bounds how long a cached final state is trusted without reading it again.
+const stateTTL = 10 * time.Minute
+
+// stateCacheMax bounds the entries kept; past it the cache starts over (it only saves calls).
+const stateCacheMax = 10_000
+
+// NewStateCache returns an empty cache.
+func NewStateCache() *StateCache { return &StateCache{entries: map[int64]stateEntry{}, now: time.Now} }
+
+func (s *StateCache) get(id int64, updated time.Time) (string, time.Time, bool) {
+	if s == nil || updated.IsZero() {
+		return "", time.Time{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[id]
+	if !ok || !e.updated.Equal(updated) || s.now().Sub(e.stored) > stateTTL {
+		return "", time.Time{}, false
+	}
+	return e.state, e.since, true
+}
+
+func (s *StateCache) put(id int64, updated time.Time, state string, since time.Time) {
+	if s == nil || updated.IsZero() {
+		return
+	}
+	switch state {
+	case StateSuccess, StateFailure, StateError, StateInactive:
+	default:
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.entries) >= stateCacheMax {
+		s.entries = map[int64]stateEntry{}
+	}
+	s.entries[id] = stateEntry{updated: updated, since: since, stored: s.now(), state: state}
 }
 
 // CreateDeployment records a build. auto_merge false and required_contexts [] are needed on a channel
@@ -163,8 +317,8 @@ func (c *Client) WorkflowRuns(ctx context.Context, workflow, branch string) ([]R
 	return out, nil
 }
 
-// MergedPulls finds the PRs merged into branch whose merge commits lie in from..to.
-func (c *Client) MergedPulls(ctx context.Context, branch, from, to string) ([]int, error) {
+// MergedPulls finds the PRs merged into branch whose merge commits lie in from..to, in the order they merged.
+func (c *Client) MergedPulls(ctx context.Context, branch, from, to string) ([]MergedPull, error) {
 	if from == "" || from == to {
 		return nil, nil
 	}
@@ -172,20 +326,28 @@ func (c *Client) MergedPulls(ctx context.Context, branch, from, to string) ([]in
 	if err != nil {
 		return nil, fmt.Errorf("compare %s...%s: %w", from, to, err)
 	}
-	in := map[string]bool{}
-	for _, commit := range cmp.Commits {
-		in[commit.GetSHA()] = true
+	// GitHub lists the compared commits oldest first: a merge's position there is its order on the branch.
+	position := map[string]int{}
+	for i, commit := range cmp.Commits {
+		position[commit.GetSHA()] = i + 1
 	}
 	pulls, _, err := c.GH.PullRequests.List(ctx, c.Owner, c.Repo, &github.PullRequestListOptions{
 		State: "closed", Base: branch, Sort: "updated", Direction: "desc", ListOptions: github.ListOptions{PerPage: 100}})
 	if err != nil {
 		return nil, fmt.Errorf("list pull requests merged into %s: %w", branch, err)
 	}
-	var out []int
+	var merged []*github.PullRequest
 	for _, p := range pulls {
-		if p.MergedAt != nil && in[p.GetMergeCommitSHA()] {
-			out = append(out, p.GetNumber())
+		if p.MergedAt != nil && position[p.GetMergeCommitSHA()] > 0 {
+			merged = append(merged, p)
 		}
+	}
+	sort.SliceStable(merged, func(i, j int) bool {
+		return position[merged[i].GetMergeCommitSHA()] < position[merged[j].GetMergeCommitSHA()]
+	})
+	out := make([]MergedPull, len(merged))
+	for i, p := range merged {
+		out[i] = MergedPull{Number: p.GetNumber(), MergeSHA: p.GetMergeCommitSHA()}
 	}
 	return out, nil
 }

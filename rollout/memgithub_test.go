@@ -93,33 +93,41 @@ func (m *memGitHub) count(method string) error {
 	return nil
 }
 
-func (m *memGitHub) BranchHead(_ context.Context, branch string) (string, error) {
+func (m *memGitHub) BranchHeads(_ context.Context, branches []string) (map[string]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.count("BranchHead"); err != nil {
-		return "", err
+	if err := m.count("BranchHeads"); err != nil {
+		return nil, err
 	}
-	h := m.branches[branch]
-	if len(h) == 0 {
-		return "", errMemNotFound
+	out := map[string]string{}
+	for _, b := range branches {
+		if h := m.branches[b]; len(h) > 0 {
+			out[b] = h[len(h)-1]
+		}
 	}
-	return h[len(h)-1], nil
+	return out, nil
 }
 
-func (m *memGitHub) Deployments(_ context.Context, env string) ([]Deployment, error) {
+func (m *memGitHub) Deployments(_ context.Context, envs []string) (map[string][]Deployment, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.count("Deployments"); err != nil {
 		return nil, err
 	}
-	var out []Deployment
-	for i := len(m.deps) - 1; i >= 0; i-- {
-		if m.deps[i].Payload.Distribution == env {
+	out := map[string][]Deployment{}
+	for _, env := range envs {
+		for i := len(m.deps) - 1; i >= 0; i-- {
+			if m.deps[i].Payload.Distribution != env {
+				continue
+			}
 			d := m.deps[i].Deployment
 			if n := len(m.deps[i].states); n > 0 {
 				d.State = m.deps[i].states[n-1]
 			}
-			out = append(out, d)
+			out[env] = append(out[env], d)
+			if d.State == StateSuccess {
+				break
+			}
 		}
 	}
 	return out, nil
@@ -208,7 +216,7 @@ func (m *memGitHub) finishRuns(workflow, conclusion string) int {
 	return n
 }
 
-func (m *memGitHub) MergedPulls(_ context.Context, branch, from, to string) ([]int, error) {
+func (m *memGitHub) MergedPulls(_ context.Context, branch, from, to string) ([]MergedPull, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.count("MergedPulls"); err != nil {
@@ -218,10 +226,10 @@ func (m *memGitHub) MergedPulls(_ context.Context, branch, from, to string) ([]i
 		return nil, nil
 	}
 	h := m.branches[branch]
-	inRange, seenFrom := map[string]bool{}, false
-	for _, sha := range h {
+	inRange, seenFrom := map[string]int{}, false
+	for i, sha := range h {
 		if seenFrom {
-			inRange[sha] = true
+			inRange[sha] = i
 		}
 		if sha == from {
 			seenFrom = true
@@ -230,13 +238,13 @@ func (m *memGitHub) MergedPulls(_ context.Context, branch, from, to string) ([]i
 			break
 		}
 	}
-	var out []int
+	var out []MergedPull
 	for n, pr := range m.prs {
-		if pr.branch == branch && inRange[pr.mergeSHA] {
-			out = append(out, n)
+		if _, ok := inRange[pr.mergeSHA]; ok && pr.branch == branch {
+			out = append(out, MergedPull{Number: n, MergeSHA: pr.mergeSHA})
 		}
 	}
-	sort.Ints(out)
+	sort.Slice(out, func(i, j int) bool { return inRange[out[i].MergeSHA] < inRange[out[j].MergeSHA] })
 	return out, nil
 }
 
@@ -277,7 +285,7 @@ func (m *memGitHub) builds() []string {
 	defer m.mu.Unlock()
 	var out []string
 	for _, in := range m.dispatchs {
-		if k, ok := ParseKey(in["build_key"]); ok {
+		if k, _, ok := ParseBuildKey(in["build_key"]); ok {
 			out = append(out, k.Distribution)
 		}
 	}

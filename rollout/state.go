@@ -29,10 +29,18 @@ type Key struct {
 	BaseDeployment int64
 }
 
-// String is the build key the build workflow puts in its run name ("storagebot build <key>"), so that a run
-// — whose inputs GitHub does not return — can be matched to what it builds.
+// String is the key of what is built ("production@<sha>+<base deployment>"): two passes wanting the same Key
+// want the same image.
 func (k Key) String() string {
 	return fmt.Sprintf("%s@%s+%d", k.Distribution, k.Ref, k.BaseDeployment)
+}
+
+// BuildKey is the build_key input of the build that deployment claim records ("<key>#<claim id>"). The build
+// workflow puts it in its run name ("storagebot build <build key>"), so that a run — whose inputs GitHub
+// does not return — is matched to the one deployment it builds, and a second build of the same Key (a
+// /rebuild) is told apart from the first.
+func BuildKey(k Key, claim int64) string {
+	return k.String() + "#" + strconv.FormatInt(claim, 10)
 }
 
 // ParseKey reads a Key back from its String form.
@@ -52,18 +60,33 @@ func ParseKey(s string) (Key, bool) {
 	return Key{Distribution: name, Ref: ref, BaseDeployment: id}, true
 }
 
-// keyInTitle finds the build key in a run's display title ("storagebot build production@abc+0").
-func keyInTitle(title string) (Key, bool) {
+// ParseBuildKey reads a BuildKey back: the Key and the claiming deployment's id.
+func ParseBuildKey(s string) (Key, int64, bool) {
+	key, claim, ok := strings.Cut(s, "#")
+	if !ok {
+		return Key{}, 0, false
+	}
+	k, ok := ParseKey(key)
+	id, err := strconv.ParseInt(claim, 10, 64)
+	if !ok || err != nil || id <= 0 {
+		return Key{}, 0, false
+	}
+	return k, id, true
+}
+
+// buildKeyInTitle finds the build key in a run's display title ("storagebot build production@abc+0#12").
+func buildKeyInTitle(title string) (Key, int64, bool) {
 	for _, f := range strings.Fields(title) {
-		if k, ok := ParseKey(f); ok {
-			return k, true
+		if k, id, ok := ParseBuildKey(f); ok {
+			return k, id, true
 		}
 	}
-	return Key{}, false
+	return Key{}, 0, false
 }
 
 // Payload is what the controller stores in a GitHub Deployment: enough to know, after any restart, what was
-// built on what, which run built it, and what it replaced.
+// built on what and what it replaced. The deployment is created before its build is dispatched (it is the
+// build's claim, docs/architecture.md §6); the run that builds it carries BuildKey(Key, deployment id).
 type Payload struct {
 	Distribution   string `json:"distribution"`
 	Ref            string `json:"ref"`
@@ -71,7 +94,8 @@ type Payload struct {
 	BaseDeployment int64  `json:"base_deployment,omitempty"`
 	BaseImage      string `json:"base_image,omitempty"`
 	Image          string `json:"image"`
-	BuildRun       int64  `json:"build_run"`
+	// Rebuild marks a claim made by /rebuild: it may build a Key that was built before.
+	Rebuild bool `json:"rebuild,omitempty"`
 	// PreviousRef is the ref of the last successful deployment when this one was created: the change this
 	// deployment brings is PreviousRef..Ref ("" for the first one).
 	PreviousRef string `json:"previous_ref,omitempty"`
@@ -103,6 +127,32 @@ func (d Deployment) InFlight() bool {
 	return false
 }
 
+// Building reports whether the deployment is a claim whose build has not finished: created, no status yet
+// (or queued). A rollout sets in_progress once the build succeeded.
+func (d Deployment) Building() bool { return d.State == "" || d.State == StateQueued }
+
+// supersededBy returns the deployment that makes claim c redundant: an older deployment of the same Key that
+// is still live (building, rolling out or deployed). A claim by /rebuild is only redundant next to one in
+// flight: it asks for a Key that was built before. Two replicas claiming the same build at once both create
+// a deployment; GitHub numbers them in order, so both find the older one and only its creator dispatches.
+func supersededBy(c Deployment, deps []Deployment) (Deployment, bool) {
+	if !c.Building() {
+		return Deployment{}, false
+	}
+	var best Deployment
+	found := false
+	for _, d := range deps {
+		if d.ID >= c.ID || d.Payload.Key() != c.Payload.Key() {
+			continue
+		}
+		live := d.InFlight() || (d.State == StateSuccess && !c.Payload.Rebuild)
+		if live && (!found || d.ID < best.ID) {
+			best, found = d, true
+		}
+	}
+	return best, found
+}
+
 // Run is a workflow run, as much of it as the controller reads.
 type Run struct {
 	ID         int64
@@ -117,6 +167,13 @@ type Run struct {
 // Completed reports whether the run has finished.
 func (r Run) Completed() bool { return r.Status == "completed" }
 
+// MergedPull is a pull request merged into a distribution's branch.
+type MergedPull struct {
+	Number int
+	// MergeSHA is the commit the merge put on the branch (for a rebase merge, the last rebased commit).
+	MergeSHA string
+}
+
 // Version is a package version a change added.
 type Version struct {
 	Package string
@@ -127,10 +184,11 @@ func (v Version) String() string { return v.Package + "@" + v.Version }
 
 // GitHub is every GitHub call the controller makes, for one repository.
 type GitHub interface {
-	// BranchHead returns the SHA at the head of branch.
-	BranchHead(ctx context.Context, branch string) (string, error)
-	// Deployments returns the newest deployments of environment, newest first, each with its latest state.
-	Deployments(ctx context.Context, environment string) ([]Deployment, error)
+	// BranchHeads returns the SHA at the head of each branch; a branch that does not exist is absent.
+	BranchHeads(ctx context.Context, branches []string) (map[string]string, error)
+	// Deployments returns, per environment, its newest deployments, newest first, each with its latest
+	// state, down to the newest successful one.
+	Deployments(ctx context.Context, environments []string) (map[string][]Deployment, error)
 	// CreateDeployment records a build as a deployment of environment at ref.
 	CreateDeployment(ctx context.Context, environment, ref string, p Payload) (Deployment, error)
 	// SetDeploymentState adds a status to a deployment.
@@ -139,9 +197,9 @@ type GitHub interface {
 	DispatchWorkflow(ctx context.Context, workflow, ref string, inputs map[string]string) error
 	// WorkflowRuns returns the newest workflow_dispatch runs of workflow on branch, newest first.
 	WorkflowRuns(ctx context.Context, workflow, branch string) ([]Run, error)
-	// MergedPulls returns the numbers of the pull requests whose merges into branch brought from..to
-	// (from "" = none: the first deployment is attributed to nobody).
-	MergedPulls(ctx context.Context, branch, from, to string) ([]int, error)
+	// MergedPulls returns the pull requests whose merges into branch brought from..to, in the order they
+	// merged (from "" = none: the first deployment is attributed to nobody).
+	MergedPulls(ctx context.Context, branch, from, to string) ([]MergedPull, error)
 	// AddedVersions returns the package versions present at to and absent at from.
 	AddedVersions(ctx context.Context, from, to string) ([]Version, error)
 	// CommentOnce posts body on issue or PR number unless a comment of the bot already holds marker.

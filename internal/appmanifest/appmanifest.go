@@ -31,12 +31,12 @@ type Event struct {
 func Permissions() []Permission {
 	ps := []Permission{
 		{Name: "actions", Access: "write", Why: "dispatch the distribution build and deploy workflows; read their runs"},
-		{Name: "checks", Access: "write", Why: "create and complete the storage-policy check run; list check runs before auto-merging a removal PR"},
-		{Name: "contents", Access: "write", Why: "read trees, blobs, branches and .github/storagebot.yml; write promotion and removal branches (Git Data API); merge removal PRs"},
+		{Name: "checks", Access: "write", Why: "create and complete the storage-policy check run; answer a stack-version tag with a check run on its commit; list check runs before auto-merging a removal PR"},
+		{Name: "contents", Access: "write", Why: "read trees, blobs, branches and .github/storagebot.yml; write promotion, removal and registry-version branches (Git Data API); merge removal PRs"},
 		{Name: "deployments", Access: "write", Why: "record each distribution build as a GitHub Deployment and set its statuses (rollout state lives there)"},
 		{Name: "issues", Access: "write", Why: "reply to commands, react 👀, read the /allow records and follow-up notes in comments, label removal PRs"},
 		{Name: "metadata", Access: "read", Why: "required of every App; the repository and the commenter's permission (collaborators API)"},
-		{Name: "pull_requests", Access: "write", Why: "read PRs and their files; open promotion and removal PRs; prefix titles (fix_titles)"},
+		{Name: "pull_requests", Access: "write", Why: "read PRs and their files; open promotion, removal and registry-version PRs; prefix titles (fix_titles)"},
 		{Name: "statuses", Access: "read", Why: "read the combined commit status before auto-merging a removal PR (private repositories answer 404 without it)"},
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
@@ -51,6 +51,7 @@ func Events() []Event {
 		{Name: "deployment_status", Why: "a finished deployment lets the distributions built on it follow"},
 		{Name: "installation", Why: "log which accounts installed or removed the App", Implicit: true},
 		{Name: "issue_comment", Why: "slash commands; edits of the bot's comments by others are logged as tampering"},
+		{Name: "push", Why: "a stack-version tag (8.12.0) builds an image tagged with it or is refused on its commit; a change of the package-registry version on one distribution branch opens the PRs bringing the others to it"},
 		{Name: "pull_request", Why: "check PRs into channel branches; the removal follow-up and the rollout when one merges; edits of the bot's PR bodies by others are logged"},
 		{Name: "workflow_run", Why: "a finished distribution build moves its rollout on"},
 	}

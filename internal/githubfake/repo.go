@@ -35,8 +35,9 @@ type Repo struct {
 	comments      map[int64]*commentState
 	checkRuns     map[int64]*checkRunState
 	checkOrder    []int64
-	actions       *actionsState      // actions.go
-	deployments   []*deploymentState // deployments.go
+	actions       *actionsState            // actions.go
+	deployments   []*deploymentState       // deployments.go
+	tags          map[string]plumbing.Hash // tags.go
 }
 
 // issueState is an issue or, with pr set, a pull request.
