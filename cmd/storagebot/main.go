@@ -22,6 +22,9 @@ Run 'storagebot serve -h' for the server's flags.
 `
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		tuneCheckGC() // here, not in run, which tests call in their own process
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -50,10 +50,10 @@ func OpenLocal(path string) (*LocalReader, error) {
 	}, nil
 }
 
-// Close releases the pack files the reader holds open.
+// Close releases the pack files and the packed-refs mapping the reader holds.
 func (r *LocalReader) Close() error {
 	r.objects.close()
-	return nil
+	return r.refs.close()
 }
 
 // ResolveRevision resolves rev exactly as `git rev-parse rev^{commit}` does (see Resolve).

@@ -39,3 +39,30 @@ func (u unmapper) Close() error {
 	}
 	return err
 }
+
+// mapWhole maps the whole file at path read-only, as git maps packed-refs: a check looks up a few names in
+// a file that holds every refs/pull/* of a GitHub clone, so copying it into the heap cost more than the
+// look-ups. Git replaces packed-refs by renaming a new file over it, so the mapping never changes under the
+// reader. The data stays valid until release is called. It falls back to reading the file.
+func mapWhole(path string) (data []byte, release func() error, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close() // the mapping outlives the descriptor
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	size := st.Size()
+	if size == 0 || int64(int(size)) != size {
+		data, err := io.ReadAll(f)
+		return data, func() error { return nil }, err
+	}
+	data, err = syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		data, err := io.ReadAll(f)
+		return data, func() error { return nil }, err
+	}
+	return data, func() error { return syscall.Munmap(data) }, nil
+}

@@ -79,7 +79,7 @@ type packFile struct {
 	idxSize     int64
 	fanout      [256]uint32
 	maxSize     int64
-	zlibReaders sync.Pool
+	zlibReaders sync.Pool // of *inflater
 
 	// bases keeps recently inflated delta bases by offset: consecutive versions of a tree or manifest
 	// share their chain, and without the cache each read would inflate it again from the start.
@@ -342,22 +342,30 @@ func (p *packFile) header(off int64) (entryHeader, error) {
 // inflate reads the zlib stream at off, which must inflate to exactly size bytes. The buffer grows with the
 // data actually inflated, so a header that lies about the size costs nothing.
 func (p *packFile) inflate(off, size int64) ([]byte, error) {
-	src := bufio.NewReaderSize(io.NewSectionReader(p.pack, off, p.packSize-packTrailer-off), 4096)
-	var zr io.ReadCloser
-	if pooled, ok := p.zlibReaders.Get().(io.ReadCloser); ok {
-		if err := pooled.(zlib.Resetter).Reset(src, nil); err != nil {
-			return nil, fmt.Errorf("inflate object data at %d: %w (%w)", off, errCorrupt, err)
-		}
-		zr = pooled
-	} else {
-		r, err := zlib.NewReader(src)
+	// The buffered reader is pooled with the inflater: a check inflates dozens of small objects, and a
+	// fresh 4 KB buffer for each was a good part of what it allocated.
+	in, _ := p.zlibReaders.Get().(*inflater)
+	if in == nil {
+		in = &inflater{src: bufio.NewReaderSize(nil, 4096)}
+	}
+	in.src.Reset(io.NewSectionReader(p.pack, off, p.packSize-packTrailer-off))
+	if in.zr == nil {
+		r, err := zlib.NewReader(in.src)
 		if err != nil {
 			return nil, fmt.Errorf("inflate object data at %d: %w (%w)", off, errCorrupt, err)
 		}
-		zr = r
+		in.zr = r
+	} else if err := in.zr.(zlib.Resetter).Reset(in.src, nil); err != nil {
+		return nil, fmt.Errorf("inflate object data at %d: %w (%w)", off, errCorrupt, err)
 	}
-	defer p.zlibReaders.Put(zr)
-	return readExactly(zr, size, fmt.Sprintf("object data at %d", off))
+	defer p.zlibReaders.Put(in)
+	return readExactly(in.zr, size, fmt.Sprintf("object data at %d", off))
+}
+
+// inflater is a zlib reader and the buffered reader it reads the pack through, reused together.
+type inflater struct {
+	src *bufio.Reader
+	zr  io.ReadCloser
 }
 
 // readExactly reads r to its end, which must come after exactly size bytes.

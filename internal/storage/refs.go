@@ -12,15 +12,26 @@ import (
 
 // refStore reads references the way git's files backend stores them: a loose file under the git directory
 // (a SHA, or "ref: TARGET" for a symbolic reference) shadows the same name in packed-refs. packed-refs is
-// read once, on the first name not found loose, and searched in place: a GitHub clone with refs/pull/*
+// mapped once, on the first name not found loose, and searched in place: a GitHub clone with refs/pull/*
 // holds tens of thousands of references there (412 KB for elastic/package-storage), and parsing it into a
-// map per run cost more than the few look-ups a check makes.
+// map, or even copying it into the heap, per run cost more than the few look-ups a check makes.
 type refStore struct {
 	g *gitDir
 
-	once      sync.Once
-	packed    []byte // packed-refs, ending with a newline
-	packedErr error
+	once          sync.Once
+	packed        []byte // packed-refs, ending with a newline
+	releasePacked func() error
+	packedErr     error
+}
+
+// close unmaps packed-refs; the store must not be used afterwards.
+func (s *refStore) close() error {
+	if s.releasePacked == nil {
+		return nil
+	}
+	err := s.releasePacked()
+	s.packed, s.releasePacked = nil, nil
+	return err
 }
 
 // maxSymrefDepth is git's bound on chains of symbolic references.
@@ -93,16 +104,17 @@ func (s *refStore) looseDir(name string) string {
 func (s *refStore) packedRef(name string) (target string, h oid, found bool, err error) {
 	s.once.Do(func() {
 		path := filepath.Join(s.g.commonDir, "packed-refs")
-		data, err := os.ReadFile(path)
+		data, release, err := mapWhole(path)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
 			s.packedErr = fmt.Errorf("read %s: %w", path, err)
+		case len(data) > 0 && data[len(data)-1] != '\n':
+			// Git always ends the file with a newline; a mapping cannot be extended, so copy this rare one.
+			s.packed = append(append(make([]byte, 0, len(data)+1), data...), '\n')
+			s.packedErr = release()
 		default:
-			if len(data) > 0 && data[len(data)-1] != '\n' {
-				data = append(data, '\n')
-			}
-			s.packed = data
+			s.packed, s.releasePacked = data, release
 		}
 	})
 	if s.packedErr != nil {
