@@ -2,14 +2,16 @@
 // repository, for package authors and CI.
 //
 //	storagebot check --repo PATH --channel NAME --base REV --head REV [--ref CHANNEL=REV ...]
-//	                 [--config FILE] [--title TEXT] [--format text|json]
+//	                 [--config FILE | --config-rev REV] [--title TEXT] [--format text|json|markdown]
+//	storagebot check --repo PATH [--config FILE | --config-rev REV] --list-channels
 //
 // The changes are the package versions whose tree differs between merge-base(base, head) and head, judged
 // against base; the other channels' state comes from their branches (refs/heads/<branch>, else
 // refs/remotes/origin/<branch>) unless pinned with --ref. Revisions resolve exactly as `git rev-parse`
 // resolves them, and the report says which reference and commit each one resolved to. The repository
-// configuration is --config, else .github/storagebot.yml at the repository's HEAD, else the built-in
-// defaults.
+// configuration is --config, else .github/storagebot.yml at --config-rev (as the App reads it from the
+// default branch), else at the repository's HEAD, else the built-in defaults. --list-channels prints the
+// configuration's channels and their branches, lowest first, so a CI script fetches exactly those branches.
 //
 // Exit status: 0 when the check passes, 1 when it fails, 2 on a usage or I/O error (with a message on stderr
 // naming the bad flag, channel or revision). Scripts depend on the flags, the exit status and the JSON shape.
@@ -26,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	checkreport "github.com/storagebot/storagebot/internal/report"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
 )
@@ -41,6 +44,8 @@ const (
 const (
 	FormatText = "text"
 	FormatJSON = "json"
+	// FormatMarkdown is the check run's summary with the revisions checked, for an Actions job summary.
+	FormatMarkdown = "markdown"
 )
 
 // usageError is a problem with the command line or the repository, reported with exit status 2.
@@ -56,9 +61,10 @@ func usagef(format string, args ...any) error {
 type options struct {
 	repo, channel, base, head string
 	refs                      map[string]string
-	config                    string
+	config, configRev         string
 	title                     *string
 	format                    string
+	listChannels              bool
 }
 
 // refFlags collects repeated --ref CHANNEL=REV flags.
@@ -107,11 +113,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.head, "head", "", "revision holding the change (branch, ref or SHA)")
 	fs.Var(refFlags(o.refs), "ref", "pin another channel's state: CHANNEL=REV (repeatable)")
 	fs.StringVar(&o.config, "config", "", "repository configuration file (default: "+repoconfig.Path+" at HEAD, else built-in defaults)")
+	fs.StringVar(&o.configRev, "config-rev", "", "read "+repoconfig.Path+" at this revision (e.g. origin/main, the default branch, as the App does); absent there: built-in defaults")
+	fs.BoolVar(&o.listChannels, "list-channels", false, "print each channel and its branch, lowest first, and exit")
 	title := &titleFlag{}
 	fs.Var(title, "title", "PR title to check against the title-prefix rule")
-	fs.StringVar(&o.format, "format", FormatText, "output format: text or json")
+	fs.StringVar(&o.format, "format", FormatText, "output format: text, json or markdown")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: storagebot check --repo PATH --channel NAME --base REV --head REV [--ref CHANNEL=REV ...] [--config FILE] [--title TEXT] [--format text|json]")
+		fmt.Fprintln(fs.Output(), "usage: storagebot check --repo PATH --channel NAME --base REV --head REV [--ref CHANNEL=REV ...] [--config FILE | --config-rev REV] [--title TEXT] [--format text|json|markdown]")
+		fmt.Fprintln(fs.Output(), "       storagebot check --repo PATH [--config FILE | --config-rev REV] --list-channels")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -124,13 +133,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, usagef("unexpected argument %q: every input is a flag", fs.Arg(0))
 	}
-	for _, f := range []struct{ name, v string }{{"repo", o.repo}, {"channel", o.channel}, {"base", o.base}, {"head", o.head}} {
+	if o.config != "" && o.configRev != "" {
+		return o, usagef("--config and --config-rev both given: pass one")
+	}
+	required := []struct{ name, v string }{{"repo", o.repo}, {"channel", o.channel}, {"base", o.base}, {"head", o.head}}
+	if o.listChannels {
+		required = required[:1]
+	}
+	for _, f := range required {
 		if f.v == "" {
 			return o, usagef("missing --%s", f.name)
 		}
 	}
-	if o.format != FormatText && o.format != FormatJSON {
-		return o, usagef("--format %q: want text or json", o.format)
+	if o.format != FormatText && o.format != FormatJSON && o.format != FormatMarkdown {
+		return o, usagef("--format %q: want text, json or markdown", o.format)
 	}
 	return o, nil
 }
@@ -145,14 +161,24 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "storagebot check:", err)
 		return ExitUsage
 	}
+	if o.listChannels {
+		if err := listChannels(ctx, o, stdout); err != nil {
+			fmt.Fprintln(stderr, "storagebot check:", err)
+			return ExitUsage
+		}
+		return ExitSuccess
+	}
 	rep, err := check(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "storagebot check:", err)
 		return ExitUsage
 	}
-	if o.format == FormatJSON {
+	switch o.format {
+	case FormatJSON:
 		err = writeJSON(stdout, rep)
-	} else {
+	case FormatMarkdown:
+		err = writeMarkdown(stdout, rep)
+	default:
 		err = writeText(stdout, rep)
 	}
 	if err != nil {
@@ -172,7 +198,7 @@ func check(ctx context.Context, o options) (*report, error) {
 		return nil, usagef("--repo %s: %v", o.repo, err)
 	}
 	defer r.Close()
-	cfg, cfgSource, err := loadConfig(ctx, r, o.config)
+	cfg, cfgSource, err := loadConfig(ctx, r, o.config, o.configRev)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +257,8 @@ func check(ctx context.Context, o options) (*report, error) {
 	}
 	findings := policy.Evaluate(res.Input, cfg.RulesFor(target.Name))
 	rep := newReport(target.Name, res, findings)
+	rep.markdown = checkreport.Summary(res.Input, findings, markdownFooter)
+	rep.title = checkreport.Render(res.Input, findings).Title
 	rep.Resolved = resolvedReport{
 		Base:      newRevisionReport(base),
 		Head:      newRevisionReport(head),
@@ -277,8 +305,28 @@ func channelBranch(ctx context.Context, r *storage.LocalReader, channel, branch 
 		channel, branch)
 }
 
-// loadConfig reads --config, else the configuration file at HEAD, else the defaults, and says which.
-func loadConfig(ctx context.Context, r *storage.LocalReader, file string) (*repoconfig.Config, configReport, error) {
+// listChannels prints the configuration's channels, lowest first, one "NAME BRANCH" line each.
+func listChannels(ctx context.Context, o options, stdout io.Writer) error {
+	r, err := storage.OpenLocal(o.repo)
+	if err != nil {
+		return usagef("--repo %s: %v", o.repo, err)
+	}
+	defer r.Close()
+	cfg, _, err := loadConfig(ctx, r, o.config, o.configRev)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, ch := range cfg.Channels {
+		fmt.Fprintf(&b, "%s %s\n", ch.Name, ch.Branch)
+	}
+	_, err = io.WriteString(stdout, b.String())
+	return err
+}
+
+// loadConfig reads --config, else the configuration file at --config-rev, else at HEAD, else the defaults,
+// and says which.
+func loadConfig(ctx context.Context, r *storage.LocalReader, file, rev string) (*repoconfig.Config, configReport, error) {
 	if file != "" {
 		src := configReport{Source: "file", Path: file}
 		data, err := os.ReadFile(file)
@@ -292,6 +340,25 @@ func loadConfig(ctx context.Context, r *storage.LocalReader, file string) (*repo
 		return cfg, src, nil
 	}
 	defaults := configReport{Source: "defaults"}
+	if rev != "" {
+		at, err := resolve(ctx, r, "--config-rev", rev)
+		if err != nil {
+			return nil, defaults, err
+		}
+		data, found, err := storage.ReadFile(ctx, r, at.Commit.TreeSHA, repoconfig.Path)
+		if err != nil {
+			return nil, defaults, usagef("read %s at %s: %v", repoconfig.Path, rev, err)
+		}
+		if !found {
+			return repoconfig.Default(), defaults, nil
+		}
+		src := configReport{Source: "revision", Path: repoconfig.Path, Revision: ptr(newRevisionReport(at))}
+		cfg, err := repoconfig.Parse(data)
+		if err != nil {
+			return nil, src, usagef("invalid configuration at --config-rev %s (commit %s):\n%v", rev, at.Commit.SHA, err)
+		}
+		return cfg, src, nil
+	}
 	head, err := r.Resolve(ctx, "HEAD")
 	if errors.Is(err, storage.ErrNotFound) {
 		// An unborn HEAD (e.g. a bare mirror whose default branch was not fetched): no file to read.

@@ -493,3 +493,75 @@ func TestRunShallowClone(t *testing.T) {
 		t.Fatalf("exit status %d, want %d naming git fetch --unshallow; stderr:\n%s", code, ExitUsage, stderr)
 	}
 }
+
+// TestRunMarkdown: the check run's summary with a verdict heading, the revisions checked and a command that
+// reproduces the check with every revision pinned, and a footer for CI rather than for slash commands.
+func TestRunMarkdown(t *testing.T) {
+	sc := newScenario(t, false)
+	code, stdout, stderr := run(t, "--repo", sc.repo.Dir, "--channel", "production", "--base", "production", "--head", "edit-prod", "--format", "markdown")
+	if code != ExitFailure {
+		t.Fatalf("exit status %d, want %d; stderr:\n%s", code, ExitFailure, stderr)
+	}
+	base := strings.TrimSpace(gitOut(t, sc.repo.Dir, "rev-parse", "production"))
+	head := strings.TrimSpace(gitOut(t, sc.repo.Dir, "rev-parse", "edit-prod"))
+	snapshot := strings.TrimSpace(gitOut(t, sc.repo.Dir, "rev-parse", "snapshot"))
+	for _, w := range []string{
+		"## ❌ storage-policy: 1 error in 1 changed version\n",
+		"| pkg001 | 1.0.0 | modified | ❌ 1 error |",
+		"- ❌ **overwrite** (error) in `packages/pkg001/1.0.0`",
+		"Fix the errors above and push again.",
+		"| base | `production` (`refs/heads/production`) | `" + base + "` |",
+		"| config | built-in defaults | |",
+		"`storagebot check --repo . --channel production --base " + base + " --head " + head + " --ref snapshot=" + snapshot,
+	} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("markdown lacks %q:\n%s", w, stdout)
+		}
+	}
+	if strings.Contains(stdout, "/recheck") {
+		t.Errorf("markdown offers /recheck, which only the App answers:\n%s", stdout)
+	}
+}
+
+// TestRunConfigRevAndListChannels: --config-rev reads the configuration at a revision other than HEAD (the
+// default branch, as the App does), and --list-channels prints its channels and branches.
+func TestRunConfigRevAndListChannels(t *testing.T) {
+	sc := newScenario(t, false)
+	cfg := "channels:\n  - {name: snapshot, branch: snapshot}\n  - {name: staging, branch: staging}\n  - {name: production, branch: prod}\n"
+	if _, err := sc.repo.Commit("main", "config", storagegen.Put(".github/storagebot.yml", []byte(cfg))); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, "--repo", sc.repo.Dir, "--config-rev", "main", "--list-channels")
+	if code != ExitSuccess || stdout != "snapshot snapshot\nstaging staging\nproduction prod\n" {
+		t.Fatalf("exit status %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, "--repo", sc.repo.Dir, "--list-channels")
+	if code != ExitSuccess || stdout != "snapshot snapshot\nstaging staging\nproduction production\n" {
+		t.Fatalf("without --config-rev (defaults at HEAD): exit status %d, stdout %q", code, stdout)
+	}
+	// HEAD's configuration would pass; the one at main names a production branch that does not exist.
+	code, _, stderr = run(t, "--repo", sc.repo.Dir, "--channel", "staging", "--base", "staging", "--head", "promote", "--config-rev", "main")
+	if code != ExitUsage || !strings.Contains(stderr, `channel production: branch "prod" not found`) {
+		t.Fatalf("exit status %d, want %d naming branch prod; stderr:\n%s", code, ExitUsage, stderr)
+	}
+	if err := sc.repo.Branch("prod", "production"); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = run(t, "--repo", sc.repo.Dir, "--channel", "staging", "--base", "staging", "--head", "promote", "--config-rev", "main", "--ref", "snapshot="+sc.addHead)
+	if code != ExitSuccess || !strings.Contains(stdout, ".github/storagebot.yml at main = ") {
+		t.Fatalf("exit status %d, want %d with the config read at main; stderr:\n%s\nstdout:\n%s", code, ExitSuccess, stderr, stdout)
+	}
+	code, _, stderr = run(t, "--repo", sc.repo.Dir, "--channel", "staging", "--base", "staging", "--head", "promote", "--config-rev", "main", "--config", "x.yml")
+	if code != ExitUsage || !strings.Contains(stderr, "--config and --config-rev") {
+		t.Fatalf("exit status %d with both --config and --config-rev; stderr:\n%s", code, stderr)
+	}
+}
+
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	return string(out)
+}

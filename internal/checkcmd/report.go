@@ -24,6 +24,8 @@ type report struct {
 	Resolved resolvedReport `json:"resolved"`
 
 	mergeBase string
+	// title and markdown are the check run's title and summary (for --format markdown).
+	title, markdown string
 }
 
 type resolvedReport struct {
@@ -45,7 +47,8 @@ func newRevisionReport(r storage.Revision) revisionReport {
 	return revisionReport{Rev: r.Rev, Ref: r.Ref, Commit: r.Commit.SHA}
 }
 
-// configReport is where the configuration came from: "file" (--config), "HEAD" or "defaults".
+// configReport is where the configuration came from: "file" (--config), "revision" (--config-rev), "HEAD" or
+// "defaults".
 type configReport struct {
 	Source   string          `json:"source"`
 	Path     string          `json:"path,omitempty"`
@@ -211,6 +214,8 @@ func writeResolved(b *strings.Builder, res resolvedReport) {
 	switch res.Config.Source {
 	case "file":
 		fmt.Fprintf(b, "  %-18s %s\n", "config", res.Config.Path)
+	case "revision":
+		fmt.Fprintf(b, "  %-18s %s at %s = %s\n", "config", res.Config.Path, res.Config.Revision.Rev, res.Config.Revision.Commit)
 	case "HEAD":
 		fmt.Fprintf(b, "  %-18s %s at HEAD = %s", "config", res.Config.Path, res.Config.Revision.Commit)
 		if ref := res.Config.Revision.Ref; ref != "" && ref != "HEAD" {
@@ -220,4 +225,66 @@ func writeResolved(b *strings.Builder, res resolvedReport) {
 	default:
 		fmt.Fprintf(b, "  %-18s built-in defaults\n", "config")
 	}
+}
+
+// markdownFooter ends a failing markdown report: outside a check run, a push is what runs it again.
+const markdownFooter = "Fix the errors above and push again. To see the verdict before pushing, run " +
+	"`storagebot check` on your clone (the command is under *Revisions checked*)."
+
+// writeMarkdown prints the report as the check run shows it — a heading with the verdict, the summary with
+// the table of changed versions and every finding with how to fix it — then the revisions it resolved and
+// the command that reproduces it, folded. It is what the storage-policy Action writes to the job summary.
+func writeMarkdown(w io.Writer, rep *report) error {
+	var b strings.Builder
+	mark := "✅"
+	if rep.Conclusion != policy.ConclusionSuccess {
+		mark = "❌"
+	}
+	fmt.Fprintf(&b, "## %s storage-policy: %s\n\n", mark, rep.title)
+	b.WriteString(rep.markdown)
+	b.WriteString("\n\n<details><summary>Revisions checked</summary>\n\n")
+	b.WriteString("| | revision | commit |\n|---|---|---|\n")
+	row := func(label string, r revisionReport) {
+		if r.Commit == "" {
+			return
+		}
+		rev := "`" + r.Rev + "`"
+		if r.Ref != "" && r.Ref != r.Rev {
+			rev += " (`" + r.Ref + "`)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | `%s` |\n", label, rev, r.Commit)
+	}
+	res := rep.Resolved
+	row("base", res.Base)
+	row("head", res.Head)
+	if res.MergeBase != "" {
+		fmt.Fprintf(&b, "| merge base | | `%s` |\n", res.MergeBase)
+	}
+	names := make([]string, 0, len(res.Channels))
+	for name := range res.Channels {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		row("channel "+name, res.Channels[name])
+	}
+	switch res.Config.Source {
+	case "file":
+		fmt.Fprintf(&b, "| config | `%s` | |\n", res.Config.Path)
+	case "revision", "HEAD":
+		fmt.Fprintf(&b, "| config | `%s` at `%s` | `%s` |\n", res.Config.Path, res.Config.Revision.Rev, res.Config.Revision.Commit)
+	default:
+		b.WriteString("| config | built-in defaults | |\n")
+	}
+	cmd := fmt.Sprintf("storagebot check --repo . --channel %s --base %s --head %s", rep.Channel, rep.Base, rep.Head)
+	for _, name := range names {
+		cmd += fmt.Sprintf(" --ref %s=%s", name, res.Channels[name].Commit)
+	}
+	if res.Config.Source == "revision" || res.Config.Source == "HEAD" {
+		cmd += " --config-rev " + res.Config.Revision.Commit
+	}
+	fmt.Fprintf(&b, "\nTo reproduce on a clone holding these commits: `%s`\n", cmd)
+	b.WriteString("\n</details>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -61,7 +61,7 @@ type Annotation struct {
 func Render(in policy.Input, findings []policy.Finding) Output {
 	return Output{
 		Title:       title(len(in.Changes), findings),
-		Summary:     summary(in, findings),
+		Summary:     summary(in, findings, checkRunFooter),
 		Text:        rulesText(findings),
 		Conclusion:  policy.Conclusion(findings),
 		Annotations: annotations(in, findings),

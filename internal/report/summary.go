@@ -18,9 +18,20 @@ type line struct {
 	row     bool // a row of the changed-versions table
 }
 
+// checkRunFooter ends a failing check run's summary: how to run the check again on GitHub.
+const checkRunFooter = "Fix the errors above: the check runs again on every push and title edit. Comment `/recheck` to run " +
+	"it again, `/help` for every command."
+
+// Summary renders the markdown summary of a change outside a check run (`storagebot check --format
+// markdown`, an Actions job summary): the same document as the check run's, ending with footer when the
+// check fails, since the way to run it again differs there.
+func Summary(in policy.Input, findings []policy.Finding, footer string) string {
+	return summary(in, findings, footer)
+}
+
 // summary renders the markdown summary: intro, the table of changed versions, the findings grouped by
-// version and the exceptions, truncated to MaxOutputChars.
-func summary(in policy.Input, findings []policy.Finding) string {
+// version and the exceptions, then footer when the change fails, truncated to MaxOutputChars.
+func summary(in policy.Input, findings []policy.Finding, footer string) string {
 	changes := sortedChanges(in.Changes)
 	byVersion := map[versionKey][]policy.Finding{}
 	for _, f := range findings {
@@ -66,10 +77,9 @@ func summary(in policy.Input, findings []policy.Finding) string {
 		}
 	}
 
-	if policy.Conclusion(findings) == policy.ConclusionFailure {
+	if policy.Conclusion(findings) == policy.ConclusionFailure && footer != "" {
 		add("")
-		add("Fix the errors above: the check runs again on every push and title edit. Comment `/recheck` to run " +
-			"it again, `/help` for every command.")
+		add(footer)
 	}
 	return truncate(out, MaxOutputChars)
 }
