@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand"
@@ -31,7 +32,15 @@ import (
 // timeout within the test's time, a wait budget that covers the injected rate limits, a shutdown that abandons
 // work in flight (a killed pod), and a reconciler that evaluates PRs at once.
 var chaosArgs = []string{"--github-timeout", "500ms", "--github-max-wait", "5s", "--shutdown-timeout", "20ms",
-	"--reconcile-interval", "0", "--reconcile-grace", "0"}
+	"--reconcile-interval", "0", "--reconcile-grace", "0", "--github-write-settle", chaosSettle.String()}
+
+// chaosSettle is how long a replica watches for a reply or note whose answer was lost. In this world GitHub
+// finishes a request within chaosLateWrite of its arrival (ApplyAfter, or a 700 ms answer the replica stopped
+// waiting for at 500 ms); the margin covers a loaded machine.
+const (
+	chaosLateWrite = time.Second
+	chaosSettle    = 3 * time.Second
+)
 
 // TestChaos runs seeded end-to-end scenarios with two serve replicas on one fake GitHub while faults are
 // injected at random: server errors, secondary rate limits (403 and 429 with Retry-After) and primary ones
@@ -47,52 +56,67 @@ var chaosArgs = []string{"--github-timeout", "500ms", "--github-max-wait", "5s",
 //     change deserves, and repeats no annotation;
 //   - a second reconcile finds nothing left to write.
 //
-// A seed fixes the plan (faults, routes, timings); the goroutine interleaving is the machine's. Replay a
-// failing seed with: go test ./cmd/storagebot -run 'TestChaos$' -seed N
-// Run many with: go test ./cmd/storagebot -run 'TestChaos$' -seeds 2000 -parallel 24 -timeout 60m (or
-// STORAGEBOT_CHAOS_SEEDS=2000), in parts with -first-seed.
+// A seed fixes the plan (faults, routes, timings); the goroutine interleaving is the machine's. 200 seeds run
+// in go test ./... (-short leaves them out). A failure prints the commands that replay its seed alone and
+// with the seeds that ran before it on the same fake:
+//
+//	go test ./cmd/storagebot -run 'TestChaos$' -seed N
+//	go test ./cmd/storagebot -run 'TestChaos$' -seeds 10 -first-seed G
+//
+// Run many with: go test ./cmd/storagebot -run 'TestChaos$' -seeds 2000 -timeout 60m (or
+// STORAGEBOT_CHAOS_SEEDS=2000), in parts with -first-seed; -chaos-groups sets how many groups of 10 seeds
+// run at once.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos scenarios take minutes; -short leaves them out")
 	}
-	// Opt-in for now: the runs still find rare invariant breaks that are not fixed (a write whose answer
-	// timed out, applied by GitHub after every replica looked for duplicates: a second reply or note), and
-	// their timing faults (700 ms answers against a 500 ms deadline) misfire on a loaded machine or under
-	// -race. docs/benchmarks-targets.md has the figures; run them with -seeds N or STORAGEBOT_CHAOS_SEEDS=N.
-	if *raceSeed < 0 && *raceSeeds == 0 && os.Getenv("STORAGEBOT_CHAOS_SEEDS") == "" {
-		t.Skip("chaos runs are opt-in: go test ./cmd/storagebot -run 'TestChaos$' -seeds 200 (or STORAGEBOT_CHAOS_SEEDS=200)")
-	}
 	seeds := seedList(t, 200, "STORAGEBOT_CHAOS_SEEDS")
-	// A fresh fake every few seeds: every reconcile lists the open PRs, whose number grows with every seed.
-	const seedsPerRepo = 10
+	if *chaosGroups < 1 {
+		t.Fatalf("-chaos-groups %d: want at least 1", *chaosGroups)
+	}
 	var mu sync.Mutex
 	var totals chaosStats
+	// Groups share nothing (each has its own fake GitHub and replicas) and mostly wait on timers and on each
+	// other's requests, so many run at once whatever -parallel says (it counts cores, not waits).
+	running := make(chan struct{}, *chaosGroups)
+	var wg sync.WaitGroup
 	for len(seeds) > 0 {
-		n := min(seedsPerRepo, len(seeds))
+		n := min(chaosSeedsPerRepo, len(seeds))
 		group := seeds[:n]
-		t.Run(fmt.Sprintf("seeds-%d-%d", group[0], group[n-1]), func(t *testing.T) {
-			// Groups share nothing (each has its own fake GitHub) and mostly wait on timers: -parallel N
-			// runs N of them at once.
-			t.Parallel()
-			st := chaosGroup(t, group)
-			mu.Lock()
-			totals.add(st)
-			mu.Unlock()
-		})
+		running <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-running }()
+			t.Run(fmt.Sprintf("seeds-%d-%d", group[0], group[n-1]), func(t *testing.T) {
+				st := chaosGroup(t, group)
+				mu.Lock()
+				totals.add(st)
+				mu.Unlock()
+			})
+		}()
 		seeds = seeds[n:]
 	}
-	t.Cleanup(func() { t.Logf("chaos totals: %s", totals) })
+	wg.Wait()
+	t.Logf("chaos totals: %s", totals)
 }
+
+// chaosSeedsPerRepo is how many seeds run one after the other on one fake GitHub: a fresh one every few seeds
+// keeps every reconcile's listing of open PRs, whose number grows with every seed, short.
+const chaosSeedsPerRepo = 10
+
+var chaosGroups = flag.Int("chaos-groups", 20, "TestChaos: how many groups of 10 seeds run at once")
 
 // chaosStats counts what the scenarios injected and what the bot did, for the benchmark record.
 type chaosStats struct {
-	seeds, faults, faultsHit, kills, reconciles, duplicates, delayed, lost, merged, commands int
+	seeds, faults, faultsHit, late, kills, reconciles, duplicates, delayed, lost, merged, commands int
 }
 
 func (s *chaosStats) add(o chaosStats) {
 	s.seeds += o.seeds
 	s.faults += o.faults
 	s.faultsHit += o.faultsHit
+	s.late += o.late
 	s.kills += o.kills
 	s.reconciles += o.reconciles
 	s.duplicates += o.duplicates
@@ -103,8 +127,8 @@ func (s *chaosStats) add(o chaosStats) {
 }
 
 func (s chaosStats) String() string {
-	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands",
-		s.seeds, s.faults, s.faultsHit, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands)
+	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request; %d of them answers lost to writes landing late); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands",
+		s.seeds, s.faults, s.faultsHit, s.late, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands)
 }
 
 // chaosReplica is one serve process of the pair; it is replaced by a new process (new port, nothing in
@@ -128,6 +152,8 @@ type chaosCluster struct {
 	past     []recordedDelivery
 	stats    *chaosStats
 	pending  sync.WaitGroup // delayed deliveries not yet sent
+	// firstSeed is the group's first seed, for the replay command.
+	firstSeed int64
 }
 
 type recordedDelivery struct {
@@ -330,7 +356,7 @@ func (c *chaosCluster) settle() {
 			}
 		}
 		calls := totalCalls(h.fake) + len(h.fake.Deliveries())
-		if calls != lastCalls {
+		if calls != lastCalls || h.fake.LateWrites() > 0 {
 			quietSince, lastCalls = time.Now(), calls
 			return false
 		}
@@ -402,6 +428,10 @@ func randomFault(rng *rand.Rand) githubfake.Fault {
 		if rng.Intn(2) == 0 {
 			f.Status = http.StatusBadGateway
 		}
+		if rng.Intn(2) == 0 {
+			// ... and GitHub finishes it only later: the next reads do not show it yet.
+			f.ApplyAfter = time.Duration(1+rng.Intn(int(chaosLateWrite/time.Millisecond))) * time.Millisecond
+		}
 	case k < 26: // no answer within the replica's deadline
 		f.Latency = 700 * time.Millisecond
 	case k < 30:
@@ -426,7 +456,7 @@ func chaosGroup(t *testing.T, seeds []int64) chaosStats {
 	h := newFakeHarness(t)
 	h.repo.SetPermission("writer", "write")
 	stats := chaosStats{}
-	c := &chaosCluster{h: h, config: chaosConfig(t, h.fake), stats: &stats, rng: rand.New(rand.NewSource(0))}
+	c := &chaosCluster{h: h, config: chaosConfig(t, h.fake), stats: &stats, rng: rand.New(rand.NewSource(0)), firstSeed: seeds[0]}
 	c.startReplica(0)
 	c.startReplica(1)
 	t.Cleanup(c.stopAll)
@@ -453,7 +483,8 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	c.rng = rand.New(rand.NewSource(seed))
 	c.past = nil
 	c.mu.Unlock()
-	replay := fmt.Sprintf("replay with: go test ./cmd/storagebot -run 'TestChaos$' -seed %d", seed)
+	replay := fmt.Sprintf("replay with: go test ./cmd/storagebot -run 'TestChaos$' -seed %d (alone), or -seeds %d -first-seed %d (after the seeds before it on the same fake)",
+		seed, chaosSeedsPerRepo, c.firstSeed)
 	failedBefore := t.Failed()
 
 	// The plan, all drawn from the seed before anything runs.
@@ -521,6 +552,9 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	firstNumber := issue
 	c.settle()
 	h.fake.ResetCalls()
+	c.mu.Lock()
+	lostBefore := c.stats.lost
+	c.mu.Unlock()
 
 	var bg sync.WaitGroup
 	start := time.Now()
@@ -550,6 +584,9 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				h.fake.InjectFault(f)
 				c.mu.Lock()
 				c.stats.faults++
+				if f.ApplyAfter > 0 || f.Latency > 500*time.Millisecond {
+					c.stats.late++
+				}
 				c.mu.Unlock()
 			}
 		}
@@ -692,8 +729,16 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				}
 			}
 		}
-		if replies > 1 {
+		c.mu.Lock()
+		lost := c.stats.lost > lostBefore
+		c.mu.Unlock()
+		switch {
+		case replies > 1:
 			fail("replies to comment %d = %d, want at most one", commandID, replies)
+		case replies == 0 && plan.kill < 0 && !lost:
+			// Only a delivery lost with a replica goes unanswered: GitHub does not redeliver it, nor does the
+			// reconciler run commands.
+			fail("replies to comment %d = 0, want one: no replica died and no delivery was lost", commandID)
 		}
 	}
 
