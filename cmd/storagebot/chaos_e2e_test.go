@@ -44,14 +44,16 @@ const (
 
 // TestChaos runs seeded end-to-end scenarios with two serve replicas on one fake GitHub while faults are
 // injected at random: server errors, secondary rate limits (403 and 429 with Retry-After) and primary ones
-// (403 and 429), timeouts, writes applied whose answer is lost, duplicate, delayed (out-of-order) and repeated
+// (403 and 429), timeouts, writes applied whose answer is lost (at once, or landing up to chaosLateWrite
+// later, as GitHub finishes a request its client gave up on), duplicate, delayed (out-of-order) and repeated
 // deliveries to either replica, malformed deliveries, a replica killed mid-work and restarted, and reconciler
 // runs at random moments. A secondary limit without Retry-After is left out: GitHub then asks for at least a
 // minute's wait, which the client honours (tested on its own in ghclient). After each
 // scenario one reconcile runs with nothing failing; then:
 //
 //   - every merged promotion has exactly one removal PR into the lower channel and one follow-up note;
-//   - no /promote opened two promotion PRs or branches, and no command got two replies;
+//   - no /promote opened two promotion PRs or branches; no command got two replies, and one got none only when
+//     its delivery was lost with a replica (GitHub does not redeliver, and the reconciler runs no commands);
 //   - the newest storage-policy run of this App on every open PR head is completed with the conclusion the
 //     change deserves, and repeats no annotation;
 //   - a second reconcile finds nothing left to write.
@@ -877,6 +879,58 @@ func TestCommandAnsweredOnce(t *testing.T) {
 	// Either replica's answer may be the one kept ("Opened" or "Found the existing"); both link the PR.
 	if !strings.Contains(replies[0], "✅") || !strings.Contains(replies[0], "promotion PR #"+itoa(prs[0].Number)+" ") {
 		t.Errorf("the reply does not link promotion PR #%d:\n%s", prs[0].Number, replies[0])
+	}
+}
+
+// TestLateReplyAnsweredOnce: a reply whose answer is lost and which GitHub applies late — after the other
+// replica, handling the same delivery, has looked and answered — leaves one reply; so does a reply GitHub
+// never applied, posted again once it could no longer land. Each case is one of the chaos runs' failures,
+// made deterministic.
+func TestLateReplyAnsweredOnce(t *testing.T) {
+	route := "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+	tests := []struct {
+		name  string
+		fault githubfake.Fault
+	}{
+		{"answered after the deadline", githubfake.Fault{Route: route, Latency: 700 * time.Millisecond, Times: 1}},
+		{"answer lost, applied later", githubfake.Fault{Route: route, DropResponse: true, Status: http.StatusBadGateway, ApplyAfter: time.Second, Times: 1}},
+		{"answer lost, never applied", githubfake.Fault{Route: route, Status: http.StatusBadGateway, Times: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"--github-timeout", "500ms", "--github-write-settle", chaosSettle.String()}
+			h := newHarness(t, args...)
+			second := h.startReplica(args...)
+			h.repo.SetPermission("writer", "write")
+			h.commit("snapshot", "add foo", pkgFiles("foo", "1.0.0", 2, ""))
+			issue := h.repo.OpenIssue("Promotions", "", "alice")
+			h.routeWebhooks(func(event, action string) []string {
+				if event == "issue_comment" {
+					return []string{h.addr, second.addr}
+				}
+				return []string{h.addr}
+			})
+			h.fake.InjectFault(tc.fault)
+			if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
+				t.Fatal(err)
+			}
+			h.botReply(issue, "> /promote foo@1.0.0")
+			h.waitFor("every replica idle and every late write landed", func() bool {
+				return eventsIdle(h.addr) && eventsIdle(second.addr) && h.fake.LateWrites() == 0
+			})
+			if h.fake.PendingFaults() != 0 {
+				t.Fatalf("the fault on %s hit no request", route)
+			}
+			var replies []string
+			for _, c := range h.repo.IssueComments(issue) {
+				if strings.HasSuffix(c.User, "[bot]") && strings.Contains(c.Body, "> /promote foo@1.0.0") {
+					replies = append(replies, c.Body)
+				}
+			}
+			if len(replies) != 1 {
+				t.Fatalf("replies = %d, want 1:\n%s", len(replies), strings.Join(replies, "\n----\n"))
+			}
+		})
 	}
 }
 
