@@ -28,18 +28,22 @@ import (
 	"github.com/storagebot/storagebot/internal/seal"
 )
 
-// chaosArgs are the serve flags of a chaos replica: a short deadline per GitHub request so a slow answer is a
-// timeout within the test's time, a wait budget that covers the injected rate limits, a shutdown that abandons
-// work in flight (a killed pod), and a reconciler that evaluates PRs at once.
-var chaosArgs = []string{"--github-timeout", "500ms", "--github-max-wait", "5s", "--shutdown-timeout", "20ms",
+// chaosArgs are the serve flags of a chaos replica: a deadline per GitHub request short enough that a slow
+// answer is a timeout within the test's time, yet far above what a loaded machine (or -race) takes to
+// answer, so only the injected timeouts time out; a wait budget that covers the injected rate limits; a
+// shutdown that abandons work in flight (a killed pod); and a reconciler that evaluates PRs at once.
+var chaosArgs = []string{"--github-timeout", chaosDeadline.String(), "--github-max-wait", "10s", "--shutdown-timeout", "20ms",
 	"--reconcile-interval", "0", "--reconcile-grace", "0", "--github-write-settle", chaosSettle.String()}
 
-// chaosSettle is how long a replica watches for a reply or note whose answer was lost. In this world GitHub
-// finishes a request within chaosLateWrite of its arrival (ApplyAfter, or a 700 ms answer the replica stopped
-// waiting for at 500 ms); the margin covers a loaded machine.
+// The chaos world's times. A timeout fault answers chaosSlow after the request arrived, past the replicas'
+// deadline chaosDeadline; GitHub finishes every request within chaosLateWrite of its arrival (a timed-out
+// write lands at chaosSlow, one whose answer was dropped within ApplyAfter ≤ chaosLateWrite); replicas watch
+// for a post whose answer was lost for chaosSettle, with a margin over chaosLateWrite for a loaded machine.
 const (
-	chaosLateWrite = time.Second
-	chaosSettle    = 3 * time.Second
+	chaosDeadline  = 2 * time.Second
+	chaosSlow      = chaosDeadline + 500*time.Millisecond
+	chaosLateWrite = chaosSlow
+	chaosSettle    = 2 * chaosLateWrite
 )
 
 // TestChaos runs seeded end-to-end scenarios with two serve replicas on one fake GitHub while faults are
@@ -107,7 +111,7 @@ func TestChaos(t *testing.T) {
 // keeps every reconcile's listing of open PRs, whose number grows with every seed, short.
 const chaosSeedsPerRepo = 10
 
-var chaosGroups = flag.Int("chaos-groups", 20, "TestChaos: how many groups of 10 seeds run at once")
+var chaosGroups = flag.Int("chaos-groups", 10, "TestChaos: how many groups of 10 seeds run at once")
 
 // chaosStats counts what the scenarios injected and what the bot did, for the benchmark record.
 type chaosStats struct {
@@ -435,7 +439,7 @@ func randomFault(rng *rand.Rand) githubfake.Fault {
 			f.ApplyAfter = time.Duration(1+rng.Intn(int(chaosLateWrite/time.Millisecond))) * time.Millisecond
 		}
 	case k < 26: // no answer within the replica's deadline
-		f.Latency = 700 * time.Millisecond
+		f.Latency = chaosSlow
 	case k < 30:
 		f.Latency = time.Duration(20+rng.Intn(100)) * time.Millisecond
 	case k < 36:
@@ -586,7 +590,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				h.fake.InjectFault(f)
 				c.mu.Lock()
 				c.stats.faults++
-				if f.ApplyAfter > 0 || f.Latency > 500*time.Millisecond {
+				if f.ApplyAfter > 0 || f.Latency > chaosDeadline {
 					c.stats.late++
 				}
 				c.mu.Unlock()
@@ -892,13 +896,13 @@ func TestLateReplyAnsweredOnce(t *testing.T) {
 		name  string
 		fault githubfake.Fault
 	}{
-		{"answered after the deadline", githubfake.Fault{Route: route, Latency: 700 * time.Millisecond, Times: 1}},
-		{"answer lost, applied later", githubfake.Fault{Route: route, DropResponse: true, Status: http.StatusBadGateway, ApplyAfter: time.Second, Times: 1}},
+		{"answered after the deadline", githubfake.Fault{Route: route, Latency: chaosSlow, Times: 1}},
+		{"answer lost, applied later", githubfake.Fault{Route: route, DropResponse: true, Status: http.StatusBadGateway, ApplyAfter: chaosLateWrite, Times: 1}},
 		{"answer lost, never applied", githubfake.Fault{Route: route, Status: http.StatusBadGateway, Times: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"--github-timeout", "500ms", "--github-write-settle", chaosSettle.String()}
+			args := []string{"--github-timeout", chaosDeadline.String(), "--github-write-settle", chaosSettle.String()}
 			h := newHarness(t, args...)
 			second := h.startReplica(args...)
 			h.repo.SetPermission("writer", "write")
