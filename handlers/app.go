@@ -11,6 +11,7 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
+	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/commandexec"
 	"github.com/storagebot/storagebot/internal/githubapi"
@@ -35,6 +36,8 @@ type Deps struct {
 	AppID int64
 	// Rollouts rebuilds and rolls out distributions; nil disables rollout (and /rebuild says so).
 	Rollouts *rollout.Service
+	// WriteSettle is how long a reply or note whose answer was lost may still land; 0 = botcomment.DefaultSettle.
+	WriteSettle time.Duration
 }
 
 // GitHub is what the handlers call on GitHub, and hand to the services: githubapi.Client in production, a
@@ -84,8 +87,9 @@ func New(deps Deps) *App {
 	}
 	bot := &botIdentity{clients: deps.Clients}
 	checkSvc := &checkrun.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
-	promotionSvc := &promotion.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
-	executor := &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal, BotLogin: bot.Login}
+	comments := botcomment.Writer{Settle: deps.WriteSettle}
+	promotionSvc := &promotion.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID, Notes: comments}
+	executor := &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal, BotLogin: bot.Login, Replies: comments}
 	if deps.Rollouts != nil { // a nil *rollout.Service must not become a non-nil Rebuilder
 		executor.Rollouts = deps.Rollouts
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand"
@@ -27,72 +28,120 @@ import (
 	"github.com/storagebot/storagebot/internal/seal"
 )
 
-// chaosArgs are the serve flags of a chaos replica: a short deadline per GitHub request so a slow answer is a
-// timeout within the test's time, a wait budget that covers the injected rate limits, a shutdown that abandons
-// work in flight (a killed pod), and a reconciler that evaluates PRs at once.
-var chaosArgs = []string{"--github-timeout", "500ms", "--github-max-wait", "5s", "--shutdown-timeout", "20ms",
-	"--reconcile-interval", "0", "--reconcile-grace", "0"}
+// chaosArgs are the serve flags of a chaos replica: a deadline per GitHub request short enough that a slow
+// answer is a timeout within the test's time, yet far above what a loaded machine (or -race) takes to
+// answer, so only the injected timeouts time out; a wait budget that covers the injected rate limits; a
+// shutdown that abandons work in flight (a killed pod); and a reconciler that evaluates PRs at once.
+var chaosArgs = []string{"--github-timeout", chaosDeadline.String(), "--github-max-wait", "10s", "--shutdown-timeout", "20ms",
+	"--reconcile-interval", "0", "--reconcile-grace", "0", "--github-write-settle", chaosSettle.String()}
+
+// The chaos world's times. A timeout fault answers chaosSlow after the request arrived, past the replicas'
+// deadline chaosDeadline; GitHub finishes every request within chaosLateWrite of its arrival (a timed-out
+// write lands at chaosSlow, one whose answer was dropped within ApplyAfter ≤ chaosLateWrite); replicas watch
+// for a post whose answer was lost for chaosSettle, with a margin over chaosLateWrite for a loaded machine.
+const (
+	chaosDeadline  = 2 * time.Second
+	chaosSlow      = chaosDeadline + 500*time.Millisecond
+	chaosLateWrite = chaosSlow
+	chaosSettle    = 2 * chaosLateWrite
+)
 
 // TestChaos runs seeded end-to-end scenarios with two serve replicas on one fake GitHub while faults are
 // injected at random: server errors, secondary rate limits (403 and 429 with Retry-After) and primary ones
-// (403 and 429), timeouts, writes applied whose answer is lost, duplicate, delayed (out-of-order) and repeated
+// (403 and 429), timeouts, writes applied whose answer is lost (at once, or landing up to chaosLateWrite
+// later, as GitHub finishes a request its client gave up on), duplicate, delayed (out-of-order) and repeated
 // deliveries to either replica, malformed deliveries, a replica killed mid-work and restarted, and reconciler
 // runs at random moments. A secondary limit without Retry-After is left out: GitHub then asks for at least a
 // minute's wait, which the client honours (tested on its own in ghclient). After each
 // scenario one reconcile runs with nothing failing; then:
 //
 //   - every merged promotion has exactly one removal PR into the lower channel and one follow-up note;
-//   - no /promote opened two promotion PRs or branches, and no command got two replies;
+//   - no /promote opened two promotion PRs or branches; no command got two replies, and one got none only when
+//     its delivery was lost with a replica (GitHub does not redeliver, and the reconciler runs no commands);
 //   - the newest storage-policy run of this App on every open PR head is completed with the conclusion the
 //     change deserves, and repeats no annotation;
 //   - a second reconcile finds nothing left to write.
 //
-// A seed fixes the plan (faults, routes, timings); the goroutine interleaving is the machine's. Replay a
-// failing seed with: go test ./cmd/storagebot -run 'TestChaos$' -seed N
-// Run many with: go test ./cmd/storagebot -run 'TestChaos$' -seeds 2000 -parallel 24 -timeout 60m (or
-// STORAGEBOT_CHAOS_SEEDS=2000), in parts with -first-seed.
+// A seed fixes the plan (faults, routes, timings); the goroutine interleaving is the machine's. 200 seeds run
+// in go test ./... (-short leaves them out). A failure prints the commands that replay its seed alone and
+// with the seeds that ran before it on the same fake:
+//
+//	go test ./cmd/storagebot -run 'TestChaos$' -seed N
+//	go test ./cmd/storagebot -run 'TestChaos$' -seeds 10 -first-seed G
+//
+// Run many with: go test ./cmd/storagebot -run 'TestChaos$' -seeds 2000 -timeout 60m (or
+// STORAGEBOT_CHAOS_SEEDS=2000), in parts with -first-seed; -chaos-groups sets how many groups of 10 seeds
+// run at once.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos scenarios take minutes; -short leaves them out")
 	}
-	// Opt-in for now: the runs still find rare invariant breaks that are not fixed (a write whose answer
-	// timed out, applied by GitHub after every replica looked for duplicates: a second reply or note), and
-	// their timing faults (700 ms answers against a 500 ms deadline) misfire on a loaded machine or under
-	// -race. docs/benchmarks-targets.md has the figures; run them with -seeds N or STORAGEBOT_CHAOS_SEEDS=N.
-	if *raceSeed < 0 && *raceSeeds == 0 && os.Getenv("STORAGEBOT_CHAOS_SEEDS") == "" {
-		t.Skip("chaos runs are opt-in: go test ./cmd/storagebot -run 'TestChaos$' -seeds 200 (or STORAGEBOT_CHAOS_SEEDS=200)")
-	}
 	seeds := seedList(t, 200, "STORAGEBOT_CHAOS_SEEDS")
-	// A fresh fake every few seeds: every reconcile lists the open PRs, whose number grows with every seed.
-	const seedsPerRepo = 10
+	if *chaosGroups < 1 {
+		t.Fatalf("-chaos-groups %d: want at least 1", *chaosGroups)
+	}
+	// The package's other tests run after this one within the same -timeout (10 minutes by default). On a
+	// machine so loaded that the seeds would not fit in half the time left, the seeds not yet started are
+	// left out — said in the log, never a timing failure — and a longer -timeout runs them all.
+	stopAt := time.Time{}
+	if deadline, ok := t.Deadline(); ok {
+		stopAt = time.Now().Add(time.Until(deadline) / 2)
+	}
 	var mu sync.Mutex
 	var totals chaosStats
+	// Groups share nothing (each has its own fake GitHub and replicas) and mostly wait on timers and on each
+	// other's requests, so many run at once whatever -parallel says (it counts cores, not waits).
+	running := make(chan struct{}, *chaosGroups)
+	var wg sync.WaitGroup
 	for len(seeds) > 0 {
-		n := min(seedsPerRepo, len(seeds))
+		n := min(chaosSeedsPerRepo, len(seeds))
 		group := seeds[:n]
-		t.Run(fmt.Sprintf("seeds-%d-%d", group[0], group[n-1]), func(t *testing.T) {
-			// Groups share nothing (each has its own fake GitHub) and mostly wait on timers: -parallel N
-			// runs N of them at once.
-			t.Parallel()
-			st := chaosGroup(t, group)
-			mu.Lock()
-			totals.add(st)
-			mu.Unlock()
-		})
+		running <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-running }()
+			if !stopAt.IsZero() && time.Now().After(stopAt) {
+				mu.Lock()
+				totals.unstarted += n
+				mu.Unlock()
+				return
+			}
+			t.Run(fmt.Sprintf("seeds-%d-%d", group[0], group[n-1]), func(t *testing.T) {
+				st := chaosGroup(t, group, stopAt)
+				mu.Lock()
+				totals.add(st)
+				mu.Unlock()
+			})
+		}()
 		seeds = seeds[n:]
 	}
-	t.Cleanup(func() { t.Logf("chaos totals: %s", totals) })
+	wg.Wait()
+	t.Logf("chaos totals: %s", totals)
+	if totals.unstarted > 0 {
+		t.Logf("chaos: %d of %d seeds not started, to leave the package's other tests their share of -timeout on this slow machine; run them with: go test ./cmd/storagebot -run 'TestChaos$' -timeout 60m",
+			totals.unstarted, totals.unstarted+totals.seeds)
+	}
 }
+
+// chaosSeedsPerRepo is how many seeds run one after the other on one fake GitHub: a fresh one every few seeds
+// keeps every reconcile's listing of open PRs, whose number grows with every seed, short.
+const chaosSeedsPerRepo = 10
+
+var chaosGroups = flag.Int("chaos-groups", 10, "TestChaos: how many groups of 10 seeds run at once")
 
 // chaosStats counts what the scenarios injected and what the bot did, for the benchmark record.
 type chaosStats struct {
-	seeds, faults, faultsHit, kills, reconciles, duplicates, delayed, lost, merged, commands int
+	seeds, faults, faultsHit, late, kills, reconciles, duplicates, delayed, lost, merged, commands int
+	unstarted                                                                                      int // left out to fit -timeout
 }
 
 func (s *chaosStats) add(o chaosStats) {
 	s.seeds += o.seeds
 	s.faults += o.faults
 	s.faultsHit += o.faultsHit
+	s.late += o.late
+	s.unstarted += o.unstarted
 	s.kills += o.kills
 	s.reconciles += o.reconciles
 	s.duplicates += o.duplicates
@@ -103,8 +152,8 @@ func (s *chaosStats) add(o chaosStats) {
 }
 
 func (s chaosStats) String() string {
-	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands",
-		s.seeds, s.faults, s.faultsHit, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands)
+	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request; %d of them answers lost to writes landing late); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands",
+		s.seeds, s.faults, s.faultsHit, s.late, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands)
 }
 
 // chaosReplica is one serve process of the pair; it is replaced by a new process (new port, nothing in
@@ -128,6 +177,8 @@ type chaosCluster struct {
 	past     []recordedDelivery
 	stats    *chaosStats
 	pending  sync.WaitGroup // delayed deliveries not yet sent
+	// firstSeed is the group's first seed, for the replay command.
+	firstSeed int64
 }
 
 type recordedDelivery struct {
@@ -330,7 +381,7 @@ func (c *chaosCluster) settle() {
 			}
 		}
 		calls := totalCalls(h.fake) + len(h.fake.Deliveries())
-		if calls != lastCalls {
+		if calls != lastCalls || h.fake.LateWrites() > 0 {
 			quietSince, lastCalls = time.Now(), calls
 			return false
 		}
@@ -392,8 +443,12 @@ func randomFault(rng *rand.Rand) githubfake.Fault {
 		if rng.Intn(2) == 0 {
 			f.Status = http.StatusBadGateway
 		}
+		if rng.Intn(2) == 0 {
+			// ... and GitHub finishes it only later: the next reads do not show it yet.
+			f.ApplyAfter = time.Duration(1+rng.Intn(int(chaosLateWrite/time.Millisecond))) * time.Millisecond
+		}
 	case k < 26: // no answer within the replica's deadline
-		f.Latency = 700 * time.Millisecond
+		f.Latency = chaosSlow
 	case k < 30:
 		f.Latency = time.Duration(20+rng.Intn(100)) * time.Millisecond
 	case k < 36:
@@ -412,11 +467,11 @@ func randomFault(rng *rand.Rand) githubfake.Fault {
 }
 
 // chaosGroup runs seeds one after the other on one fake GitHub with two replicas.
-func chaosGroup(t *testing.T, seeds []int64) chaosStats {
+func chaosGroup(t *testing.T, seeds []int64, stopAt time.Time) chaosStats {
 	h := newFakeHarness(t)
 	h.repo.SetPermission("writer", "write")
 	stats := chaosStats{}
-	c := &chaosCluster{h: h, config: chaosConfig(t, h.fake), stats: &stats, rng: rand.New(rand.NewSource(0))}
+	c := &chaosCluster{h: h, config: chaosConfig(t, h.fake), stats: &stats, rng: rand.New(rand.NewSource(0)), firstSeed: seeds[0]}
 	c.startReplica(0)
 	c.startReplica(1)
 	t.Cleanup(c.stopAll)
@@ -426,7 +481,11 @@ func chaosGroup(t *testing.T, seeds []int64) chaosStats {
 	h.fake.SetWebhookURL(router.URL + "/api/github/hook")
 	clients := reconcileClients(t, "--config", c.config)
 
-	for _, seed := range seeds {
+	for i, seed := range seeds {
+		if !stopAt.IsZero() && time.Now().After(stopAt) {
+			stats.unstarted += len(seeds) - i
+			break
+		}
 		if !chaosSeed(t, c, clients, seed) {
 			break
 		}
@@ -443,7 +502,8 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	c.rng = rand.New(rand.NewSource(seed))
 	c.past = nil
 	c.mu.Unlock()
-	replay := fmt.Sprintf("replay with: go test ./cmd/storagebot -run 'TestChaos$' -seed %d", seed)
+	replay := fmt.Sprintf("replay with: go test ./cmd/storagebot -run 'TestChaos$' -seed %d (alone), or -seeds %d -first-seed %d (after the seeds before it on the same fake)",
+		seed, chaosSeedsPerRepo, c.firstSeed)
 	failedBefore := t.Failed()
 
 	// The plan, all drawn from the seed before anything runs.
@@ -511,6 +571,9 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	firstNumber := issue
 	c.settle()
 	h.fake.ResetCalls()
+	c.mu.Lock()
+	lostBefore := c.stats.lost
+	c.mu.Unlock()
 
 	var bg sync.WaitGroup
 	start := time.Now()
@@ -540,6 +603,9 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				h.fake.InjectFault(f)
 				c.mu.Lock()
 				c.stats.faults++
+				if f.ApplyAfter > 0 || f.Latency > chaosDeadline {
+					c.stats.late++
+				}
 				c.mu.Unlock()
 			}
 		}
@@ -682,8 +748,16 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				}
 			}
 		}
-		if replies > 1 {
+		c.mu.Lock()
+		lost := c.stats.lost > lostBefore
+		c.mu.Unlock()
+		switch {
+		case replies > 1:
 			fail("replies to comment %d = %d, want at most one", commandID, replies)
+		case replies == 0 && plan.kill < 0 && !lost:
+			// Only a delivery lost with a replica goes unanswered: GitHub does not redeliver it, nor does the
+			// reconciler run commands.
+			fail("replies to comment %d = 0, want one: no replica died and no delivery was lost", commandID)
 		}
 	}
 
@@ -822,6 +896,58 @@ func TestCommandAnsweredOnce(t *testing.T) {
 	// Either replica's answer may be the one kept ("Opened" or "Found the existing"); both link the PR.
 	if !strings.Contains(replies[0], "✅") || !strings.Contains(replies[0], "promotion PR #"+itoa(prs[0].Number)+" ") {
 		t.Errorf("the reply does not link promotion PR #%d:\n%s", prs[0].Number, replies[0])
+	}
+}
+
+// TestLateReplyAnsweredOnce: a reply whose answer is lost and which GitHub applies late — after the other
+// replica, handling the same delivery, has looked and answered — leaves one reply; so does a reply GitHub
+// never applied, posted again once it could no longer land. Each case is one of the chaos runs' failures,
+// made deterministic.
+func TestLateReplyAnsweredOnce(t *testing.T) {
+	route := "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+	tests := []struct {
+		name  string
+		fault githubfake.Fault
+	}{
+		{"answered after the deadline", githubfake.Fault{Route: route, Latency: chaosSlow, Times: 1}},
+		{"answer lost, applied later", githubfake.Fault{Route: route, DropResponse: true, Status: http.StatusBadGateway, ApplyAfter: chaosLateWrite, Times: 1}},
+		{"answer lost, never applied", githubfake.Fault{Route: route, Status: http.StatusBadGateway, Times: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"--github-timeout", chaosDeadline.String(), "--github-write-settle", chaosSettle.String()}
+			h := newHarness(t, args...)
+			second := h.startReplica(args...)
+			h.repo.SetPermission("writer", "write")
+			h.commit("snapshot", "add foo", pkgFiles("foo", "1.0.0", 2, ""))
+			issue := h.repo.OpenIssue("Promotions", "", "alice")
+			h.routeWebhooks(func(event, action string) []string {
+				if event == "issue_comment" {
+					return []string{h.addr, second.addr}
+				}
+				return []string{h.addr}
+			})
+			h.fake.InjectFault(tc.fault)
+			if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
+				t.Fatal(err)
+			}
+			h.botReply(issue, "> /promote foo@1.0.0")
+			h.waitFor("every replica idle and every late write landed", func() bool {
+				return eventsIdle(h.addr) && eventsIdle(second.addr) && h.fake.LateWrites() == 0
+			})
+			if h.fake.PendingFaults() != 0 {
+				t.Fatalf("the fault on %s hit no request", route)
+			}
+			var replies []string
+			for _, c := range h.repo.IssueComments(issue) {
+				if strings.HasSuffix(c.User, "[bot]") && strings.Contains(c.Body, "> /promote foo@1.0.0") {
+					replies = append(replies, c.Body)
+				}
+			}
+			if len(replies) != 1 {
+				t.Fatalf("replies = %d, want 1:\n%s", len(replies), strings.Join(replies, "\n----\n"))
+			}
+		})
 	}
 }
 

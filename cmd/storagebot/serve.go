@@ -91,6 +91,7 @@ func parseServeFlags(args []string, stderr io.Writer, lookup func(string) (strin
 	grace := fs.Duration("reconcile-grace", cfg.ReconcileGrace, "leave PRs updated more recently than this to their webhook (0 = none)")
 	ghTimeout := fs.Duration("github-timeout", cfg.GitHubTimeout, "deadline of each request to GitHub")
 	ghMaxWait := fs.Duration("github-max-wait", cfg.GitHubMaxWait, "longest one request waits for retries and rate limits; longer limits re-queue the event")
+	ghSettle := fs.Duration("github-write-settle", cfg.GitHubWriteSettle, "how long a comment whose answer was lost may still land on GitHub; watched for that long before posting again")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader through the Kubernetes Lease \"storagebot\" (namespace POD_NAMESPACE); only it runs the periodic passes")
 	publicURL := fs.String("public-url", "", "where GitHub and people reach this server, e.g. https://storagebot.example.com (env STORAGEBOT_PUBLIC_URL); setup mode derives the App's URLs from it")
@@ -133,6 +134,8 @@ func parseServeFlags(args []string, stderr io.Writer, lookup func(string) (strin
 			cfg.GitHubTimeout = *ghTimeout
 		case "github-max-wait":
 			cfg.GitHubMaxWait = *ghMaxWait
+		case "github-write-settle":
+			cfg.GitHubWriteSettle = *ghSettle
 		case "insecure-skip-signature":
 			cfg.InsecureSkipSignature = *insecure
 		case "leader-elect":
@@ -299,7 +302,7 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 	targets := &rollout.Targets{Wake: waker, Kube: func() (kubernetes.Interface, error) { return rollout.KubernetesClient(os.Getenv("KUBECONFIG")) }}
 	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
 	rollouts.Wake = waker
-	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID})
+	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID, WriteSettle: cfg.GitHubWriteSettle})
 	board, dashboards := statusBoard(ctx, clients, cache, app, markerKey, cfg.PublicURL, logger)
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
 	reconciler.Recorder = dashboards

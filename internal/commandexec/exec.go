@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
+	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/exceptions"
@@ -63,6 +64,8 @@ type Executor struct {
 	BotLogin func(context.Context) (string, error)
 	// Rollouts starts distribution rebuilds; nil when rollout is not wired (then /rebuild says so).
 	Rollouts Rebuilder
+	// Replies posts each reply once, also when GitHub applies a post whose answer was lost late.
+	Replies botcomment.Writer
 }
 
 // Rebuilder starts a distribution rebuild and returns the reply for /rebuild.
@@ -88,6 +91,7 @@ type comment struct {
 	commentID int64
 	bot       string   // the App's bot login: only its comments are replies
 	replyKey  seal.Key // seals the reply marker to this repository and issue
+	writer    botcomment.Writer
 }
 
 // Handle runs the commands in a newly created comment. Edited comments, and comments by bots (this one
@@ -109,7 +113,7 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 		gh:     gh,
 		repo:   repoctx.Repo{Owner: ev.GetRepo().GetOwner().GetLogin(), Name: ev.GetRepo().GetName(), DefaultBranch: ev.GetRepo().GetDefaultBranch()},
 		number: ev.GetIssue().GetNumber(), isPR: ev.GetIssue().IsPullRequest(),
-		user: author.GetLogin(), commentID: ev.GetComment().GetID(),
+		user: author.GetLogin(), commentID: ev.GetComment().GetID(), writer: e.Replies,
 	}
 	log := zerolog.Ctx(ctx).With().Str("user", c.user).Int("issue", c.number).Int("commands", len(cmds)).Logger()
 	ctx = log.WithContext(ctx)
@@ -399,16 +403,20 @@ func (c *comment) reply(ctx context.Context, body string) error {
 		fitted = "❌ Nothing was recorded: this reply's records (the exceptions granted) would pass GitHub's limit of " +
 			fmt.Sprint(promotion.MaxBodyLength) + " characters for one comment. Nothing was allowed: allow fewer versions per comment.\n\n" + c.replyMarker()
 	}
-	body = fitted
-	postErr := c.gh.CreateComment(ctx, c.repo.Owner, c.repo.Name, c.number, body)
-	// Two replicas handling the same comment at once both found no reply and both posted one; and a post
-	// whose answer was lost may have been applied. Either way the earliest reply stays and any later one is
-	// deleted, by whichever replica looks: they all agree on which is earliest.
-	if err := c.dropLaterReplies(ctx); err != nil {
-		return errors.Join(postErr, err)
+	// Two replicas handling the same comment at once both found no reply and both post one; a post whose
+	// answer was lost may land late. The writer keeps the earliest reply and deletes any later one it sees,
+	// and watches an unanswered post until it lands or cannot any more.
+	if c.bot == "" {
+		// No reply can be recognised, so none can be watched for or told from a duplicate: post once.
+		if err := c.gh.CreateComment(ctx, c.repo.Owner, c.repo.Name, c.number, fitted); err != nil {
+			return fmt.Errorf("reply on #%d: %w", c.number, err)
+		}
+		return nil
 	}
-	if postErr != nil {
-		return fmt.Errorf("reply on #%d: %w", c.number, postErr)
+	w := c.writer
+	w.Fit = promotion.FitComment
+	if err := w.Post(ctx, replyThread{c}, fitted); err != nil {
+		return fmt.Errorf("reply on #%d: %w", c.number, err)
 	}
 	return nil
 }
@@ -416,17 +424,25 @@ func (c *comment) reply(ctx context.Context, body string) error {
 // dropLaterReplies deletes every reply to this comment but the earliest.
 func (c *comment) dropLaterReplies(ctx context.Context) error {
 	replies, err := c.replies(ctx)
-	if err != nil || len(replies) < 2 {
+	if err != nil {
 		return err
 	}
-	for _, id := range replies[1:] {
-		// Gone already is no error: the other replica deleted it.
-		if err := c.gh.DeleteComment(ctx, c.repo.Owner, c.repo.Name, id); err != nil {
-			return fmt.Errorf("delete reply %d on #%d, a duplicate of reply %d: %w", id, c.number, replies[0], err)
-		}
-		zerolog.Ctx(ctx).Info().Int64("reply", replies[0]).Int64("duplicate", id).Msg("comment answered twice; the later reply deleted")
-	}
-	return nil
+	return botcomment.DropLater(ctx, replyThread{c}, replies)
+}
+
+// replyThread is the comment's issue as the reply writer sees it: the replies to this comment only.
+type replyThread struct{ c *comment }
+
+func (t replyThread) Marked(ctx context.Context) ([]botcomment.Comment, error) {
+	return t.c.replies(ctx)
+}
+
+func (t replyThread) Create(ctx context.Context, body string) error {
+	return t.c.gh.CreateComment(ctx, t.c.repo.Owner, t.c.repo.Name, t.c.number, body)
+}
+
+func (t replyThread) Delete(ctx context.Context, id int64) error {
+	return t.c.gh.DeleteComment(ctx, t.c.repo.Owner, t.c.repo.Name, id)
 }
 
 // replyMarker is the sealed record, hidden in the reply, of the comment it answers. Anyone with write access
@@ -443,12 +459,12 @@ func (c *comment) earliestReply(ctx context.Context) (int64, error) {
 	if err != nil || len(replies) == 0 {
 		return 0, err
 	}
-	return replies[0], nil
+	return replies[0].ID, nil
 }
 
-// replies lists the IDs of the bot's comments on the issue carrying this comment's reply marker, oldest
-// first. Without the bot login none can be told apart from a forgery, so none are listed.
-func (c *comment) replies(ctx context.Context) ([]int64, error) {
+// replies lists the bot's comments on the issue carrying this comment's reply marker, oldest first. Without
+// the bot login none can be told apart from a forgery, so none are listed.
+func (c *comment) replies(ctx context.Context) ([]botcomment.Comment, error) {
 	if c.bot == "" {
 		return nil, nil
 	}
@@ -457,14 +473,14 @@ func (c *comment) replies(ctx context.Context) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("look for replies to comment %d on #%d: %w", c.commentID, c.number, err)
 	}
-	var ids []int64
+	var out []botcomment.Comment
 	for _, cm := range all {
 		if cm.GetUser().GetLogin() == c.bot && strings.Contains(cm.GetBody(), marker) {
-			ids = append(ids, cm.GetID())
+			out = append(out, botcomment.Comment{ID: cm.GetID(), Body: cm.GetBody()})
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
 func versionList(vs []commands.VersionRef) string {

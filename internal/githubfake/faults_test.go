@@ -93,6 +93,55 @@ func TestDropResponseAppliesTheWrite(t *testing.T) {
 	}
 }
 
+// TestLateWrites: a write whose answer is lost lands later — after the answer (ApplyAfter), or after the
+// client gave up waiting (Latency past its deadline) — and only reads from then on show it.
+func TestLateWrites(t *testing.T) {
+	s, repo := newFake(t)
+	gh := newClient(t, s, s.PrivateKeyPEM())
+	route := "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+	number := repo.OpenIssue("x", "", "alice")
+	waitComments := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(repo.IssueComments(number)) != want || s.LateWrites() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d comments, %d late writes pending after 30s, want %d and none", len(repo.IssueComments(number)), s.LateWrites(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	s.InjectFault(Fault{Route: route, DropResponse: true, Status: http.StatusBadGateway, ApplyAfter: 300 * time.Millisecond, Times: 1})
+	_, resp, err := gh.Issues.CreateComment(context.Background(), "storage-org", "package-storage", number, &github.IssueComment{Body: github.String("late")})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("comment answered %v (%v), want 502", resp, err)
+	}
+	// The answer came before the write: at most the one pending write may be missing, never an extra one.
+	if got := len(repo.IssueComments(number)); got > 1 {
+		t.Fatalf("%d comments stored, want at most 1", got)
+	}
+	waitComments(1)
+
+	s.InjectFault(Fault{Route: route, Latency: 300 * time.Millisecond, Times: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := gh.Issues.CreateComment(ctx, "storage-org", "package-storage", number, &github.IssueComment{Body: github.String("slow")}); err == nil {
+		t.Fatal("comment answered within 50ms, want the client's deadline to pass")
+	}
+	waitComments(2)
+
+	for _, f := range []Fault{{ApplyAfter: time.Second}, {DropResponse: true, ApplyAfter: ProcessingLimit + time.Second}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("InjectFault(%+v) accepted a fault GitHub cannot produce", f)
+				}
+			}()
+			s.InjectFault(f)
+		}()
+	}
+}
+
 func TestConditionalRequests(t *testing.T) {
 	s, _ := newFake(t)
 	gh := newClient(t, s, s.PrivateKeyPEM())

@@ -1,6 +1,7 @@
 package githubfake
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -46,9 +47,14 @@ type Fault struct {
 	Route        string
 	Status       int           // answer this status (with Retry-After when set) instead of the real answer
 	RetryAfter   string        // Retry-After header value; with 403 or 429 the body says "secondary rate limit"
-	Latency      time.Duration // wait this long before answering
+	Latency      time.Duration // wait this long before answering; a write is applied then, its client gone or not
 	DropResponse bool          // apply the request, then fail: Status when set, else close the connection
 	Times        int           // how many requests to affect; 0 = forever
+	// ApplyAfter, with DropResponse, answers at once (Status when set, else the connection closed) and applies
+	// the request this long after it arrived: a write GitHub finished after the client had given up on it, seen
+	// by the next reads only from then on. GitHub processes a request for at most ProcessingLimit, so a write
+	// lands within that or never: InjectFault refuses a longer ApplyAfter.
+	ApplyAfter time.Duration
 	// RateLimit (PrimaryLimit or SecondaryLimit) answers the way GitHub does when the installation hits that
 	// limit, with Status (default 403; 429 is also GitHub's) and, for a secondary limit, Retry-After when
 	// RetryAfter is set. Like GitHub's, the limit then holds for every request made with an installation token,
@@ -112,6 +118,8 @@ type Server struct {
 	unregistered  bool
 	app           *registeredApp
 	manifestCodes map[string]manifestCode
+	// lateWrites counts requests answered already and applied later (Fault.ApplyAfter) that have not landed.
+	lateWrites int
 }
 
 // appSlug is the fake app's slug; its bot user is appSlug+"[bot]".
@@ -264,8 +272,16 @@ func (s *Server) MaxInFlight() int {
 	return s.maxInFlight
 }
 
-// InjectFault adds a fault; faults are tried in the order they were added.
+// ProcessingLimit is how long GitHub works on one REST request before it ends it with a timeout: a write whose
+// answer was lost lands within this much of its arrival, or never.
+const ProcessingLimit = 10 * time.Second
+
+// InjectFault adds a fault; faults are tried in the order they were added. It panics on a fault GitHub cannot
+// produce: ApplyAfter without DropResponse, or past ProcessingLimit.
 func (s *Server) InjectFault(f Fault) {
+	if f.ApplyAfter != 0 && (!f.DropResponse || f.ApplyAfter < 0 || f.ApplyAfter > ProcessingLimit) {
+		panic(fmt.Sprintf("githubfake: ApplyAfter %s needs DropResponse and at most %s", f.ApplyAfter, ProcessingLimit))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, &f)
@@ -388,13 +404,21 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		delay += fault.Latency
 	}
 	s.logf("githubfake: %s %s (%s)", r.Method, r.URL.RequestURI(), name)
+	// The body arrives with the request, before GitHub works on it.
+	body, bodyErr := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
-			t.Stop()
-			return
+			if !isWrite(r.Method) {
+				// A read whose client left has nothing to apply.
+				t.Stop()
+				return
+			}
+			// GitHub goes on with a write whose client gave up: it lands after the deadline the client saw
+			// pass, and only a later read shows it.
+			<-t.C
 		}
 	}
 	if limit != nil {
@@ -409,13 +433,21 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, errNotFound)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-	if err != nil {
-		s.writeError(w, errorf(http.StatusBadRequest, "read body: %v", err))
+	if bodyErr != nil {
+		s.writeError(w, errorf(http.StatusBadRequest, "read body: %v", bodyErr))
 		return
 	}
 	if err := s.authorize(r, rt.auth); err != nil {
 		s.writeError(w, err)
+		return
+	}
+	if fault != nil && fault.DropResponse && fault.ApplyAfter > 0 {
+		s.applyLate(rt, &call{r: r.Clone(context.WithoutCancel(r.Context())), params: params, body: body, header: http.Header{}}, fault.ApplyAfter-delay)
+		if fault.Status != 0 {
+			s.writeFault(w, fault)
+			return
+		}
+		dropConnection(w)
 		return
 	}
 	c := &call{r: r, params: params, body: body, header: w.Header()}
@@ -434,6 +466,33 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, r, name, status, out)
+}
+
+// applyLate runs c after wait, as GitHub finishing a request whose answer is gone; its events are sent then.
+func (s *Server) applyLate(rt *route, c *call, wait time.Duration) {
+	s.mu.Lock()
+	s.lateWrites++
+	s.mu.Unlock()
+	go func() {
+		time.Sleep(wait)
+		_, _, _ = s.dispatch(rt, c)
+		s.emit(c.events)
+		s.mu.Lock()
+		s.lateWrites--
+		s.mu.Unlock()
+	}()
+}
+
+// LateWrites is how many requests answered already (Fault.ApplyAfter) are still to be applied.
+func (s *Server) LateWrites() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lateWrites
+}
+
+// isWrite reports whether method changes something on GitHub.
+func isWrite(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
 // dispatch resolves the repository (when the route has one) and runs the handler under the lock.

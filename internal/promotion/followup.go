@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
+	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -255,8 +256,9 @@ func (s *Service) FollowUpMerged(ctx context.Context, repo Repo, merged *github.
 
 // NoteFollowUp posts note (FollowUpNote) on merged PR number once, recognised by its marker among the bot's
 // comments: a redelivery, a restart or the reconciler finds it and posts nothing. Two replicas may both find
-// none and both post; each then lists the notes again, and a note that is not the first one (lowest ID,
-// GitHub's IDs only grow) is deleted by the replica that posted it, so exactly one stays whatever the order.
+// none and both post, and a post whose answer was lost may land late; the writer (botcomment) keeps the
+// earliest note (lowest ID, GitHub's IDs only grow) and deletes the later ones it sees, so exactly one stays
+// whatever the order.
 func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note string) error {
 	if note == "" || s.BotLogin == nil {
 		return nil
@@ -266,58 +268,56 @@ func (s *Service) NoteFollowUp(ctx context.Context, repo Repo, number int, note 
 		return fmt.Errorf("follow-up note on #%d: the App's bot login is unknown, so an existing note cannot be told "+
 			"from a forged one; nothing posted, the next event or reconcile run tries again: %w", number, err)
 	}
-	key := s.markerKey(repo)
-	notes, err := botComments(ctx, repo, number, bot, key)
+	thread := noteThread{repo: repo, number: number, bot: bot, key: s.markerKey(repo)}
+	notes, err := thread.Marked(ctx)
 	if err != nil {
 		return err
 	}
 	if len(notes) > 0 {
 		// Posted already; a replica stopped between its post and its look for duplicates may have left one.
-		return dropLaterNotes(ctx, repo, number, notes)
+		return botcomment.DropLater(ctx, thread, notes)
 	}
-	postErr := repo.Client.CreateComment(ctx, repo.Owner, repo.Name, number, note)
-	// Another replica may have raced us, and a post whose answer was lost may have been applied: whether or
-	// not ours answered, every note but the earliest is deleted, by whichever replica looks (they all agree
-	// on the earliest).
-	if notes, err = botComments(ctx, repo, number, bot, key); err != nil {
-		return errors.Join(postErr, err)
-	}
-	if err := dropLaterNotes(ctx, repo, number, notes); err != nil {
-		return errors.Join(postErr, err)
-	}
-	if postErr != nil {
-		return fmt.Errorf("post the follow-up note on #%d: %w", number, postErr)
+	w := s.Notes
+	w.Fit = FitComment
+	if err := w.Post(ctx, thread, note); err != nil {
+		return fmt.Errorf("post the follow-up note on #%d: %w", number, err)
 	}
 	return nil
 }
 
-// dropLaterNotes deletes every follow-up note in notes (lowest first) but the first.
-func dropLaterNotes(ctx context.Context, repo Repo, number int, notes []int64) error {
-	for i := 1; i < len(notes); i++ {
-		// A note already gone (another replica deleted it) is no error.
-		if err := repo.Client.DeleteComment(ctx, repo.Owner, repo.Name, notes[i]); err != nil {
-			return fmt.Errorf("delete duplicate follow-up note %d on #%d (note %d came first): %w", notes[i], number, notes[0], err)
-		}
-		zerolog.Ctx(ctx).Info().Int("pr", number).Int64("kept", notes[0]).Int64("deleted", notes[i]).
-			Msg("follow-up note posted twice (another replica raced us, or a post's answer was lost); deleted the later")
-	}
-	return nil
+// noteThread is merged PR number's follow-up notes: the bot's comments holding the note marker sealed under key.
+type noteThread struct {
+	repo   Repo
+	number int
+	bot    string
+	key    seal.Key
 }
 
-// botComments lists the IDs of bot's follow-up notes on the merged PR number (sealed under key), lowest first.
-func botComments(ctx context.Context, repo Repo, number int, bot string, key seal.Key) ([]int64, error) {
-	comments, err := repo.Client.IssueComments(ctx, repo.Owner, repo.Name, number)
+func (t noteThread) Marked(ctx context.Context) ([]botcomment.Comment, error) {
+	comments, err := t.repo.Client.IssueComments(ctx, t.repo.Owner, t.repo.Name, t.number)
 	if err != nil {
-		return nil, fmt.Errorf("look for the follow-up note on #%d: %w", number, err)
+		return nil, fmt.Errorf("look for the follow-up note on #%d: %w", t.number, err)
 	}
-	var ids []int64
+	var out []botcomment.Comment
 	for _, c := range comments {
-		if IsFollowUpNote(ctx, c, bot, number, key) {
-			ids = append(ids, c.GetID())
+		if IsFollowUpNote(ctx, c, t.bot, t.number, t.key) {
+			out = append(out, botcomment.Comment{ID: c.GetID(), Body: c.GetBody()})
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (t noteThread) Create(ctx context.Context, body string) error {
+	return t.repo.Client.CreateComment(ctx, t.repo.Owner, t.repo.Name, t.number, body)
+}
+
+func (t noteThread) Delete(ctx context.Context, id int64) error {
+	// GitHub interface: a comment already gone (another replica deleted it) is no error.
+	if err := t.repo.Client.DeleteComment(ctx, t.repo.Owner, t.repo.Name, id); err != nil {
+		return fmt.Errorf("delete follow-up note %d on #%d: %w", id, t.number, err)
+	}
+	return nil
 }
 
 // removal is a version to delete from a lower channel, present identically in Higher.

@@ -3,6 +3,7 @@ package promotion
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 
+	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
@@ -311,6 +313,53 @@ func TestNoteFollowUpOnceWhenTwoPost(t *testing.T) {
 	}
 	if got := len(e.repo.IssueComments(n)); got != 1 {
 		t.Errorf("comments after a redelivery = %d, want 1", got)
+	}
+}
+
+// TestNoteFollowUpLandingLate: one replica's post is answered 502 and applied only later, after the other
+// replica has looked, found nothing and posted; the first replica watches for its post, sees both and deletes
+// the later. Exactly one note stays, and nobody posts a third.
+func TestNoteFollowUpLandingLate(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	merged := mergedPromotion(t, e)
+	n := merged.GetNumber()
+	bot := func(context.Context) (string, error) { return "storagebot[bot]", nil }
+	w := botcomment.Writer{Settle: 3 * time.Second}
+	late, prompt := &Service{BotLogin: bot, Seal: testSeal, Notes: w}, &Service{BotLogin: bot, Seal: testSeal, Notes: w}
+	key := MarkerKey(testSeal, e.repo.FullName())
+	route := "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+	e.fake.InjectFault(githubfake.Fault{Route: route, DropResponse: true, Status: http.StatusBadGateway, ApplyAfter: time.Second, Times: 1})
+	note := FollowUpNote([]FollowUpResult{{Channel: "snapshot", PR: PRRef{Number: 99}, Removed: refs("foo@1.2.3")}}, n, key)
+	done := make(chan error, 1)
+	go func() { done <- late.NoteFollowUp(ctx, e.r, n, note) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for e.fake.Calls(route) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first replica did not post within 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := prompt.NoteFollowUp(ctx, e.r, n, note); err != nil {
+		t.Fatalf("the prompt replica: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the replica whose post landed late: %v", err)
+	}
+	if e.fake.LateWrites() != 0 {
+		t.Fatal("the late post had not landed when its writer returned")
+	}
+	var notes []int64
+	for _, c := range e.repo.IssueComments(n) {
+		if strings.Contains(c.Body, FollowUpNoteMarker(n, key)) {
+			notes = append(notes, c.ID)
+		}
+	}
+	if len(notes) != 1 {
+		t.Fatalf("follow-up notes = %v, want exactly one", notes)
+	}
+	if posts := e.fake.Calls(route); posts != 2 {
+		t.Errorf("notes posted = %d, want 2 (one each)", posts)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-github/v50/github"
 
+	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/keylock"
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -42,6 +43,8 @@ type Service struct {
 	BotLogin func(context.Context) (string, error)
 	// AppID is this GitHub App's ID: only its own storage-policy run lets a removal PR merge.
 	AppID int64
+	// Notes posts each follow-up note once, also when GitHub applies a post whose answer was lost late.
+	Notes botcomment.Writer
 
 	followUpLocks keylock.Striped // per merged PR; see HandleMerged
 }

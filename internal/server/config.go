@@ -47,6 +47,9 @@ type Config struct {
 	// GitHubMaxWait is how long one request may wait for retries and rate limits; a limit lasting longer
 	// fails the event at once, which is queued again for when the limit ends.
 	GitHubMaxWait time.Duration `yaml:"github_max_wait"`
+	// GitHubWriteSettle is how long after it was sent a comment whose answer was lost may still land on
+	// GitHub (which ends a request after 10 s): the bot watches for it that long before posting again.
+	GitHubWriteSettle time.Duration `yaml:"github_write_settle"`
 	// MaxBodyBytes caps a webhook body; GitHub caps payloads at 25 MB. pull_request, issue_comment and
 	// check_run bodies have a smaller cap of their own (2 MiB), since GitHub bounds what they hold.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -93,6 +96,7 @@ func Default() Config {
 		ReconcileGrace:    5 * time.Minute,
 		GitHubTimeout:     30 * time.Second,
 		GitHubMaxWait:     time.Minute,
+		GitHubWriteSettle: 12 * time.Second,
 		MaxBodyBytes:      25 << 20,
 		// Room for two deliveries at GitHub's 25 MB cap, or thousands of ordinary ones (tens of KB).
 		MaxInflightBodyBytes: 64 << 20,
@@ -317,6 +321,9 @@ func (c *Config) ValidateServer() error {
 	}
 	if c.GitHubTimeout <= 0 || c.GitHubMaxWait <= 0 {
 		errs = append(errs, fmt.Errorf("github_timeout (%s) and github_max_wait (%s) must be positive", c.GitHubTimeout, c.GitHubMaxWait))
+	}
+	if c.GitHubWriteSettle <= 0 {
+		errs = append(errs, fmt.Errorf("github_write_settle (%s) must be positive", c.GitHubWriteSettle))
 	}
 	if c.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("max_body_bytes (%d) must be positive", c.MaxBodyBytes))

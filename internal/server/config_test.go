@@ -45,9 +45,9 @@ func TestLoadFile(t *testing.T) {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		}},
-		{name: "values override defaults", yaml: "addr: \":9000\"\nqueue:\n  size: 5\n  workers: 2\nshutdown_timeout: 3s\ngithub_timeout: 5s\ngithub_max_wait: 20s\ngithub:\n  app:\n    integration_id: 42\n", check: func(t *testing.T, c Config) {
-			if c.GitHubTimeout != 5*time.Second || c.GitHubMaxWait != 20*time.Second {
-				t.Errorf("github_timeout, github_max_wait = %s, %s, want 5s, 20s", c.GitHubTimeout, c.GitHubMaxWait)
+		{name: "values override defaults", yaml: "addr: \":9000\"\nqueue:\n  size: 5\n  workers: 2\nshutdown_timeout: 3s\ngithub_timeout: 5s\ngithub_max_wait: 20s\ngithub_write_settle: 2s\ngithub:\n  app:\n    integration_id: 42\n", check: func(t *testing.T, c Config) {
+			if c.GitHubTimeout != 5*time.Second || c.GitHubMaxWait != 20*time.Second || c.GitHubWriteSettle != 2*time.Second {
+				t.Errorf("github_timeout, github_max_wait, github_write_settle = %s, %s, %s, want 5s, 20s, 2s", c.GitHubTimeout, c.GitHubMaxWait, c.GitHubWriteSettle)
 			}
 			if c.Addr != ":9000" || c.Queue.Size != 5 || c.Queue.Workers != 2 || c.ShutdownTimeout != 3*time.Second || c.GitHub.App.IntegrationID != 42 {
 				t.Errorf("got %+v", c)
@@ -114,6 +114,7 @@ func TestValidate(t *testing.T) {
 		{name: "zero workers", mutate: func(c *Config) { c.Queue.Workers = 0 }, wantErr: "queue.workers"},
 		{name: "no GitHub request deadline", mutate: func(c *Config) { c.GitHubTimeout = 0 }, wantErr: "github_timeout"},
 		{name: "negative wait budget", mutate: func(c *Config) { c.GitHubMaxWait = -time.Second }, wantErr: "github_max_wait"},
+		{name: "no write settle time", mutate: func(c *Config) { c.GitHubWriteSettle = 0 }, wantErr: "github_write_settle"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,206 @@
+package botcomment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v50/github"
+
+	"github.com/storagebot/storagebot/internal/ghclient"
+)
+
+// thread is an issue as GitHub keeps it: each post gets the next ID when it lands, which is when the post's
+// outcome says (at once, later, never), whatever its answer was.
+type thread struct {
+	mu       sync.Mutex
+	nextID   int64
+	comments []Comment
+	// outcomes are the next posts' fates, in order; a post beyond them lands at once and is answered.
+	outcomes []outcome
+	posts    int
+	deleted  []int64
+}
+
+type outcome struct {
+	err    error         // the answer the writer sees
+	landIn time.Duration // when the post lands after it was sent; < 0 = never
+}
+
+func (t *thread) land(body string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.nextID++
+	t.comments = append(t.comments, Comment{ID: t.nextID, Body: body})
+}
+
+func (t *thread) Marked(context.Context) ([]Comment, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Comment(nil), t.comments...), nil
+}
+
+func (t *thread) Create(_ context.Context, body string) error {
+	t.mu.Lock()
+	t.posts++
+	o := outcome{}
+	if len(t.outcomes) > 0 {
+		o, t.outcomes = t.outcomes[0], t.outcomes[1:]
+	}
+	t.mu.Unlock()
+	switch {
+	case o.landIn == 0:
+		t.land(body)
+	case o.landIn > 0:
+		time.AfterFunc(o.landIn, func() { t.land(body) })
+	}
+	return o.err
+}
+
+func (t *thread) Delete(_ context.Context, id int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, c := range t.comments {
+		if c.ID == id {
+			t.comments = append(t.comments[:i], t.comments[i+1:]...)
+			t.deleted = append(t.deleted, id)
+			return nil
+		}
+	}
+	return nil // already gone
+}
+
+func (t *thread) ids() []int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []int64
+	for _, c := range t.comments {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+var (
+	errTimeout = &url.Error{Op: "Post", URL: "https://api.github.com/repos/o/r/issues/1/comments", Err: context.DeadlineExceeded}
+	err502     = &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusBadGateway}, Message: "Bad Gateway"}
+	err422     = &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusUnprocessableEntity}, Message: "Validation Failed"}
+)
+
+func TestPost(t *testing.T) {
+	const settle = 300 * time.Millisecond
+	tests := []struct {
+		name     string
+		earlier  bool // another writer's comment is there before this post
+		outcomes []outcome
+		// lateOther lands another writer's comment this long after the post starts (0 = none).
+		lateOther time.Duration
+		wantPosts int
+		wantIDs   []int64 // the comments left
+		wantErr   bool
+	}{
+		{name: "answered", wantPosts: 1, wantIDs: []int64{1}},
+		{name: "answered after another writer's", earlier: true, wantPosts: 1, wantIDs: []int64{1}},
+		{name: "applied, answer lost", outcomes: []outcome{{err: err502}}, wantPosts: 1, wantIDs: []int64{1}},
+		{name: "timed out, lands late: not posted again", outcomes: []outcome{{err: errTimeout, landIn: 150 * time.Millisecond}}, wantPosts: 1, wantIDs: []int64{1}},
+		{name: "timed out, never lands: posted again", outcomes: []outcome{{err: errTimeout, landIn: -1}}, wantPosts: 2, wantIDs: []int64{1}},
+		{name: "server error, not applied: posted again", outcomes: []outcome{{err: err502, landIn: -1}}, wantPosts: 2, wantIDs: []int64{1}},
+		{
+			name: "lands late after another writer's: the late one deleted", outcomes: []outcome{{err: errTimeout, landIn: 200 * time.Millisecond}},
+			lateOther: 50 * time.Millisecond, wantPosts: 1, wantIDs: []int64{1},
+		},
+		{
+			name: "never lands, another writer's meanwhile: not posted again", outcomes: []outcome{{err: errTimeout, landIn: -1}},
+			lateOther: 50 * time.Millisecond, wantPosts: 1, wantIDs: []int64{1},
+		},
+		{name: "refused", outcomes: []outcome{{err: err422, landIn: -1}}, wantPosts: 1, wantErr: true},
+		{
+			name: "never applied", outcomes: []outcome{{err: errTimeout, landIn: -1}, {err: errTimeout, landIn: -1}, {err: err502, landIn: -1}},
+			wantPosts: 3, wantErr: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			th := &thread{outcomes: tc.outcomes}
+			if tc.earlier {
+				th.land("another writer's")
+			}
+			if tc.lateOther > 0 {
+				timer := time.AfterFunc(tc.lateOther, func() { th.land("another writer's") })
+				defer timer.Stop()
+			}
+			err := Writer{Settle: settle, Attempts: 3}.Post(context.Background(), th, "the reply")
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Post = %v, want error %v", err, tc.wantErr)
+			}
+			if th.posts != tc.wantPosts {
+				t.Errorf("posts = %d, want %d", th.posts, tc.wantPosts)
+			}
+			if got := th.ids(); fmt.Sprint(got) != fmt.Sprint(tc.wantIDs) {
+				t.Errorf("comments left = %v, want %v (deleted %v)", got, tc.wantIDs, th.deleted)
+			}
+		})
+	}
+}
+
+func TestPostFits(t *testing.T) {
+	th := &thread{}
+	w := Writer{Fit: func(s string) (string, error) { return strings.Replace(s, "long", "short", 1), nil }}
+	if err := w.Post(context.Background(), th, "a long reply"); err != nil {
+		t.Fatal(err)
+	}
+	if got := th.comments[0].Body; !strings.HasPrefix(got, "a short reply\n<!-- storagebot:attempt ") {
+		t.Errorf("posted %q, want the fitted body with its attempt marker", got)
+	}
+	tooLong := errors.New("too long")
+	w.Fit = func(string) (string, error) { return "", tooLong }
+	if err := w.Post(context.Background(), th, "x"); !errors.Is(err, tooLong) || th.posts != 1 {
+		t.Errorf("Post of an unfittable body = %v after %d posts, want the Fit error and no post", err, th.posts)
+	}
+}
+
+func TestDropLaterKeepsTheEarliest(t *testing.T) {
+	th := &thread{}
+	for i := 0; i < 3; i++ {
+		th.land("x")
+	}
+	have, _ := th.Marked(context.Background())
+	// Listed in any order, the lowest ID stays.
+	have[0], have[2] = have[2], have[0]
+	if err := DropLater(context.Background(), th, have); err != nil {
+		t.Fatal(err)
+	}
+	if got := th.ids(); fmt.Sprint(got) != "[1]" {
+		t.Errorf("left %v, want [1]", got)
+	}
+}
+
+func TestUnanswered(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"timeout", errTimeout, true},
+		{"connection cut", &url.Error{Op: "Post", URL: "u", Err: errors.New("EOF")}, true},
+		{"502", err502, true},
+		{"500 wrapped", fmt.Errorf("reply: %w", &github.ErrorResponse{Response: &http.Response{StatusCode: 500}}), true},
+		{"422", err422, false},
+		{"404", &github.ErrorResponse{Response: &http.Response{StatusCode: 404}}, false},
+		{"rate limit (ghclient)", &url.Error{Op: "Post", URL: "u", Err: &ghclient.RateLimitError{Kind: ghclient.SecondaryLimit}}, false},
+		{"abuse limit (go-github)", &github.AbuseRateLimitError{Response: &http.Response{StatusCode: 403}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Unanswered(tc.err); got != tc.want {
+				t.Errorf("Unanswered(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
