@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -53,31 +54,56 @@ type ReconcileResult struct {
 func (s *Service) ReconcileRemovals(ctx context.Context, repo Repo) (ReconcileResult, error) {
 	cfg := repo.config()
 	r := s.reader(repo)
+	bound := storage.ReadConcurrency(r)
 	heads := make([]head, len(cfg.Channels))
 	pkgs := make([]map[string]storage.TreeEntry, len(cfg.Channels))
+	channels := overlap.NewGroup(ctx, bound)
 	for i, ch := range cfg.Channels {
-		h, err := branchHead(ctx, repo, ch)
-		if err != nil {
-			return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
-		}
-		heads[i] = h
-		sha, err := storage.Subtree(ctx, r, h.Tree, storage.PackagesDir)
-		if err != nil {
-			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
-		}
-		if pkgs[i], err = storage.TreeByName(ctx, r, sha); err != nil {
-			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
+		channels.Go(func(ctx context.Context) error {
+			h, err := branchHead(ctx, repo, ch)
+			if err != nil {
+				return err
+			}
+			heads[i] = h
+			sha, err := storage.Subtree(ctx, r, h.Tree, storage.PackagesDir)
+			if err != nil {
+				return fmt.Errorf("channel %s: %w", ch.Name, err)
+			}
+			if pkgs[i], err = storage.TreeByName(ctx, r, sha); err != nil {
+				return fmt.Errorf("channel %s: %w", ch.Name, err)
+			}
+			return nil
+		})
+	}
+	if err := channels.Wait(); err != nil {
+		return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
+	}
+	// Every package of every channel but the highest is compared with the higher channels' copies, all at
+	// once within the bound; the results are put back in channel and package order.
+	var res ReconcileResult
+	lowers := cfg.Channels[:len(cfg.Channels)-1]
+	found := make([][]packageDuplicates, len(lowers))
+	compare := overlap.NewGroup(ctx, bound)
+	for i, ch := range lowers {
+		names := sortedNames(pkgs[i])
+		found[i] = make([]packageDuplicates, len(names))
+		for j, pkg := range names {
+			compare.Go(func(ctx context.Context) error {
+				var err error
+				found[i][j], err = duplicatesOf(ctx, r, ch.Name, pkg, pkgs[i][pkg], cfg.Channels[i+1:], pkgs[i+1:])
+				return err
+			})
 		}
 	}
-	var res ReconcileResult
+	if err := compare.Wait(); err != nil {
+		return res, fmt.Errorf("reconcile: %w", err)
+	}
 	dups := make([][]removal, len(cfg.Channels))
-	for i := range cfg.Channels[:len(cfg.Channels)-1] {
-		d, conflicts, err := s.duplicates(ctx, r, cfg.Channels[i].Name, pkgs[i], cfg.Channels[i+1:], pkgs[i+1:])
-		if err != nil {
-			return res, fmt.Errorf("reconcile: %w", err)
+	for i, list := range found {
+		for _, f := range list {
+			dups[i] = append(dups[i], f.dups...)
+			res.Conflicts = append(res.Conflicts, f.conflicts...)
 		}
-		res.Conflicts = append(res.Conflicts, conflicts...)
-		dups[i] = d
 	}
 
 	// Attribute each duplicate to the merged PR that brought it into a higher channel.
@@ -290,57 +316,59 @@ func reconcileIntro(lower, highers string) string {
 		lower, highers, lower)
 }
 
-// duplicates compares one channel's packages with every higher channel's: versions identical to a higher
-// copy (named by the nearest higher channel holding one) and versions that differ.
-func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName string, lower map[string]storage.TreeEntry,
-	highers []repoconfig.Channel, higherPkgs []map[string]storage.TreeEntry) ([]removal, []Conflict, error) {
-	var dups []removal
-	var conflicts []Conflict
+// packageDuplicates is what duplicatesOf found in one package of a lower channel.
+type packageDuplicates struct {
+	dups      []removal
+	conflicts []Conflict
+}
+
+// duplicatesOf compares one package of a lower channel with its copies in every higher channel: versions
+// identical to a higher copy (named by the nearest higher channel holding one) and versions that differ.
+func duplicatesOf(ctx context.Context, r storage.Reader, lowerName, name string, le storage.TreeEntry,
+	highers []repoconfig.Channel, higherPkgs []map[string]storage.TreeEntry) (packageDuplicates, error) {
+	var out packageDuplicates
+	if le.Type != storage.TypeTree {
+		return out, nil
+	}
 	done := map[commands.VersionRef]bool{}
-	for _, name := range sortedNames(lower) {
-		le := lower[name]
-		if le.Type != storage.TypeTree {
+	var lowerVersions map[string]storage.TreeEntry
+	for j, hc := range highers {
+		he, ok := higherPkgs[j][name]
+		if !ok || he.Type != storage.TypeTree {
 			continue
 		}
-		var lowerVersions map[string]storage.TreeEntry
-		for j, hc := range highers {
-			he, ok := higherPkgs[j][name]
-			if !ok || he.Type != storage.TypeTree {
+		if lowerVersions == nil {
+			var err error
+			if lowerVersions, err = storage.TreeByName(ctx, r, le.SHA); err != nil {
+				return out, fmt.Errorf("channel %s package %s: %w", lowerName, name, err)
+			}
+		}
+		higherVersions := lowerVersions
+		if he.SHA != le.SHA {
+			var err error
+			if higherVersions, err = storage.TreeByName(ctx, r, he.SHA); err != nil {
+				return out, fmt.Errorf("channel %s package %s: %w", hc.Name, name, err)
+			}
+		}
+		for _, v := range sortedNames(lowerVersions) {
+			lv, hv := lowerVersions[v], higherVersions[v]
+			ref := commands.VersionRef{Package: name, Version: v}
+			if done[ref] || hv.SHA == "" || lv.Type != storage.TypeTree || hv.Type != storage.TypeTree {
 				continue
 			}
-			if lowerVersions == nil {
-				var err error
-				if lowerVersions, err = storage.TreeByName(ctx, r, le.SHA); err != nil {
-					return nil, nil, fmt.Errorf("channel %s package %s: %w", lowerName, name, err)
-				}
+			same, err := identical(ctx, r, lv.SHA, hv.SHA)
+			if err != nil {
+				return out, fmt.Errorf("compare %s in %s and %s: %w", ref, lowerName, hc.Name, err)
 			}
-			higherVersions := lowerVersions
-			if he.SHA != le.SHA {
-				var err error
-				if higherVersions, err = storage.TreeByName(ctx, r, he.SHA); err != nil {
-					return nil, nil, fmt.Errorf("channel %s package %s: %w", hc.Name, name, err)
-				}
-			}
-			for _, v := range sortedNames(lowerVersions) {
-				lv, hv := lowerVersions[v], higherVersions[v]
-				ref := commands.VersionRef{Package: name, Version: v}
-				if done[ref] || hv.SHA == "" || lv.Type != storage.TypeTree || hv.Type != storage.TypeTree {
-					continue
-				}
-				same, err := storage.Identical(ctx, r, lv.SHA, hv.SHA)
-				if err != nil {
-					return nil, nil, fmt.Errorf("compare %s in %s and %s: %w", ref, lowerName, hc.Name, err)
-				}
-				done[ref] = true
-				if same {
-					dups = append(dups, removal{Version: ref, Tree: lv.SHA, Higher: hc.Name})
-				} else {
-					conflicts = append(conflicts, Conflict{Version: ref, Lower: lowerName, Higher: hc.Name, LowerTree: lv.SHA, HigherTree: hv.SHA})
-				}
+			done[ref] = true
+			if same {
+				out.dups = append(out.dups, removal{Version: ref, Tree: lv.SHA, Higher: hc.Name})
+			} else {
+				out.conflicts = append(out.conflicts, Conflict{Version: ref, Lower: lowerName, Higher: hc.Name, LowerTree: lv.SHA, HigherTree: hv.SHA})
 			}
 		}
 	}
-	return dups, conflicts, nil
+	return out, nil
 }
 
 // coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, each with
