@@ -216,7 +216,7 @@ func (s *Service) claimBranchCreated(ctx context.Context, repo Repo, branch, com
 type locator struct {
 	repo   Repo
 	r      storage.Reader
-	mu     sync.Mutex // guards heads and listed while load's reads run
+	mu     sync.Mutex      // guards heads and listed while load's reads run
 	heads  map[string]head // channel → its head
 	listed map[string]map[string]string
 }
