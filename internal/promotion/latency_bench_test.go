@@ -21,19 +21,20 @@ const (
 	latencySpare    = 12
 )
 
-// latencyEnv is an env over the latency benchmark storage; next hands out the snapshot versions not yet
-// promoted, k per run.
+// latencyEnv is an env over the latency benchmark storage of packages packages; next hands out the
+// snapshot versions not yet promoted, k per run.
 type latencyEnv struct {
 	*env
-	next int
+	packages int
+	next     int
 }
 
-func newLatencyEnv(b *testing.B) *latencyEnv {
-	b.Helper()
-	e := newEnv(b)
+func newLatencyEnv(tb testing.TB, packages int) *latencyEnv {
+	tb.Helper()
+	e := newEnv(tb)
 	files := func(from, to int) map[string]*githubfake.File {
 		out := map[string]*githubfake.File{}
-		for p := 0; p < latencyPackages; p++ {
+		for p := 0; p < packages; p++ {
 			pkg := storagegen.PackageName(p)
 			for v := from; v < to; v++ {
 				for path, data := range storagegen.VersionFiles(pkg, storagegen.VersionName(v), 3, 64, uint64(p*100+v)) {
@@ -48,17 +49,17 @@ func newLatencyEnv(b *testing.B) *latencyEnv {
 		from, to int
 	}{{"production", 0, 3}, {"staging", 3, 6}, {"snapshot", 6, 6 + latencySpare}} {
 		if _, err := e.repo.Commit(c.branch, "Generated storage", files(c.from, c.to)); err != nil {
-			b.Fatalf("commit %s storage: %v", c.branch, err)
+			tb.Fatalf("commit %s storage: %v", c.branch, err)
 		}
 	}
-	return &latencyEnv{env: e}
+	return &latencyEnv{env: e, packages: packages}
 }
 
 // take returns k snapshot versions (of k packages) no earlier run promoted.
-func (l *latencyEnv) take(b *testing.B, k int) []string {
-	b.Helper()
-	if l.next >= latencySpare || k > latencyPackages {
-		b.Skipf("the benchmark storage has no spare snapshot versions left for another run (%d used)", l.next)
+func (l *latencyEnv) take(tb testing.TB, k int) []string {
+	tb.Helper()
+	if l.next >= latencySpare || k > l.packages {
+		tb.Skipf("the benchmark storage has no spare snapshot versions left for another run (%d used)", l.next)
 	}
 	v := storagegen.VersionName(6 + l.next)
 	l.next++
@@ -134,7 +135,7 @@ func boundName(bound int) string {
 //
 // Run: go test -run '^$' -bench PromoteLatency -benchtime 1x ./internal/promotion/
 func BenchmarkPromoteLatency(b *testing.B) {
-	l := newLatencyEnv(b)
+	l := newLatencyEnv(b, latencyPackages)
 	for _, rtt := range latencyRTTs {
 		for _, k := range []int{1, 10} {
 			for _, bound := range latencyBounds {
@@ -164,7 +165,7 @@ func BenchmarkPromoteLatency(b *testing.B) {
 //
 // Run: go test -run '^$' -bench FollowUpLatency -benchtime 1x ./internal/promotion/
 func BenchmarkFollowUpLatency(b *testing.B) {
-	l := newLatencyEnv(b)
+	l := newLatencyEnv(b, latencyPackages)
 	for _, rtt := range latencyRTTs {
 		for _, k := range []int{1, 10} {
 			for _, bound := range latencyBounds {
@@ -191,14 +192,14 @@ func BenchmarkFollowUpLatency(b *testing.B) {
 }
 
 // promoteAndMergeTo promotes versions to the channel above their lowest one and merges the PR.
-func (l *latencyEnv) promoteAndMergeTo(b *testing.B, versions []string) int {
-	b.Helper()
+func (l *latencyEnv) promoteAndMergeTo(tb testing.TB, versions []string) int {
+	tb.Helper()
 	res, err := l.svc.Promote(context.Background(), l.r, PromoteRequest{Versions: refs(versions...)})
 	if err != nil || len(res.Refusals) > 0 {
-		b.Fatalf("promote %v: %v %+v", versions, err, res.Refusals)
+		tb.Fatalf("promote %v: %v %+v", versions, err, res.Refusals)
 	}
 	if _, err := l.repo.MergePullRequest(res.PR.Number, "merge"); err != nil {
-		b.Fatalf("merge #%d: %v", res.PR.Number, err)
+		tb.Fatalf("merge #%d: %v", res.PR.Number, err)
 	}
 	return res.PR.Number
 }
@@ -210,7 +211,7 @@ func (l *latencyEnv) promoteAndMergeTo(b *testing.B, versions []string) int {
 //
 // Run: go test -run '^$' -bench ReconcileLatency -benchtime 1x ./internal/promotion/
 func BenchmarkReconcileLatency(b *testing.B) {
-	l := newLatencyEnv(b)
+	l := newLatencyEnv(b, latencyPackages)
 	for _, rtt := range latencyRTTs {
 		for _, bound := range latencyBounds {
 			b.Run(fmt.Sprintf("rtt=%dms/packages=%d/bound=%s", rtt.Milliseconds(), latencyPackages, boundName(bound)), func(b *testing.B) {
