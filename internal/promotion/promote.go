@@ -375,9 +375,14 @@ func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, l
 	target := th.Channel
 	below := cfg.Below(target.Name)
 	orderIsError := cfg.RulesFor(target.Name)[policy.RuleVersionOrder].Severity == policy.SeverityError
-	// The target and every channel below it, for every package, read at once (resolveTarget may have read
-	// them already).
-	if err := loc.load(ctx, append([]repoconfig.Channel{target}, below...), packagesOf(versions)); err != nil {
+	// The target and the nearest channel below it, where versions are promoted from, are read for every
+	// package at once (resolveTarget may have read them already); a channel further below only for a version
+	// not found nearer, as before.
+	first := []repoconfig.Channel{target}
+	if len(below) > 0 { // resolveTarget refused the lowest channel; kept for the types
+		first = append(first, below[0])
+	}
+	if err := loc.load(ctx, first, packagesOf(versions)); err != nil {
 		return nil, nil, err
 	}
 	var plan []Planned
