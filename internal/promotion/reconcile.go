@@ -350,18 +350,33 @@ func duplicatesOf(ctx context.Context, r storage.Reader, lowerName, name string,
 				return out, fmt.Errorf("channel %s package %s: %w", hc.Name, name, err)
 			}
 		}
+		// The versions both hold (and no nearer higher channel did) are compared at once.
+		var both []string
 		for _, v := range sortedNames(lowerVersions) {
 			lv, hv := lowerVersions[v], higherVersions[v]
+			if !done[commands.VersionRef{Package: name, Version: v}] && hv.SHA != "" && lv.Type == storage.TypeTree && hv.Type == storage.TypeTree {
+				both = append(both, v)
+			}
+		}
+		same := make([]bool, len(both))
+		compare := overlap.NewGroup(ctx, storage.ReadConcurrency(r))
+		for i, v := range both {
+			compare.Go(func(ctx context.Context) error {
+				var err error
+				if same[i], err = identical(ctx, r, lowerVersions[v].SHA, higherVersions[v].SHA); err != nil {
+					return fmt.Errorf("compare %s@%s in %s and %s: %w", name, v, lowerName, hc.Name, err)
+				}
+				return nil
+			})
+		}
+		if err := compare.Wait(); err != nil {
+			return out, err
+		}
+		for i, v := range both {
+			lv, hv := lowerVersions[v], higherVersions[v]
 			ref := commands.VersionRef{Package: name, Version: v}
-			if done[ref] || hv.SHA == "" || lv.Type != storage.TypeTree || hv.Type != storage.TypeTree {
-				continue
-			}
-			same, err := identical(ctx, r, lv.SHA, hv.SHA)
-			if err != nil {
-				return out, fmt.Errorf("compare %s in %s and %s: %w", ref, lowerName, hc.Name, err)
-			}
 			done[ref] = true
-			if same {
+			if same[i] {
 				out.dups = append(out.dups, removal{Version: ref, Tree: lv.SHA, Higher: hc.Name})
 			} else {
 				out.conflicts = append(out.conflicts, Conflict{Version: ref, Lower: lowerName, Higher: hc.Name, LowerTree: lv.SHA, HigherTree: hv.SHA})
