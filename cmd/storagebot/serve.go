@@ -92,6 +92,7 @@ func parseServeFlags(args []string, stderr io.Writer, lookup func(string) (strin
 	ghTimeout := fs.Duration("github-timeout", cfg.GitHubTimeout, "deadline of each request to GitHub")
 	ghMaxWait := fs.Duration("github-max-wait", cfg.GitHubMaxWait, "longest one request waits for retries and rate limits; longer limits re-queue the event")
 	ghSettle := fs.Duration("github-write-settle", cfg.GitHubWriteSettle, "how long a comment whose answer was lost may still land on GitHub; watched for that long before posting again")
+	readConcurrency := fs.Int("github-read-concurrency", cfg.GitHubReadConcurrency, "GitHub reads in flight at once per account; independent reads overlap within it (1 = one after another; env STORAGEBOT_GITHUB_READ_CONCURRENCY)")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader through the Kubernetes Lease \"storagebot\" (namespace POD_NAMESPACE); only it runs the periodic passes")
 	publicURL := fs.String("public-url", "", "where GitHub and people reach this server, e.g. https://storagebot.example.com (env STORAGEBOT_PUBLIC_URL); setup mode derives the App's URLs from it")
@@ -136,6 +137,8 @@ func parseServeFlags(args []string, stderr io.Writer, lookup func(string) (strin
 			cfg.GitHubMaxWait = *ghMaxWait
 		case "github-write-settle":
 			cfg.GitHubWriteSettle = *ghSettle
+		case "github-read-concurrency":
+			cfg.GitHubReadConcurrency = *readConcurrency
 		case "insecure-skip-signature":
 			cfg.InsecureSkipSignature = *insecure
 		case "leader-elect":
@@ -298,6 +301,7 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 	}
 	rolloutCtx, stopRollouts := context.WithCancel(logger.With().Str("component", "rollout").Logger().WithContext(ctx))
 	cache := storage.NewObjectCache(storage.DefaultCacheEntries)
+	cache.SetReadConcurrency(cfg.GitHubReadConcurrency) // validated: at least 1
 	waker := &rollout.Waker{}
 	targets := &rollout.Targets{Wake: waker, Kube: func() (kubernetes.Interface, error) { return rollout.KubernetesClient(os.Getenv("KUBECONFIG")) }}
 	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/storagebot/storagebot/internal/storage"
 )
 
 // testKey returns a fresh RSA key as PEM text.
@@ -176,11 +179,13 @@ func TestServeRefusesToStart(t *testing.T) {
 		{name: "listen address without a port", env: ok, args: []string{"--addr", "bogus"}, want: `listen address "bogus" is not host:port`},
 		{name: "negative shutdown timeout", env: ok, args: []string{"--shutdown-timeout", "-5s"}, want: "shutdown timeout -5s must be positive"},
 		{name: "negative reconcile interval", env: ok, args: []string{"--reconcile-interval", "-1m"}, want: "reconcile interval -1m0s must not be negative"},
+		{name: "read concurrency below one", env: ok, args: []string{"--github-read-concurrency", "0"}, want: "GitHub read concurrency 0 must be at least 1"},
+		{name: "read concurrency from the environment not a number", env: withEnv(ok, "STORAGEBOT_GITHUB_READ_CONCURRENCY", "eight"), want: `STORAGEBOT_GITHUB_READ_CONCURRENCY="eight" is not a number`},
 		{name: "negative App ID is not missing", env: withEnv(ok, "GITHUB_APP_INTEGRATION_ID", "-5"), want: `GITHUB_APP_INTEGRATION_ID="-5" is not a valid App ID`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"GITHUB_APP_INTEGRATION_ID", "GITHUB_APP_WEBHOOK_SECRET", "GITHUB_APP_PRIVATE_KEY", "STORAGEBOT_ADDR"} {
+			for _, k := range []string{"GITHUB_APP_INTEGRATION_ID", "GITHUB_APP_WEBHOOK_SECRET", "GITHUB_APP_PRIVATE_KEY", "STORAGEBOT_ADDR", "STORAGEBOT_GITHUB_READ_CONCURRENCY"} {
 				t.Setenv(k, "")
 				os.Unsetenv(k)
 			}
@@ -211,5 +216,56 @@ func TestVersionAndUsage(t *testing.T) {
 	errb.Reset()
 	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "frobnicate"`) {
 		t.Errorf("unknown command = %d %q", code, errb.String())
+	}
+}
+
+// TestServeReadConcurrency: --github-read-concurrency, STORAGEBOT_GITHUB_READ_CONCURRENCY and
+// github_read_concurrency set the read bound, a flag over the environment over the file, default
+// storage.DefaultReadConcurrency; below 1 is refused.
+func TestServeReadConcurrency(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yml")
+	if err := os.WriteFile(file, []byte("github_read_concurrency: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(t.TempDir(), "zero.yml")
+	if err := os.WriteFile(zero, []byte("github_read_concurrency: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string]string{"GITHUB_APP_INTEGRATION_ID": "1", "GITHUB_APP_WEBHOOK_SECRET": "s", "GITHUB_APP_PRIVATE_KEY": testKey(t)}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    int
+		wantErr string
+	}{
+		{name: "default", env: creds, want: storage.DefaultReadConcurrency},
+		{name: "file", env: creds, args: []string{"--config", file}, want: 3},
+		{name: "environment over file", env: withEnv(creds, "STORAGEBOT_GITHUB_READ_CONCURRENCY", "5"), args: []string{"--config", file}, want: 5},
+		{name: "flag over environment", env: withEnv(creds, "STORAGEBOT_GITHUB_READ_CONCURRENCY", "5"), args: []string{"--config", file, "--github-read-concurrency", "1"}, want: 1},
+		{name: "zero in the file", env: creds, args: []string{"--config", zero}, wantErr: "github_read_concurrency"},
+		{name: "negative flag", env: creds, args: []string{"--github-read-concurrency", "-2"}, wantErr: "must be at least 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("STORAGEBOT_GITHUB_READ_CONCURRENCY", "")
+			os.Unsetenv("STORAGEBOT_GITHUB_READ_CONCURRENCY")
+			for k, v := range tc.env {
+				t.Setenv(k, v) // the App's credentials are read from the process environment
+			}
+			cfg, err := loadServeConfig(tc.args, io.Discard, os.LookupEnv)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.GitHubReadConcurrency != tc.want {
+				t.Errorf("read concurrency = %d, want %d", cfg.GitHubReadConcurrency, tc.want)
+			}
+		})
 	}
 }

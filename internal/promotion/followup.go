@@ -11,6 +11,8 @@ import (
 
 	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/overlap"
+	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
@@ -66,12 +68,11 @@ func (s *Service) addedBy(ctx context.Context, repo Repo, pr *github.PullRequest
 	if err != nil {
 		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), err)
 	}
-	from, err := r.ResolveRevision(ctx, mb)
-	if err != nil {
-		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), err)
-	}
-	to, err := r.ResolveRevision(ctx, headSHA)
-	if err != nil {
+	var from, to storage.Commit
+	both := overlap.NewGroup(ctx, storage.ReadConcurrency(r))
+	both.Go(func(ctx context.Context) (err error) { from, err = r.ResolveRevision(ctx, mb); return err })
+	both.Go(func(ctx context.Context) (err error) { to, err = r.ResolveRevision(ctx, headSHA); return err })
+	if err := both.Wait(); err != nil {
 		return nil, fmt.Errorf("versions added by #%d: %w", pr.GetNumber(), err)
 	}
 	delta, err := storage.DiffVersions(ctx, r, from.TreeSHA, to.TreeSHA)
@@ -108,45 +109,32 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 	}
 	r := s.reader(repo)
 	n := merged.GetNumber()
+	lowers := cfg.Below(ch.Name)
+	// Every lower channel is read first, all at once; the PRs are then written one channel after another.
+	reads := make([]lowerCopies, len(lowers))
+	all := overlap.NewGroup(ctx, storage.ReadConcurrency(r))
+	for i, lower := range lowers {
+		all.Go(func(ctx context.Context) error {
+			var err error
+			reads[i], err = s.lowerCopies(ctx, repo, r, n, ch.Name, lower, versions)
+			return err
+		})
+	}
+	if err := all.Wait(); err != nil {
+		return nil, fmt.Errorf("follow up #%d: %w", n, err)
+	}
 	var results []FollowUpResult
-	for _, lower := range cfg.Below(ch.Name) {
-		branch := fmt.Sprintf("%s%s/pr-%d", RemoveBranchPrefix, lower.Name, n)
-		if pr, err := findPR(ctx, repo, branch, "all"); err != nil {
-			return results, fmt.Errorf("follow up #%d: %w", n, err)
-		} else if pr != nil {
+	for i, lower := range lowers {
+		branch := removalBranch(lower.Name, n)
+		if pr := reads[i].existing; pr != nil {
 			if err := labelRemoval(ctx, repo, pr); err != nil {
 				return results, fmt.Errorf("follow up #%d: %w", n, err)
 			}
 			results = append(results, existingRemoval(ctx, lower.Name, pr, s.markerKey(repo)))
 			continue
 		}
-		lh, err := branchHead(ctx, repo, lower)
-		if err != nil {
-			return results, fmt.Errorf("follow up #%d: %w", n, err)
-		}
-		var remove []removal
-		res := FollowUpResult{Channel: lower.Name}
-		for _, a := range versions {
-			tree, err := versionTree(ctx, r, lh.Tree, a.Version)
-			if err != nil {
-				return results, fmt.Errorf("follow up #%d: %s: %w", n, lower.Name, err)
-			}
-			if tree == "" {
-				continue
-			}
-			same, err := storage.Identical(ctx, r, tree, a.Tree)
-			if err != nil {
-				return results, fmt.Errorf("follow up #%d: compare %s: %w", n, a.Version, err)
-			}
-			if !same {
-				res.Skipped = append(res.Skipped, Refusal{Version: a.Version, Reason: fmt.Sprintf(
-					"shadowed: the %s copy of %s (tree %s) differs from the one #%d merged into %s (tree %s), so it is not removed "+
-						"automatically; it is invisible while %s holds the version: remove it by hand, or publish the change as a new version",
-					lower.Name, a.Version, policy.ShortSHA(tree), n, ch.Name, policy.ShortSHA(a.Tree), ch.Name)})
-				continue
-			}
-			remove = append(remove, removal{Version: a.Version, Tree: tree, Higher: ch.Name})
-		}
+		lh, remove := reads[i].head, reads[i].remove
+		res := FollowUpResult{Channel: lower.Name, Skipped: reads[i].skipped}
 		if len(remove) > 0 {
 			// The reconciler may have got there first (it runs at start and on a timer): never open a second PR
 			// removing the same copy.
@@ -196,6 +184,71 @@ func (s *Service) FollowUp(ctx context.Context, repo Repo, merged *github.PullRe
 		results = append(results, opened...)
 	}
 	return results, nil
+}
+
+// removalBranch is the deterministic branch of the removal PR from channel lower that merged PR n calls for.
+func removalBranch(lower string, n int) string {
+	return fmt.Sprintf("%s%s/pr-%d", RemoveBranchPrefix, lower, n)
+}
+
+// lowerCopies is what a follow-up reads of one lower channel before writing anything: the removal PR that
+// exists already, or else the channel's head, the copies to remove and those left in place.
+type lowerCopies struct {
+	existing *github.PullRequest
+	head     head
+	remove   []removal
+	skipped  []Refusal
+}
+
+// lowerCopies reads the lower channel's copies of the versions merged PR n added to channel higher: each
+// version's lookup and comparison overlapped with the others'. Nothing is read beyond the PR lookup when the
+// removal PR exists (in any state): its follow-up is done.
+func (s *Service) lowerCopies(ctx context.Context, repo Repo, r storage.Reader, n int, higher string, lower repoconfig.Channel, versions []added) (lowerCopies, error) {
+	var out lowerCopies
+	pr, err := findPR(ctx, repo, removalBranch(lower.Name, n), "all")
+	if err != nil || pr != nil {
+		out.existing = pr
+		return out, err
+	}
+	if out.head, err = branchHead(ctx, repo, lower); err != nil {
+		return out, err
+	}
+	trees := make([]string, len(versions))
+	same := make([]bool, len(versions))
+	each := overlap.NewGroup(ctx, storage.ReadConcurrency(r))
+	for i, a := range versions {
+		each.Go(func(ctx context.Context) error {
+			tree, err := versionTree(ctx, r, out.head.Tree, a.Version)
+			if err != nil {
+				return fmt.Errorf("%s: %w", lower.Name, err)
+			}
+			if tree == "" {
+				return nil
+			}
+			if same[i], err = identical(ctx, r, tree, a.Tree); err != nil {
+				return fmt.Errorf("compare %s: %w", a.Version, err)
+			}
+			trees[i] = tree
+			return nil
+		})
+	}
+	if err := each.Wait(); err != nil {
+		return out, err
+	}
+	for i, a := range versions {
+		tree := trees[i]
+		switch {
+		case tree == "":
+		case !same[i]:
+			out.skipped = append(out.skipped, Refusal{Version: a.Version, Reason: fmt.Sprintf(
+				"shadowed: the %s copy of %s (tree %s) differs from the one #%d merged into %s (tree %s), so it is not removed "+
+					"automatically; it is invisible while %s holds the version: remove it by hand, or publish the change as a new version",
+				lower.Name, a.Version, policy.ShortSHA(tree), n, higher, policy.ShortSHA(a.Tree), higher)})
+		default:
+			out.remove = append(out.remove, removal{Version: a.Version, Tree: tree, Higher: higher})
+		}
+	}
+	return out, nil
 }
 
 // existingRemoval describes a removal PR found on the deterministic branch: what its marker says it removes.

@@ -700,8 +700,16 @@ func (m *memGitHub) CombinedStatus(_ context.Context, _, _, ref string) (*github
 	return st, done(f, nil)
 }
 
-// memReader is storage.Reader over memGitHub's objects.
+// memReader is storage.Reader over memGitHub's objects. It asks for its reads to be overlapped
+// (storage.ReadConcurrency), as GitHub's reader does, so that the unit tests run the service's concurrent
+// reads (under -race too).
 type memReader struct{ m *memGitHub }
+
+// Concurrency is the bound the service overlaps this reader's reads within.
+func (memReader) Concurrency() int { return memReadConcurrency }
+
+// memReadConcurrency is memReader's bound: small, but over 1 so that reads do overlap.
+const memReadConcurrency = 4
 
 func (r memReader) ResolveRevision(_ context.Context, rev string) (storage.Commit, error) {
 	r.m.mu.Lock()

@@ -102,14 +102,14 @@ func (s *Service) Overview(ctx context.Context, repo Repo) (Overview, error) {
 	}
 	sort.Slice(ov.Open, func(i, j int) bool { return ov.Open[i].GetNumber() < ov.Open[j].GetNumber() })
 	sort.Slice(ov.InFlight, func(i, j int) bool { return ov.InFlight[i].PR.Number < ov.InFlight[j].PR.Number })
-	for i := range cfg.Channels[:len(cfg.Channels)-1] {
+	dups, conflicts, err := compareChannels(ctx, r, storage.ReadConcurrency(r), cfg.Channels, pkgs)
+	if err != nil {
+		return ov, fmt.Errorf("overview: %w", err)
+	}
+	ov.Conflicts = conflicts
+	for i, list := range dups {
 		lower := cfg.Channels[i].Name
-		dups, conflicts, err := s.duplicates(ctx, r, lower, pkgs[i], cfg.Channels[i+1:], pkgs[i+1:])
-		if err != nil {
-			return ov, fmt.Errorf("overview: %w", err)
-		}
-		ov.Conflicts = append(ov.Conflicts, conflicts...)
-		for _, d := range dups {
+		for _, d := range list {
 			ov.Duplicates = append(ov.Duplicates, Duplicate{Version: d.Version, Lower: lower, Higher: d.Higher,
 				RemovalPR: removing[lower+"\x00"+d.Version.String()]})
 		}

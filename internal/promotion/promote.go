@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
@@ -101,7 +103,7 @@ func (s *Service) Promote(ctx context.Context, repo Repo, req PromoteRequest) (P
 		return res, nil
 	}
 
-	th, err := branchHead(ctx, repo, target)
+	th, err := loc.head(ctx, target)
 	if err != nil {
 		return res, fmt.Errorf("promote %s: %w", listRefs(versions), err)
 	}
@@ -209,37 +211,98 @@ func (s *Service) claimBranchCreated(ctx context.Context, repo Repo, branch, com
 }
 
 // locator lists package versions per channel branch, each (channel, package) at most once per request, and
-// reads each channel's head once.
+// reads each channel's head once. load reads what a request needs up front, overlapped; versions then reads
+// only what load did not.
 type locator struct {
 	repo   Repo
 	r      storage.Reader
-	roots  map[string]string // channel → root tree of its head
+	mu     sync.Mutex      // guards heads and listed while load's reads run
+	heads  map[string]head // channel → its head
 	listed map[string]map[string]string
 }
 
 func (s *Service) newLocator(repo Repo) *locator {
-	return &locator{repo: repo, r: s.reader(repo), roots: map[string]string{}, listed: map[string]map[string]string{}}
+	return &locator{repo: repo, r: s.reader(repo), heads: map[string]head{}, listed: map[string]map[string]string{}}
+}
+
+// head reads a channel's head, once per request.
+func (l *locator) head(ctx context.Context, ch repoconfig.Channel) (head, error) {
+	l.mu.Lock()
+	h, ok := l.heads[ch.Name]
+	l.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	h, err := branchHead(ctx, l.repo, ch)
+	if err != nil {
+		return head{}, err
+	}
+	l.mu.Lock()
+	l.heads[ch.Name] = h
+	l.mu.Unlock()
+	return h, nil
 }
 
 func (l *locator) versions(ctx context.Context, ch repoconfig.Channel, pkg string) (map[string]string, error) {
 	key := ch.Name + "\x00" + pkg
-	if v, ok := l.listed[key]; ok {
+	l.mu.Lock()
+	v, ok := l.listed[key]
+	l.mu.Unlock()
+	if ok {
 		return v, nil
 	}
-	root, ok := l.roots[ch.Name]
-	if !ok {
-		h, err := branchHead(ctx, l.repo, ch)
-		if err != nil {
-			return nil, err
-		}
-		root, l.roots[ch.Name] = h.Tree, h.Tree
+	h, err := l.head(ctx, ch)
+	if err != nil {
+		return nil, err
 	}
-	v, err := packageVersionsAt(ctx, l.r, root, pkg)
+	v, err = packageVersionsAt(ctx, l.r, h.Tree, pkg)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
 	}
+	l.mu.Lock()
 	l.listed[key] = v
+	l.mu.Unlock()
 	return v, nil
+}
+
+// load reads the heads of chans, then the version lists of pkgs in each, overlapped within the reader's
+// bound (the heads first: the lists are read from them). Each read is one that the request's checks make
+// anyway, one after another otherwise; the first that fails cancels the others and is returned.
+func (l *locator) load(ctx context.Context, chans []repoconfig.Channel, pkgs []string) error {
+	bound := storage.ReadConcurrency(l.r)
+	heads := overlap.NewGroup(ctx, bound)
+	for _, ch := range chans {
+		heads.Go(func(ctx context.Context) error {
+			_, err := l.head(ctx, ch)
+			return err
+		})
+	}
+	if err := heads.Wait(); err != nil {
+		return err
+	}
+	lists := overlap.NewGroup(ctx, bound)
+	for _, ch := range chans {
+		for _, pkg := range pkgs {
+			lists.Go(func(ctx context.Context) error {
+				_, err := l.versions(ctx, ch, pkg)
+				return err
+			})
+		}
+	}
+	return lists.Wait()
+}
+
+// packagesOf lists the distinct packages of versions, in order.
+func packagesOf(versions []commands.VersionRef) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range versions {
+		if !seen[v.Package] {
+			seen[v.Package] = true
+			out = append(out, v.Package)
+		}
+	}
+	return out
 }
 
 // resolveTarget validates an explicit target, or finds the default one: the channel above the lowest channel
@@ -255,6 +318,11 @@ func (s *Service) resolveTarget(ctx context.Context, cfg *repoconfig.Config, loc
 				"promote to one of %s", name, strings.Join(cfg.ChannelNames()[1:], ", "))), nil
 		}
 		return ch, nil, nil
+	}
+	// Every version's lowest channel is looked for from the bottom up: the channels below the highest are
+	// read for every package at once (the highest one is read only for versions in none of them).
+	if err := loc.load(ctx, cfg.Channels[:len(cfg.Channels)-1], packagesOf(versions)); err != nil {
+		return repoconfig.Channel{}, nil, fmt.Errorf("find %s: %w", listRefs(versions), err)
 	}
 	var refusals []Refusal
 	targets := map[commands.VersionRef]string{}
@@ -307,20 +375,25 @@ func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, l
 	target := th.Channel
 	below := cfg.Below(target.Name)
 	orderIsError := cfg.RulesFor(target.Name)[policy.RuleVersionOrder].Severity == policy.SeverityError
-	inTarget := map[string]map[string]string{}
+	// The target and the nearest channel below it, where versions are promoted from, are read for every
+	// package at once (resolveTarget may have read them already); a channel further below only for a version
+	// not found nearer, as before.
+	first := []repoconfig.Channel{target}
+	if len(below) > 0 { // resolveTarget refused the lowest channel; kept for the types
+		first = append(first, below[0])
+	}
+	if err := loc.load(ctx, first, packagesOf(versions)); err != nil {
+		return nil, nil, err
+	}
 	var plan []Planned
 	var refusals []Refusal
 	refuse := func(v commands.VersionRef, format string, args ...any) {
 		refusals = append(refusals, Refusal{Version: v, Reason: fmt.Sprintf(format, args...)})
 	}
 	for _, v := range versions {
-		tv, ok := inTarget[v.Package]
-		if !ok {
-			var err error
-			if tv, err = packageVersionsAt(ctx, loc.r, th.Tree, v.Package); err != nil {
-				return nil, nil, err
-			}
-			inTarget[v.Package] = tv
+		tv, err := loc.versions(ctx, target, v.Package)
+		if err != nil {
+			return nil, nil, err
 		}
 		var src Planned
 		for _, ch := range below {
@@ -343,7 +416,7 @@ func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, l
 				v, target.Name, channelList(below), below[len(below)-1].Name)
 			continue
 		case already:
-			same, err := storage.Identical(ctx, s.reader(repo), existing, src.Tree)
+			same, err := identical(ctx, s.reader(repo), existing, src.Tree)
 			if err != nil {
 				return nil, nil, fmt.Errorf("compare %s in %s and %s: %w", v, target.Name, src.Source, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -53,32 +54,36 @@ type ReconcileResult struct {
 func (s *Service) ReconcileRemovals(ctx context.Context, repo Repo) (ReconcileResult, error) {
 	cfg := repo.config()
 	r := s.reader(repo)
+	bound := storage.ReadConcurrency(r)
 	heads := make([]head, len(cfg.Channels))
 	pkgs := make([]map[string]storage.TreeEntry, len(cfg.Channels))
+	channels := overlap.NewGroup(ctx, bound)
 	for i, ch := range cfg.Channels {
-		h, err := branchHead(ctx, repo, ch)
-		if err != nil {
-			return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
-		}
-		heads[i] = h
-		sha, err := storage.Subtree(ctx, r, h.Tree, storage.PackagesDir)
-		if err != nil {
-			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
-		}
-		if pkgs[i], err = storage.TreeByName(ctx, r, sha); err != nil {
-			return ReconcileResult{}, fmt.Errorf("reconcile: channel %s: %w", ch.Name, err)
-		}
+		channels.Go(func(ctx context.Context) error {
+			h, err := branchHead(ctx, repo, ch)
+			if err != nil {
+				return err
+			}
+			heads[i] = h
+			sha, err := storage.Subtree(ctx, r, h.Tree, storage.PackagesDir)
+			if err != nil {
+				return fmt.Errorf("channel %s: %w", ch.Name, err)
+			}
+			if pkgs[i], err = storage.TreeByName(ctx, r, sha); err != nil {
+				return fmt.Errorf("channel %s: %w", ch.Name, err)
+			}
+			return nil
+		})
+	}
+	if err := channels.Wait(); err != nil {
+		return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
 	}
 	var res ReconcileResult
-	dups := make([][]removal, len(cfg.Channels))
-	for i := range cfg.Channels[:len(cfg.Channels)-1] {
-		d, conflicts, err := s.duplicates(ctx, r, cfg.Channels[i].Name, pkgs[i], cfg.Channels[i+1:], pkgs[i+1:])
-		if err != nil {
-			return res, fmt.Errorf("reconcile: %w", err)
-		}
-		res.Conflicts = append(res.Conflicts, conflicts...)
-		dups[i] = d
+	dups, conflicts, err := compareChannels(ctx, r, bound, cfg.Channels, pkgs)
+	if err != nil {
+		return res, fmt.Errorf("reconcile: %w", err)
 	}
+	res.Conflicts = conflicts
 
 	// Attribute each duplicate to the merged PR that brought it into a higher channel.
 	origins := &mergeOrigins{svc: s, repo: repo, cfg: cfg, listed: map[string][]*mergedPR{}}
@@ -290,57 +295,106 @@ func reconcileIntro(lower, highers string) string {
 		lower, highers, lower)
 }
 
-// duplicates compares one channel's packages with every higher channel's: versions identical to a higher
-// copy (named by the nearest higher channel holding one) and versions that differ.
-func (s *Service) duplicates(ctx context.Context, r storage.Reader, lowerName string, lower map[string]storage.TreeEntry,
-	highers []repoconfig.Channel, higherPkgs []map[string]storage.TreeEntry) ([]removal, []Conflict, error) {
-	var dups []removal
-	var conflicts []Conflict
-	done := map[commands.VersionRef]bool{}
-	for _, name := range sortedNames(lower) {
-		le := lower[name]
-		if le.Type != storage.TypeTree {
-			continue
+// packageDuplicates is what duplicatesOf found in one package of a lower channel.
+// compareChannels compares every package of every channel but the highest with the higher channels' copies
+// (pkgs: each channel's packages/ entries), all at once within bound: dups[i] are channel i's versions
+// identical to a higher copy, conflicts the versions held by two channels with different contents, both in
+// channel and package order. The reconciler and the status overview share it, so they agree.
+func compareChannels(ctx context.Context, r storage.Reader, bound int, channels []repoconfig.Channel, pkgs []map[string]storage.TreeEntry) (dups [][]removal, conflicts []Conflict, err error) {
+	lowers := channels[:len(channels)-1]
+	found := make([][]packageDuplicates, len(lowers))
+	compare := overlap.NewGroup(ctx, bound)
+	for i, ch := range lowers {
+		names := sortedNames(pkgs[i])
+		found[i] = make([]packageDuplicates, len(names))
+		for j, pkg := range names {
+			compare.Go(func(ctx context.Context) error {
+				var err error
+				found[i][j], err = duplicatesOf(ctx, r, ch.Name, pkg, pkgs[i][pkg], channels[i+1:], pkgs[i+1:])
+				return err
+			})
 		}
-		var lowerVersions map[string]storage.TreeEntry
-		for j, hc := range highers {
-			he, ok := higherPkgs[j][name]
-			if !ok || he.Type != storage.TypeTree {
-				continue
-			}
-			if lowerVersions == nil {
-				var err error
-				if lowerVersions, err = storage.TreeByName(ctx, r, le.SHA); err != nil {
-					return nil, nil, fmt.Errorf("channel %s package %s: %w", lowerName, name, err)
-				}
-			}
-			higherVersions := lowerVersions
-			if he.SHA != le.SHA {
-				var err error
-				if higherVersions, err = storage.TreeByName(ctx, r, he.SHA); err != nil {
-					return nil, nil, fmt.Errorf("channel %s package %s: %w", hc.Name, name, err)
-				}
-			}
-			for _, v := range sortedNames(lowerVersions) {
-				lv, hv := lowerVersions[v], higherVersions[v]
-				ref := commands.VersionRef{Package: name, Version: v}
-				if done[ref] || hv.SHA == "" || lv.Type != storage.TypeTree || hv.Type != storage.TypeTree {
-					continue
-				}
-				same, err := storage.Identical(ctx, r, lv.SHA, hv.SHA)
-				if err != nil {
-					return nil, nil, fmt.Errorf("compare %s in %s and %s: %w", ref, lowerName, hc.Name, err)
-				}
-				done[ref] = true
-				if same {
-					dups = append(dups, removal{Version: ref, Tree: lv.SHA, Higher: hc.Name})
-				} else {
-					conflicts = append(conflicts, Conflict{Version: ref, Lower: lowerName, Higher: hc.Name, LowerTree: lv.SHA, HigherTree: hv.SHA})
-				}
-			}
+	}
+	if err := compare.Wait(); err != nil {
+		return nil, nil, err
+	}
+	dups = make([][]removal, len(channels))
+	for i, list := range found {
+		for _, f := range list {
+			dups[i] = append(dups[i], f.dups...)
+			conflicts = append(conflicts, f.conflicts...)
 		}
 	}
 	return dups, conflicts, nil
+}
+
+type packageDuplicates struct {
+	dups      []removal
+	conflicts []Conflict
+}
+
+// duplicatesOf compares one package of a lower channel with its copies in every higher channel: versions
+// identical to a higher copy (named by the nearest higher channel holding one) and versions that differ.
+func duplicatesOf(ctx context.Context, r storage.Reader, lowerName, name string, le storage.TreeEntry,
+	highers []repoconfig.Channel, higherPkgs []map[string]storage.TreeEntry) (packageDuplicates, error) {
+	var out packageDuplicates
+	if le.Type != storage.TypeTree {
+		return out, nil
+	}
+	done := map[commands.VersionRef]bool{}
+	var lowerVersions map[string]storage.TreeEntry
+	for j, hc := range highers {
+		he, ok := higherPkgs[j][name]
+		if !ok || he.Type != storage.TypeTree {
+			continue
+		}
+		if lowerVersions == nil {
+			var err error
+			if lowerVersions, err = storage.TreeByName(ctx, r, le.SHA); err != nil {
+				return out, fmt.Errorf("channel %s package %s: %w", lowerName, name, err)
+			}
+		}
+		higherVersions := lowerVersions
+		if he.SHA != le.SHA {
+			var err error
+			if higherVersions, err = storage.TreeByName(ctx, r, he.SHA); err != nil {
+				return out, fmt.Errorf("channel %s package %s: %w", hc.Name, name, err)
+			}
+		}
+		// The versions both hold (and no nearer higher channel did) are compared at once.
+		var both []string
+		for _, v := range sortedNames(lowerVersions) {
+			lv, hv := lowerVersions[v], higherVersions[v]
+			if !done[commands.VersionRef{Package: name, Version: v}] && hv.SHA != "" && lv.Type == storage.TypeTree && hv.Type == storage.TypeTree {
+				both = append(both, v)
+			}
+		}
+		same := make([]bool, len(both))
+		compare := overlap.NewGroup(ctx, storage.ReadConcurrency(r))
+		for i, v := range both {
+			compare.Go(func(ctx context.Context) error {
+				var err error
+				if same[i], err = identical(ctx, r, lowerVersions[v].SHA, higherVersions[v].SHA); err != nil {
+					return fmt.Errorf("compare %s@%s in %s and %s: %w", name, v, lowerName, hc.Name, err)
+				}
+				return nil
+			})
+		}
+		if err := compare.Wait(); err != nil {
+			return out, err
+		}
+		for i, v := range both {
+			lv, hv := lowerVersions[v], higherVersions[v]
+			ref := commands.VersionRef{Package: name, Version: v}
+			done[ref] = true
+			if same[i] {
+				out.dups = append(out.dups, removal{Version: ref, Tree: lv.SHA, Higher: hc.Name})
+			} else {
+				out.conflicts = append(out.conflicts, Conflict{Version: ref, Lower: lowerName, Higher: hc.Name, LowerTree: lv.SHA, HigherTree: hv.SHA})
+			}
+		}
+	}
+	return out, nil
 }
 
 // coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, each with

@@ -13,6 +13,7 @@ import (
 	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/commands"
 	"github.com/storagebot/storagebot/internal/keylock"
+	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -128,6 +129,22 @@ func packageVersionsAt(ctx context.Context, r storage.Reader, root, pkg string) 
 		}
 	}
 	return out, nil
+}
+
+// identical is storage.Identical, its two trees first listed recursively at once when the reader can (GitHub:
+// one call each, overlapped, instead of one call per directory one after another); the comparison then reads
+// from the cache. A side whose listing GitHub truncates is compared directory by directory, as before.
+func identical(ctx context.Context, r storage.Reader, a, b string) (bool, error) {
+	if p, ok := r.(storage.RecursivePrefetcher); ok && a != b {
+		both := overlap.NewGroup(ctx, storage.ReadConcurrency(r))
+		for _, sha := range []string{a, b} {
+			both.Go(func(ctx context.Context) error { return p.PrefetchRecursive(ctx, sha) })
+		}
+		if err := both.Wait(); err != nil {
+			return false, fmt.Errorf("compare trees %s and %s: %w", a, b, err)
+		}
+	}
+	return storage.Identical(ctx, r, a, b)
 }
 
 // removeVersionsTree writes a root tree like root without the given version directories, and returns it.

@@ -56,10 +56,10 @@ type Result struct {
 // fails cancels the others, and its error is the one returned.
 func Gather(ctx context.Context, r Reader, req Request) (Result, error) {
 	ev := newGroup(ctx, readConcurrency(r))
-	res, err := gather(ev.ctx, ev, r, req)
+	res, err := gather(ev.Context(), ev, r, req)
 	// A failure of the main flow stops the background reads; a background read that failed first is the
 	// cause, and the main flow then only saw the cancellation it led to. Either way the first error wins.
-	ev.fail(err)
+	ev.Fail(err)
 	if err := ev.Wait(); err != nil {
 		return Result{}, fmt.Errorf("gather: %w", err)
 	}
@@ -193,75 +193,6 @@ func readConcurrency(r Reader) int {
 		return max(c.Concurrency(), 1)
 	}
 	return 1
-}
-
-// group runs tasks concurrently, at most limit at a time, under a context that the first failure cancels
-// (the evaluation's other reads stop instead of running on for nothing). With a limit of 1 every task runs
-// at once in the caller's goroutine, so readers that are not safe for concurrent use are read in order.
-type group struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	sem    chan struct{}
-	wg     sync.WaitGroup
-
-	mu  sync.Mutex
-	err error
-}
-
-func newGroup(ctx context.Context, limit int) *group {
-	ctx, cancel := context.WithCancelCause(ctx)
-	return &group{ctx: ctx, cancel: cancel, sem: make(chan struct{}, max(limit, 1))}
-}
-
-// Go runs task in the group.
-func (g *group) Go(task func(ctx context.Context) error) {
-	if cap(g.sem) == 1 {
-		if g.ctx.Err() == nil {
-			g.fail(task(g.ctx))
-		}
-		return
-	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		select {
-		case g.sem <- struct{}{}:
-		case <-g.ctx.Done():
-			return
-		}
-		defer func() { <-g.sem }()
-		if g.ctx.Err() != nil {
-			return
-		}
-		g.fail(task(g.ctx))
-	}()
-}
-
-// fail records the group's first error and cancels the others with it.
-func (g *group) fail(err error) {
-	if err == nil {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.err == nil {
-		g.err = err
-		g.cancel(err)
-	}
-}
-
-// Wait waits for every task and returns the first error; a cancellation of the parent context counts as one.
-func (g *group) Wait() error {
-	g.wg.Wait()
-	g.mu.Lock()
-	err := g.err
-	g.mu.Unlock()
-	if err == nil {
-		// Tasks skipped because the caller's context ended must not pass for done.
-		err = context.Cause(g.ctx)
-	}
-	g.cancel(nil)
-	return err
 }
 
 type gatherer struct {
