@@ -203,6 +203,30 @@ func parseGraphQL(src string) (*gqlDoc, *gqlError) {
 	if !haveOp {
 		return nil, &gqlError{Message: "A query attribute must be specified and must be a string."}
 	}
+	// GraphQL refuses a document defining a fragment its operation never uses.
+	used := map[string]bool{}
+	var walk func(sel []gqlSelection)
+	walk = func(sel []gqlSelection) {
+		for _, s := range sel {
+			switch {
+			case s.spread != "":
+				if !used[s.spread] {
+					used[s.spread] = true
+					walk(doc.fragments[s.spread].sel)
+				}
+			case s.field != nil:
+				walk(s.field.sel)
+			default:
+				walk(s.sel)
+			}
+		}
+	}
+	walk(doc.operation)
+	for name := range doc.fragments {
+		if !used[name] {
+			return nil, &gqlError{Message: fmt.Sprintf("Fragment %s was defined, but not used", name)}
+		}
+	}
 	return doc, nil
 }
 
