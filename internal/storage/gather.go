@@ -83,7 +83,7 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 	// in three calls (prefetch), the head commit's root tree among them; others read each state's root and
 	// packages/ trees as soon as its commit is known, while the merge base is asked for.
 	batch, batched := r.(batchReader)
-	batched = batched && batch.batching() && fullSHA.MatchString(req.Head)
+	batched = batched && batch.batching()
 	warm := func(st *branchState) {
 		if !batched {
 			ev.Go(st.warm)
@@ -99,8 +99,8 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 		warm(g.base)
 		return nil
 	})
-	if batched {
-		head = Commit{SHA: req.Head}
+	if batched && fullSHA.MatchString(req.Head) {
+		head = Commit{SHA: req.Head} // its tree comes with the first batch
 	} else {
 		heads.Go(func(ctx context.Context) error {
 			c, err := r.ResolveRevision(ctx, req.Head)
