@@ -98,8 +98,75 @@ type gqlAnswerError struct {
 	Path    []any  `json:"path"`
 }
 
-// readBatch builds one query for b, sends it, and caches every complete listing and every whole blob text.
+// errResourceLimits marks a batch GitHub refused as too big for one call (its node or resource limits).
+var errResourceLimits = errors.New("over GitHub's GraphQL resource limits")
+
+// readBatch reads b in one query and caches every complete listing and every whole blob text. A batch GitHub
+// refuses as too big is split in two halves, read concurrently, down to single objects: one object too big
+// for a query fails the batch (and the evaluation reads through REST).
 func (g *GitHubReader) readBatch(ctx context.Context, b Batch) (map[string]string, error) {
+	trees, err := g.readOneBatch(ctx, b)
+	if err == nil || !errors.Is(err, errResourceLimits) {
+		return trees, err
+	}
+	first, second, ok := b.split()
+	if !ok {
+		return nil, err
+	}
+	var halves [2]map[string]string
+	grp := newGroup(ctx, 2)
+	for i, half := range []Batch{first, second} {
+		grp.Go(func(ctx context.Context) (err error) {
+			halves[i], err = g.readBatch(ctx, half)
+			return err
+		})
+	}
+	if err := grp.Wait(); err != nil {
+		return nil, err
+	}
+	for sha, tree := range halves[1] {
+		halves[0][sha] = tree
+	}
+	return halves[0], nil
+}
+
+// split halves a batch of more than one object.
+func (b Batch) split() (Batch, Batch, bool) {
+	type item struct {
+		commit string
+		tree   TreeRead
+		blob   PathRead
+	}
+	var all []item
+	for _, c := range b.Commits {
+		all = append(all, item{commit: c})
+	}
+	for _, t := range b.Trees {
+		all = append(all, item{tree: t})
+	}
+	for _, p := range b.Blobs {
+		all = append(all, item{blob: p})
+	}
+	if len(all) < 2 {
+		return b, Batch{}, false
+	}
+	var halves [2]Batch
+	for i, it := range all {
+		h := &halves[i*2/len(all)]
+		switch {
+		case it.commit != "":
+			h.Commits = append(h.Commits, it.commit)
+		case it.tree.SHA != "":
+			h.Trees = append(h.Trees, it.tree)
+		default:
+			h.Blobs = append(h.Blobs, it.blob)
+		}
+	}
+	return halves[0], halves[1], true
+}
+
+// readOneBatch reads b in one query.
+func (g *GitHubReader) readOneBatch(ctx context.Context, b Batch) (map[string]string, error) {
 	if b.empty() {
 		return map[string]string{}, nil
 	}
@@ -117,6 +184,10 @@ func (g *GitHubReader) readBatch(ctx context.Context, b Batch) (map[string]strin
 		msg := "no data"
 		if len(answer.Errors) > 0 {
 			msg = answer.Errors[0].Type + ": " + answer.Errors[0].Message
+			switch answer.Errors[0].Type {
+			case "RESOURCE_LIMITS_EXCEEDED", "MAX_NODE_LIMIT_EXCEEDED":
+				return nil, fmt.Errorf("%w: %w: %s/%s: %s", ErrGraphQL, errResourceLimits, g.owner, g.repo, msg)
+			}
 		}
 		return nil, fmt.Errorf("%w: %s/%s: %s", ErrGraphQL, g.owner, g.repo, msg)
 	}
@@ -189,7 +260,9 @@ func batchQuery(owner, repo string, b Batch) (string, map[string]batchAlias) {
 		fmt.Fprintf(&q, "    %s: object(expression: %s) { ... on Blob { oid text byteSize isTruncated } }\n", a, quoteGraphQL(p.Rev+":"+p.Path))
 	}
 	q.WriteString("  }\n}\n")
-	q.WriteString("fragment L0 on Tree { oid entries { name type mode oid } }\n")
+	if deepest > 0 {
+		q.WriteString("fragment L0 on Tree { oid entries { name type mode oid } }\n")
+	}
 	for d := 1; d < deepest; d++ {
 		fmt.Fprintf(&q, "fragment L%d on Tree { oid entries { name type mode oid object { ...L%d } } }\n", d, d-1)
 	}

@@ -21,7 +21,7 @@ func TestGatherGraphQL(t *testing.T) {
 		name string
 		// setup changes the fake before the evaluation.
 		setup        func(t *testing.T, s *githubfake.Server, repo *githubfake.Repo)
-		wantGraphQL  int  // GraphQL calls
+		wantGraphQL  int  // GraphQL calls; -1: more than the three batches (split for the node limit); 0: any
 		wantRESTGit  bool // some tree or blob read through REST
 		wantBatchErr bool // the batches failed and the evaluation fell back to REST
 	}{
@@ -30,7 +30,9 @@ func TestGatherGraphQL(t *testing.T) {
 			setup: func(t *testing.T, s *githubfake.Server, _ *githubfake.Repo) {
 				s.InjectFault(githubfake.Fault{Route: githubfake.GraphQLRoute, Status: 502})
 			}},
-		{name: "node limit", wantGraphQL: 1, wantRESTGit: true, wantBatchErr: true,
+		{name: "node limit: batches split", wantGraphQL: -1,
+			setup: func(t *testing.T, s *githubfake.Server, _ *githubfake.Repo) { s.SetGraphQLLimits(30, 0) }},
+		{name: "node limit: one object too big", wantGraphQL: 0, wantRESTGit: true, wantBatchErr: true,
 			setup: func(t *testing.T, s *githubfake.Server, _ *githubfake.Repo) { s.SetGraphQLLimits(5, 0) }},
 		{name: "tree deeper than a query lists", wantGraphQL: 3, wantRESTGit: true,
 			setup: func(t *testing.T, s *githubfake.Server, repo *githubfake.Repo) {
@@ -68,8 +70,8 @@ func TestGatherGraphQL(t *testing.T) {
 			if got.Head != rest.Head || got.MergeBase != rest.MergeBase || got.Base != rest.Base {
 				t.Errorf("commits %s %s %s, want %s %s %s", got.Base, got.Head, got.MergeBase, rest.Base, rest.Head, rest.MergeBase)
 			}
-			if n := s.Calls(githubfake.GraphQLRoute); n != tc.wantGraphQL {
-				t.Errorf("%d GraphQL calls, want %d", n, tc.wantGraphQL)
+			if n := s.Calls(githubfake.GraphQLRoute); tc.wantGraphQL > 0 && n != tc.wantGraphQL || tc.wantGraphQL < 0 && n <= 3 {
+				t.Errorf("%d GraphQL calls, want %d (-1: more than 3, the batches split)", n, tc.wantGraphQL)
 			}
 			restGit := s.Calls(routeTree) + s.Calls(routeBlob) + s.Calls(routeGitCommit)
 			if (restGit > 0) != tc.wantRESTGit {
