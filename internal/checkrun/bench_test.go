@@ -432,35 +432,38 @@ func TestBenchmarkScenarios(t *testing.T) {
 			for p := 0; p < tc.k; p++ {
 				wantChanges = append(wantChanges, storagegen.PackageName(p)+"@"+benchNewVersion)
 			}
-			svc, client := newBenchService("graphql"), bs.productionClient(t)
-			for pass := range 2 {
-				if pass > 0 {
-					bs.push(t, pr, tc.k)
-				}
-				ghPR := fetchPR(t, client, pr.number)
-				out := evaluate(t, svc, client, ghPR)
-				if out.Skipped || out.Channel != "snapshot" || out.Conclusion != policy.ConclusionSuccess {
-					t.Errorf("pass %d: outcome skipped=%v channel=%q conclusion=%q findings=%v; want a successful snapshot check",
-						pass, out.Skipped, out.Channel, out.Conclusion, out.Findings)
-				}
-				gh := githubapi.New(client, svc.Cache)
-				repo, err := repoctx.Load(context.Background(), gh, ghPR.GetBase().GetRepo())
-				if err != nil {
-					t.Fatal(err)
-				}
-				change, ok, err := svc.ChangeOf(context.Background(), gh, repo, ghPR)
-				if err != nil || !ok {
-					t.Fatalf("pass %d: change: ok=%v err=%v", pass, ok, err)
-				}
-				var got []string
-				for _, c := range change.Input.Changes {
-					if c.Kind != policy.Added || len(c.Paths) != tc.f {
-						t.Errorf("pass %d: %s@%s is %v with %d paths; want added with %d", pass, c.Package, c.Version, c.Kind, len(c.Paths), tc.f)
+			// Both ways of reading git data judge the same: GraphQL batch reads and REST alone.
+			for _, api := range benchAPIs {
+				svc, client := newBenchService(api), bs.productionClient(t)
+				for pass := range 2 {
+					if pass > 0 {
+						bs.push(t, pr, tc.k)
 					}
-					got = append(got, c.Package+"@"+c.Version)
-				}
-				if diff := cmp.Diff(wantChanges, got); diff != "" {
-					t.Errorf("pass %d: changes (-want +got):\n%s", pass, diff)
+					ghPR := fetchPR(t, client, pr.number)
+					out := evaluate(t, svc, client, ghPR)
+					if out.Skipped || out.Channel != "snapshot" || out.Conclusion != policy.ConclusionSuccess {
+						t.Errorf("%s pass %d: outcome skipped=%v channel=%q conclusion=%q findings=%v; want a successful snapshot check",
+							api, pass, out.Skipped, out.Channel, out.Conclusion, out.Findings)
+					}
+					gh := githubapi.New(client, svc.Cache)
+					repo, err := repoctx.Load(context.Background(), gh, ghPR.GetBase().GetRepo())
+					if err != nil {
+						t.Fatal(err)
+					}
+					change, ok, err := svc.ChangeOf(context.Background(), gh, repo, ghPR)
+					if err != nil || !ok {
+						t.Fatalf("pass %d: change: ok=%v err=%v", pass, ok, err)
+					}
+					var got []string
+					for _, c := range change.Input.Changes {
+						if c.Kind != policy.Added || len(c.Paths) != tc.f {
+							t.Errorf("pass %d: %s@%s is %v with %d paths; want added with %d", pass, c.Package, c.Version, c.Kind, len(c.Paths), tc.f)
+						}
+						got = append(got, c.Package+"@"+c.Version)
+					}
+					if diff := cmp.Diff(wantChanges, got); diff != "" {
+						t.Errorf("%s pass %d: changes (-want +got):\n%s", api, pass, diff)
+					}
 				}
 			}
 			seen, err := naiveCheck(context.Background(), bs.plainClient(t), pr.number, []string{"staging", "production"})
