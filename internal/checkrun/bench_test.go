@@ -440,7 +440,11 @@ func TestBenchmarkScenarios(t *testing.T) {
 						bs.push(t, pr, tc.k)
 					}
 					ghPR := fetchPR(t, client, pr.number)
+					bs.server.ResetCalls()
 					out := evaluate(t, svc, client, ghPR)
+					if n := bs.server.Calls(githubfake.GraphQLRoute); (n > 0) != (api == "graphql") {
+						t.Errorf("%s pass %d: %d GraphQL calls", api, pass, n)
+					}
 					if out.Skipped || out.Channel != "snapshot" || out.Conclusion != policy.ConclusionSuccess {
 						t.Errorf("%s pass %d: outcome skipped=%v channel=%q conclusion=%q findings=%v; want a successful snapshot check",
 							api, pass, out.Skipped, out.Channel, out.Conclusion, out.Findings)
