@@ -357,7 +357,7 @@ func (g *gatherer) prefetch(ctx context.Context, b batchReader, head *Commit, mb
 		root string
 		pkgs map[string]TreeEntry
 	}
-	states := []*state{{root: mb.TreeSHA}, {root: ""}, {root: g.base.root}}
+	states := []*state{{root: mb.TreeSHA}, {root: head.TreeSHA}, {root: g.base.root}}
 	for _, st := range g.others {
 		states = append(states, &state{root: st.root})
 	}

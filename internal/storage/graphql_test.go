@@ -113,6 +113,23 @@ func TestGatherGraphQLRegistryFiles(t *testing.T) {
 	}
 }
 
+// TestGatherGraphQLBranchHead checks a head named by branch (resolved through REST) is batched as well.
+func TestGatherGraphQLBranchHead(t *testing.T) {
+	s, _, client := fakeStorage(t)
+	req := Request{Channel: "snapshot", Channels: storagegen.Channels, Branch: "snapshot", Base: "snapshot",
+		Head: "pr", Others: map[string]string{"staging": "staging", "production": "production"}}
+	res, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", nil), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Input.Changes); n != 2 {
+		t.Errorf("%d changes, want 2", n)
+	}
+	if n, rest := s.Calls(githubfake.GraphQLRoute), s.Calls(routeTree)+s.Calls(routeBlob); n != 3 || rest != 0 {
+		t.Errorf("%d GraphQL calls and %d REST tree and blob reads, want 3 and 0", n, rest)
+	}
+}
+
 // TestGatherGraphQLOff checks that with GraphQL switched off no query is sent.
 func TestGatherGraphQLOff(t *testing.T) {
 	s, repo, client := fakeStorage(t)
