@@ -31,6 +31,9 @@ import (
 // that cannot be resolved (an unknown repository or object: NOT_FOUND, the field null); and
 // RESOURCE_LIMITS_EXCEEDED, data null, for an answer over GraphQLMaxNodes objects.
 
+// graphqlPointsPerHour is an installation's GraphQL budget (GitHub: 5,000 points an hour at least).
+const graphqlPointsPerHour = 5000
+
 // DefaultGraphQLMaxNodes is GitHub's node limit for one GraphQL call.
 const DefaultGraphQLMaxNodes = 500_000
 
@@ -43,6 +46,15 @@ func (s *Server) SetGraphQLLimits(maxNodes, maxText int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.graphqlMaxNodes, s.graphqlMaxText = maxNodes, maxText
+}
+
+// SetGraphQLPointsUsed sets how many of the hour's 5,000 GraphQL points are spent. Once all are, every query
+// is answered as GitHub answers past its GraphQL primary limit: 200, an error of type RATE_LIMITED and
+// X-RateLimit-Remaining: 0 (the REST budget is not affected).
+func (s *Server) SetGraphQLPointsUsed(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.graphqlPoints = n
 }
 
 // GraphQLPoints is how many GraphQL rate-limit points were spent since the server started.
@@ -71,6 +83,10 @@ func (s *Server) graphql(c *call) (int, any, error) {
 	}
 	if err := json.Unmarshal(c.body, &req); err != nil || strings.TrimSpace(req.Query) == "" {
 		return http.StatusBadRequest, map[string]any{"message": "Problems parsing JSON", "documentation_url": "https://docs.github.com/graphql"}, nil
+	}
+	if s.graphqlPoints >= graphqlPointsPerHour {
+		return http.StatusOK, map[string]any{"errors": []gqlError{{Type: "RATE_LIMITED",
+			Message: fmt.Sprintf("API rate limit exceeded for installation ID %d.", s.installationID)}}}, nil
 	}
 	s.graphqlPoints++ // every query the bot sends costs GitHub's minimum of one point
 	doc, perr := parseGraphQL(req.Query)

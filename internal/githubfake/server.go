@@ -585,7 +585,7 @@ func (s *Server) rateHeaders(w http.ResponseWriter) {
 	s.mu.Lock()
 	used := s.totalCalls % 5000
 	if h.Get("X-RateLimit-Resource") == "graphql" {
-		resource, used = "graphql", s.graphqlPoints%5000
+		resource, used = "graphql", min(s.graphqlPoints, graphqlPointsPerHour)
 	}
 	s.mu.Unlock()
 	h.Set("X-RateLimit-Limit", "5000")

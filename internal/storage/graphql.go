@@ -183,7 +183,10 @@ func (g *GitHubReader) readOneBatch(ctx context.Context, b Batch) (map[string]st
 	if answer.Data == nil || answer.Data.Repository == nil {
 		msg := "no data"
 		if len(answer.Errors) > 0 {
-			msg = answer.Errors[0].Type + ": " + answer.Errors[0].Message
+			msg = answer.Errors[0].Message
+			if t := answer.Errors[0].Type; t != "" {
+				msg = t + ": " + msg
+			}
 			switch answer.Errors[0].Type {
 			case "RESOURCE_LIMITS_EXCEEDED", "MAX_NODE_LIMIT_EXCEEDED":
 				return nil, fmt.Errorf("%w: %w: %s/%s: %s", ErrGraphQL, errResourceLimits, g.owner, g.repo, msg)
