@@ -192,9 +192,15 @@ func fetchPR(tb testing.TB, client *github.Client, number int) *github.PullReque
 	return pr
 }
 
-func newBenchService() *Service {
+// benchAPIs are the two ways of reading git data measured side by side: GraphQL batch reads (the default)
+// and REST alone (one object a call, the fallback).
+var benchAPIs = []string{"graphql", "rest"}
+
+func newBenchService(api string) *Service {
+	cache := storage.NewObjectCache(0)
+	cache.SetGraphQL(api != "rest")
 	return &Service{
-		Cache:    storage.NewObjectCache(0),
+		Cache:    cache,
 		BotLogin: func(context.Context) (string, error) { return benchBot, nil },
 	}
 }
@@ -320,7 +326,7 @@ func naiveCheck(ctx context.Context, client *github.Client, number int, others [
 
 // benchCases are the PR shapes measured: k packages touched, f files in each added version.
 var benchCases = []struct{ k, f int }{
-	{1, 5}, {1, 500}, {5, 5}, {5, 500}, {10, 5}, {10, 500},
+	{1, 5}, {1, 500}, {5, 5}, {5, 500}, {10, 5}, {10, 500}, {100, 5},
 }
 
 // BenchmarkCheckPR reports the GitHub API calls of one storage-policy evaluation (api-calls/op, and revalidations
@@ -332,11 +338,16 @@ func BenchmarkCheckPR(b *testing.B) {
 		b.Run(fmt.Sprintf("S=%d", size), func(b *testing.B) {
 			bs := newBenchStorage(b, size)
 			for _, c := range benchCases {
+				if c.k > bs.packages {
+					continue // the PR would add packages, not versions
+				}
 				pr := bs.openPR(b, c.k, c.f)
 				b.Run(fmt.Sprintf("k=%d/F=%d", c.k, c.f), func(b *testing.B) {
-					b.Run("cold", func(b *testing.B) { benchCold(b, bs, pr) })
-					b.Run("warm", func(b *testing.B) { benchWarm(b, bs, pr, pr.k) })
-					b.Run("warm-one", func(b *testing.B) { benchWarm(b, bs, pr, 1) })
+					for _, api := range benchAPIs {
+						b.Run("cold/api="+api, func(b *testing.B) { benchCold(b, bs, pr, api) })
+						b.Run("warm/api="+api, func(b *testing.B) { benchWarm(b, bs, pr, pr.k, api) })
+						b.Run("warm-one/api="+api, func(b *testing.B) { benchWarm(b, bs, pr, 1, api) })
+					}
 					b.Run("naive", func(b *testing.B) { benchNaive(b, bs, pr) })
 				})
 			}
@@ -345,8 +356,8 @@ func BenchmarkCheckPR(b *testing.B) {
 }
 
 // benchCold evaluates the PR with nothing cached: a fresh Service (object cache) and a fresh client each time.
-func benchCold(b *testing.B, bs *benchStorage, pr *benchPR) {
-	measureEvaluations(b, bs, pr, func() (*Service, *github.Client) { return newBenchService(), bs.productionClient(b) })
+func benchCold(b *testing.B, bs *benchStorage, pr *benchPR, api string) {
+	measureEvaluations(b, bs, pr, func() (*Service, *github.Client) { return newBenchService(api), bs.productionClient(b) })
 }
 
 // measureEvaluations times b.N evaluations of the PR, each with the service and client next returns (set up
@@ -369,8 +380,8 @@ func measureEvaluations(b *testing.B, bs *benchStorage, pr *benchPR, next func()
 
 // benchWarm evaluates the PR once to fill the caches, then measures re-evaluations, each after a new push that
 // edits `edited` of the PR's versions: all of them ("warm", the upper bound) or one ("warm-one", a typical fix-up).
-func benchWarm(b *testing.B, bs *benchStorage, pr *benchPR, edited int) {
-	svc, client := newBenchService(), bs.productionClient(b)
+func benchWarm(b *testing.B, bs *benchStorage, pr *benchPR, edited int, api string) {
+	svc, client := newBenchService(api), bs.productionClient(b)
 	evaluate(b, svc, client, fetchPR(b, client, pr.number))
 	measureEvaluations(b, bs, pr, func() (*Service, *github.Client) {
 		bs.push(b, pr, edited)
@@ -421,35 +432,42 @@ func TestBenchmarkScenarios(t *testing.T) {
 			for p := 0; p < tc.k; p++ {
 				wantChanges = append(wantChanges, storagegen.PackageName(p)+"@"+benchNewVersion)
 			}
-			svc, client := newBenchService(), bs.productionClient(t)
-			for pass := range 2 {
-				if pass > 0 {
-					bs.push(t, pr, tc.k)
-				}
-				ghPR := fetchPR(t, client, pr.number)
-				out := evaluate(t, svc, client, ghPR)
-				if out.Skipped || out.Channel != "snapshot" || out.Conclusion != policy.ConclusionSuccess {
-					t.Errorf("pass %d: outcome skipped=%v channel=%q conclusion=%q findings=%v; want a successful snapshot check",
-						pass, out.Skipped, out.Channel, out.Conclusion, out.Findings)
-				}
-				gh := githubapi.New(client, svc.Cache)
-				repo, err := repoctx.Load(context.Background(), gh, ghPR.GetBase().GetRepo())
-				if err != nil {
-					t.Fatal(err)
-				}
-				change, ok, err := svc.ChangeOf(context.Background(), gh, repo, ghPR)
-				if err != nil || !ok {
-					t.Fatalf("pass %d: change: ok=%v err=%v", pass, ok, err)
-				}
-				var got []string
-				for _, c := range change.Input.Changes {
-					if c.Kind != policy.Added || len(c.Paths) != tc.f {
-						t.Errorf("pass %d: %s@%s is %v with %d paths; want added with %d", pass, c.Package, c.Version, c.Kind, len(c.Paths), tc.f)
+			// Both ways of reading git data judge the same: GraphQL batch reads and REST alone.
+			for _, api := range benchAPIs {
+				svc, client := newBenchService(api), bs.productionClient(t)
+				for pass := range 2 {
+					if pass > 0 {
+						bs.push(t, pr, tc.k)
 					}
-					got = append(got, c.Package+"@"+c.Version)
-				}
-				if diff := cmp.Diff(wantChanges, got); diff != "" {
-					t.Errorf("pass %d: changes (-want +got):\n%s", pass, diff)
+					ghPR := fetchPR(t, client, pr.number)
+					bs.server.ResetCalls()
+					out := evaluate(t, svc, client, ghPR)
+					if n := bs.server.Calls(githubfake.GraphQLRoute); (n > 0) != (api == "graphql") {
+						t.Errorf("%s pass %d: %d GraphQL calls", api, pass, n)
+					}
+					if out.Skipped || out.Channel != "snapshot" || out.Conclusion != policy.ConclusionSuccess {
+						t.Errorf("%s pass %d: outcome skipped=%v channel=%q conclusion=%q findings=%v; want a successful snapshot check",
+							api, pass, out.Skipped, out.Channel, out.Conclusion, out.Findings)
+					}
+					gh := githubapi.New(client, svc.Cache)
+					repo, err := repoctx.Load(context.Background(), gh, ghPR.GetBase().GetRepo())
+					if err != nil {
+						t.Fatal(err)
+					}
+					change, ok, err := svc.ChangeOf(context.Background(), gh, repo, ghPR)
+					if err != nil || !ok {
+						t.Fatalf("pass %d: change: ok=%v err=%v", pass, ok, err)
+					}
+					var got []string
+					for _, c := range change.Input.Changes {
+						if c.Kind != policy.Added || len(c.Paths) != tc.f {
+							t.Errorf("pass %d: %s@%s is %v with %d paths; want added with %d", pass, c.Package, c.Version, c.Kind, len(c.Paths), tc.f)
+						}
+						got = append(got, c.Package+"@"+c.Version)
+					}
+					if diff := cmp.Diff(wantChanges, got); diff != "" {
+						t.Errorf("%s pass %d: changes (-want +got):\n%s", api, pass, diff)
+					}
 				}
 			}
 			seen, err := naiveCheck(context.Background(), bs.plainClient(t), pr.number, []string{"staging", "production"})

@@ -16,6 +16,8 @@ import (
 //     (storage.DefaultReadConcurrency), and within a bound of 16 where reads queue for slots;
 //   - the same with the bound at 1 (storage reads one after another, as before overlapping; the comment
 //     listing still overlaps them) for k ≤ 10;
+//   - every default-bound case twice: api=rest (one object a call) and api=graphql (batch reads, three
+//     GraphQL calls for the trees and manifests);
 //   - "truncated": k=1 with GitHub's recursive-listing cap lowered so that every touched package's listing
 //     comes back truncated, beside the same PR untruncated.
 //
@@ -39,19 +41,23 @@ func BenchmarkVerdictLatency(b *testing.B) {
 				if bound == 0 {
 					name = fmt.Sprintf("rtt=%dms/k=%d/bound=default", rtt.Milliseconds(), k)
 				}
-				b.Run(name, func(b *testing.B) { benchVerdict(b, bs, prs[k], rtt, bound, 0) })
+				b.Run(name+"/api=rest", func(b *testing.B) { benchVerdict(b, bs, prs[k], rtt, bound, 0, "rest") })
+				if bound == 0 {
+					b.Run(name+"/api=graphql", func(b *testing.B) { benchVerdict(b, bs, prs[k], rtt, bound, 0, "graphql") })
+				}
 			}
 		}
 		// A package of 10 versions of 5 files lists about 100 entries recursively; a cap of 40 truncates every
 		// touched package's listing but no version's.
-		b.Run(fmt.Sprintf("rtt=%dms/k=1/untruncated", rtt.Milliseconds()), func(b *testing.B) { benchVerdict(b, bs, prs[1], rtt, 0, 0) })
-		b.Run(fmt.Sprintf("rtt=%dms/k=1/truncated", rtt.Milliseconds()), func(b *testing.B) { benchVerdict(b, bs, prs[1], rtt, 0, 40) })
+		b.Run(fmt.Sprintf("rtt=%dms/k=1/untruncated", rtt.Milliseconds()), func(b *testing.B) { benchVerdict(b, bs, prs[1], rtt, 0, 0, "rest") })
+		b.Run(fmt.Sprintf("rtt=%dms/k=1/truncated", rtt.Milliseconds()), func(b *testing.B) { benchVerdict(b, bs, prs[1], rtt, 0, 40, "rest") })
 	}
 }
 
 // benchVerdict evaluates pr cold (fresh object cache and client) b.N times at the given round trip, read
-// bound (0 = the default) and recursive-listing entry cap (0 = GitHub's).
-func benchVerdict(b *testing.B, bs *benchStorage, pr *benchPR, rtt time.Duration, bound, treeCap int) {
+// bound (0 = the default), recursive-listing entry cap (0 = GitHub's) and API ("graphql" batch reads or
+// "rest" alone).
+func benchVerdict(b *testing.B, bs *benchStorage, pr *benchPR, rtt time.Duration, bound, treeCap int, api string) {
 	defer bs.server.SetLatency(0, 0, 0)
 	defer bs.server.SetTreeLimits(0, 0)
 	var total traffic
@@ -60,7 +66,7 @@ func benchVerdict(b *testing.B, bs *benchStorage, pr *benchPR, rtt time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		svc, client := newBenchService(), bs.productionClient(b)
+		svc, client := newBenchService(api), bs.productionClient(b)
 		if bound > 0 {
 			svc.Cache.SetReadConcurrency(bound)
 		}

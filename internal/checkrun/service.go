@@ -275,6 +275,9 @@ func (s *Service) gather(ctx context.Context, gh GitHub, repo repoctx.Repo, fixT
 	if err != nil {
 		return policy.Input{}, fmt.Errorf("gather change of #%d: %w", pr.GetNumber(), err)
 	}
+	if res.BatchErr != nil {
+		zerolog.Ctx(ctx).Info().Err(res.BatchErr).Int("pr", pr.GetNumber()).Msg("GraphQL batch read failed: the change was read through REST")
+	}
 	res.Input.Exceptions = c.excs
 	return res.Input, nil
 }

@@ -176,3 +176,43 @@ func TestTokenFailureRetriedForWrites(t *testing.T) {
 		t.Errorf("retries %v, want one for the token", reasons)
 	}
 }
+
+// TestGraphQLBudgetIsItsOwn checks the GraphQL rate limit is tracked apart from REST's, as GitHub counts them:
+// once an answer says the GraphQL points are spent, the next query is refused without being sent (resource
+// "graphql"), and REST requests still go out.
+func TestGraphQLBudgetIsItsOwn(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newFake(t)
+	gh := installationClient(t, s, ghclient.Options{})
+	query := map[string]string{"query": `query { repository(owner: "storage-org", name: "package-storage") { nameWithOwner } }`}
+	send := func() (*github.Response, error) {
+		req, err := gh.NewRequest(http.MethodPost, "graphql", query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gh.Do(ctx, req, nil)
+	}
+	if _, err := send(); err != nil {
+		t.Fatalf("first query: %v", err)
+	}
+	s.SetGraphQLPointsUsed(5000)
+	resp, err := send()
+	if err != nil {
+		t.Fatalf("query past the budget: %v (GitHub answers it 200 with a RATE_LIMITED error)", err)
+	}
+	if got := resp.Header.Get("X-RateLimit-Resource") + " " + resp.Header.Get("X-RateLimit-Remaining"); got != "graphql 0" {
+		t.Fatalf("rate-limit headers %q, want \"graphql 0\"", got)
+	}
+	before := s.Calls(githubfake.GraphQLRoute)
+	_, err = send()
+	rl, ok := ghclient.AsRateLimit(err)
+	if !ok {
+		t.Fatalf("query after the budget was reported spent: err %v, want a rate-limit error", err)
+	}
+	if rl.Resource != "graphql" || s.Calls(githubfake.GraphQLRoute) != before {
+		t.Errorf("refusal %+v after %d more calls; want it refused locally, not sent", rl, s.Calls(githubfake.GraphQLRoute)-before)
+	}
+	if _, _, err := gh.Git.GetRef(ctx, "storage-org", "package-storage", "heads/snapshot"); err != nil {
+		t.Errorf("REST request while the GraphQL budget is spent: %v; want it sent (a budget of its own)", err)
+	}
+}

@@ -60,6 +60,10 @@ func AsRateLimit(err error) (*RateLimitError, bool) {
 	if errors.As(err, &primary) {
 		e := &RateLimitError{Kind: PrimaryLimit, Resource: "core", Until: primary.Rate.Reset.Time, Message: primary.Message}
 		fillRequest(e, primary.Response)
+		if primary.Response != nil && primary.Response.Request != nil {
+			// go-github keeps one budget per resource (GraphQL's apart from REST's): name the one refused.
+			e.Resource = requestResource(primary.Response.Request)
+		}
 		return e, true
 	}
 	var secondary *github.AbuseRateLimitError

@@ -23,6 +23,10 @@
 //     filter (latest, the default, keeps each App's newest run of a name).
 //   - Fork PRs (PROptions.Fork) keep their head commits in the base repository's store; their head.repo is
 //     the fork, and check runs on their head list no pull_requests, like GitHub's.
+//   - POST /graphql answers the git-data query shape the bot sends, from the same git objects (graphql.go):
+//     aliases, object(oid:|expression:), fragments on Commit, Tree and Blob; anything else is refused in
+//     GitHub's error shapes. It is counted as the route GraphQLRoute, needs an installation token, and reports
+//     a rate limit of its own (X-RateLimit-Resource: graphql).
 //   - Merges are conflict-free three-way tree merges: a path changed differently on both sides is a
 //     conflict (409), never a content-level merge.
 package githubfake

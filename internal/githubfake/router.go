@@ -98,6 +98,9 @@ func match(routes []route, method, escapedPath string) (*route, map[string]strin
 	return best, params
 }
 
+// GraphQLRoute is GitHub's GraphQL endpoint, counted like the REST routes (graphql.go).
+const GraphQLRoute = "POST /graphql"
+
 // routeTable lists every endpoint the fake serves.
 func (s *Server) routeTable() []route {
 	i, a := authInstallation, authApp
@@ -126,6 +129,7 @@ func (s *Server) routeTable() []route {
 		newRoute("GET /repos/{owner}/{repo}/compare/{basehead}", i, s.compare),
 		newRoute("GET /repos/{owner}/{repo}/branches/{branch}", i, s.getBranch),
 		newRoute("GET /repos/{owner}/{repo}/contents/{path:.*}", i, s.getContents),
+		newRoute(GraphQLRoute, i, s.graphql),
 
 		newRoute("GET /repos/{owner}/{repo}/pulls", i, s.listPulls),
 		newRoute("POST /repos/{owner}/{repo}/pulls", i, s.createPull),

@@ -120,6 +120,10 @@ type Server struct {
 	manifestCodes map[string]manifestCode
 	// lateWrites counts requests answered already and applied later (Fault.ApplyAfter) that have not landed.
 	lateWrites int
+	// graphqlMaxNodes and graphqlMaxText bound a GraphQL answer (graphql.go); graphqlPoints counts the
+	// GraphQL rate limit's points spent, a budget of its own as on GitHub.
+	graphqlMaxNodes, graphqlMaxText int
+	graphqlPoints                   int
 }
 
 // appSlug is the fake app's slug; its bot user is appSlug+"[bot]".
@@ -361,6 +365,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		path = strings.ReplaceAll(path, "//", "/")
 	}
 	path = strings.TrimPrefix(path, "/api/v3")
+	if path == "/api/graphql" {
+		path = "/graphql" // GitHub Enterprise Server serves GraphQL beside /api/v3, at /api/graphql
+	}
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")
 	}
@@ -641,16 +648,22 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 }
 
 // rateHeaders sets the headers GitHub sends on every answer.
+// A GraphQL answer (its handler set X-RateLimit-Resource: graphql) reports the GraphQL budget of points,
+// which GitHub counts apart from the REST one.
 func (s *Server) rateHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	resource := "core"
 	s.mu.Lock()
 	used := s.totalCalls % 5000
+	if h.Get("X-RateLimit-Resource") == "graphql" {
+		resource, used = "graphql", min(s.graphqlPoints, graphqlPointsPerHour)
+	}
 	s.mu.Unlock()
-	h := w.Header()
 	h.Set("X-RateLimit-Limit", "5000")
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(5000-used))
 	h.Set("X-RateLimit-Used", strconv.Itoa(used))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
-	h.Set("X-RateLimit-Resource", "core")
+	h.Set("X-RateLimit-Resource", resource)
 	h.Set("X-GitHub-Request-Id", strings.ToUpper(randomHex(8)))
 	h.Set("X-GitHub-Media-Type", "github.v3; format=json")
 }

@@ -31,6 +31,8 @@ type ObjectCache struct {
 	slotsMu   sync.Mutex
 	readLimit int
 	slots     map[string]chan struct{}
+	// noGraphQL switches batch reads through GitHub's GraphQL API off: every read goes through REST.
+	noGraphQL bool
 }
 
 type fetchCall struct {
@@ -62,6 +64,21 @@ func (c *ObjectCache) SetReadConcurrency(n int) {
 	c.slotsMu.Lock()
 	c.readLimit = n
 	c.slotsMu.Unlock()
+}
+
+// SetGraphQL switches batch reads through GitHub's GraphQL API on (the default) or off for readers sharing
+// this cache; off, every object is read through REST, one call each.
+func (c *ObjectCache) SetGraphQL(enabled bool) {
+	c.slotsMu.Lock()
+	c.noGraphQL = !enabled
+	c.slotsMu.Unlock()
+}
+
+// GraphQL reports whether batch reads through GraphQL are on.
+func (c *ObjectCache) GraphQL() bool {
+	c.slotsMu.Lock()
+	defer c.slotsMu.Unlock()
+	return !c.noGraphQL
 }
 
 // ReadConcurrency returns the bound SetReadConcurrency set.

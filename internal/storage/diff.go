@@ -40,6 +40,12 @@ type Delta struct {
 //
 // Readers whose reads may overlap (GitHub) read the two sides, and the touched packages, concurrently.
 func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta, error) {
+	return diffVersions(ctx, r, oldRoot, newRoot, true)
+}
+
+// diffVersions is DiffVersions; prefetch says whether a touched package's new side is read recursively in
+// one call (false when a batch read has already cached what the diff reads).
+func diffVersions(ctx context.Context, r Reader, oldRoot, newRoot string, prefetch bool) (Delta, error) {
 	var d Delta
 	if oldRoot == newRoot {
 		return d, nil
@@ -80,7 +86,7 @@ func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta
 			d.Packages = append(d.Packages, PackageDelta{Package: name, NewType: n.Type, NewSHA: n.SHA})
 		}
 		packages.Go(func(ctx context.Context) error {
-			vs, err := diffPackage(ctx, r, name, o, n)
+			vs, err := diffPackage(ctx, r, name, o, n, prefetch)
 			if err != nil {
 				return fmt.Errorf("diff package %s: %w", name, err)
 			}
@@ -98,7 +104,7 @@ func DiffVersions(ctx context.Context, r Reader, oldRoot, newRoot string) (Delta
 }
 
 // diffPackage lists the versions of one package whose entries differ between its old and new trees.
-func diffPackage(ctx context.Context, r Reader, name string, o, n TreeEntry) ([]VersionDelta, error) {
+func diffPackage(ctx context.Context, r Reader, name string, o, n TreeEntry, prefetch bool) ([]VersionDelta, error) {
 	var oldVersions, newVersions map[string]TreeEntry
 	sides := newGroup(ctx, readConcurrency(r))
 	sides.Go(func(ctx context.Context) (err error) {
@@ -106,7 +112,7 @@ func diffPackage(ctx context.Context, r Reader, name string, o, n TreeEntry) ([]
 		return err
 	})
 	sides.Go(func(ctx context.Context) (err error) {
-		if pf, ok := r.(RecursivePrefetcher); ok && n.SHA != "" && n.Type == TypeTree {
+		if pf, ok := r.(RecursivePrefetcher); ok && prefetch && n.SHA != "" && n.Type == TypeTree {
 			// The new side of a touched package is read whole anyway (its versions, then each changed
 			// version's files): one recursive read serves all of it.
 			if err := pf.PrefetchRecursive(ctx, n.SHA); err != nil {

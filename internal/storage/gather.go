@@ -43,6 +43,8 @@ type Result struct {
 	MergeBase string
 	Head      string
 	Base      string
+	// BatchErr says why the GraphQL batch reads failed when they did: the change was then read through REST.
+	BatchErr error
 }
 
 // Gather reads the facts of a change from r into a policy.Input. It reads O(touched packages) objects: the
@@ -77,6 +79,16 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 	}
 	var base, head, mb Commit
 	heads := newGroup(ctx, readConcurrency(r))
+	// A reader that reads in batches (GitHub's GraphQL API) reads every tree after the merge base is known,
+	// in three calls (prefetch), the head commit's root tree among them; others read each state's root and
+	// packages/ trees as soon as its commit is known, while the merge base is asked for.
+	batch, batched := r.(batchReader)
+	batched = batched && batch.batching()
+	warm := func(st *branchState) {
+		if !batched {
+			ev.Go(st.warm)
+		}
+	}
 	heads.Go(func(ctx context.Context) error {
 		c, err := r.ResolveRevision(ctx, req.Base)
 		if err != nil {
@@ -84,20 +96,24 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 		}
 		base = c
 		g.base = newBranchState(r, c.TreeSHA)
-		ev.Go(g.base.warm)
+		warm(g.base)
 		return nil
 	})
-	heads.Go(func(ctx context.Context) error {
-		c, err := r.ResolveRevision(ctx, req.Head)
-		if err != nil {
-			return fmt.Errorf("head: %w", err)
-		}
-		head = c
-		// The diff starts with head's root and packages/ trees: read them while the merge base is asked for
-		// (base's are read the same way, and the merge base is usually base itself).
-		ev.Go(newBranchState(r, c.TreeSHA).warm)
-		return nil
-	})
+	if batched && fullSHA.MatchString(req.Head) {
+		head = Commit{SHA: req.Head} // its tree comes with the first batch
+	} else {
+		heads.Go(func(ctx context.Context) error {
+			c, err := r.ResolveRevision(ctx, req.Head)
+			if err != nil {
+				return fmt.Errorf("head: %w", err)
+			}
+			head = c
+			// The diff starts with head's root and packages/ trees: read them while the merge base is asked
+			// for (base's are read the same way, and the merge base is usually base itself).
+			warm(newBranchState(r, c.TreeSHA))
+			return nil
+		})
+	}
 	var mu sync.Mutex
 	for name, rev := range req.Others {
 		if name == req.Channel {
@@ -112,7 +128,7 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 			mu.Lock()
 			g.others[name] = st
 			mu.Unlock()
-			ev.Go(st.warm)
+			warm(st)
 			return nil
 		})
 	}
@@ -126,6 +142,21 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 	if mb, err = r.ResolveRevision(ctx, mbSHA); err != nil {
 		return Result{}, fmt.Errorf("merge base: %w", err)
 	}
+	if batched {
+		if err := g.prefetch(ctx, batch, &head, mb); err != nil {
+			if ctx.Err() != nil {
+				return Result{}, err
+			}
+			// REST is the fallback: whatever the batches cached is used, the rest is read one call each.
+			g.batchErr = err
+			batched = false
+			if head.TreeSHA == "" {
+				if head, err = r.ResolveRevision(ctx, req.Head); err != nil {
+					return Result{}, fmt.Errorf("head: %w", err)
+				}
+			}
+		}
+	}
 	in := policy.Input{
 		Channel:    req.Channel,
 		Channels:   req.Channels,
@@ -134,7 +165,7 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 		FixTitles:  req.FixTitles,
 		Exceptions: req.Exceptions,
 	}
-	delta, err := DiffVersions(ctx, r, mb.TreeSHA, head.TreeSHA)
+	delta, err := diffVersions(ctx, r, mb.TreeSHA, head.TreeSHA, !batched)
 	if err != nil {
 		return Result{}, err
 	}
@@ -179,7 +210,7 @@ func gather(ctx context.Context, ev *group, r Reader, req Request) (Result, erro
 			in.Changes = append(in.Changes, results[i].change)
 		}
 	}
-	return Result{Input: in, MergeBase: mb.SHA, Head: head.SHA, Base: base.SHA}, nil
+	return Result{Input: in, MergeBase: mb.SHA, Head: head.SHA, Base: base.SHA, BatchErr: g.batchErr}, nil
 }
 
 // concurrentReader is implemented by readers whose reads may overlap, each being a round trip (GitHub).
@@ -200,6 +231,8 @@ type gatherer struct {
 	req    Request
 	base   *branchState
 	others map[string]*branchState
+	// batchErr is why the batch reads failed, when they did (the evaluation then read through REST).
+	batchErr error
 	// listings memoizes recursive listings of version trees by SHA; mu guards it.
 	mu       sync.Mutex
 	listings map[string][]TreeEntry

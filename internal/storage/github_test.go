@@ -64,6 +64,13 @@ func fakeStorage(t *testing.T) (*githubfake.Server, *githubfake.Repo, *github.Cl
 	return s, repo, installationClient(t, s)
 }
 
+// restCache is an object cache whose readers read through REST only, one object a call.
+func restCache() *ObjectCache {
+	c := NewObjectCache(0)
+	c.SetGraphQL(false)
+	return c
+}
+
 // installationClient is a go-github client authenticated as the installation through ghinstallation.
 func installationClient(t *testing.T, s *githubfake.Server) *github.Client {
 	t.Helper()
@@ -77,6 +84,7 @@ func installationClient(t *testing.T, s *githubfake.Server) *github.Client {
 func TestGitHubReaderGather(t *testing.T) {
 	s, repo, client := fakeStorage(t)
 	cache := NewObjectCache(1000)
+	cache.SetGraphQL(false) // the REST reads; TestGatherGraphQL has the batch reads
 	req := Request{Channel: "snapshot", Channels: storagegen.Channels, Branch: "snapshot", Base: "snapshot", Head: "pr",
 		Others: map[string]string{"staging": "staging", "production": "production"}}
 	want := gatherView{Changes: []changeView{

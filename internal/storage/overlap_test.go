@@ -85,7 +85,7 @@ func TestGatherTruncatedListings(t *testing.T) {
 	gather := func() (gatherView, int) {
 		t.Helper()
 		s.ResetCalls()
-		res, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", nil), req)
+		res, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", restCache()), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func TestGatherOverlapsReadsWithinTheBound(t *testing.T) {
 			}
 			s.SetLatency(20*time.Millisecond, 10*time.Millisecond, 7)
 			s.ResetCalls()
-			cache := NewObjectCache(0)
+			cache := restCache()
 			cache.SetReadConcurrency(limit)
 			res, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", cache), req)
 			if err != nil {
@@ -148,7 +148,7 @@ func TestGatherFailedReadCancelsTheOthers(t *testing.T) {
 	s.SetLatency(50*time.Millisecond, 0, 1)
 	s.InjectFault(githubfake.Fault{Route: routeBlob, Status: 403})
 	start := time.Now()
-	_, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", nil), req)
+	_, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", restCache()), req)
 	if err == nil || !strings.Contains(err.Error(), "read blob") || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("Gather error = %v, want the refused blob read as the cause", err)
 	}
@@ -217,7 +217,7 @@ func TestGatherSecondaryLimitOneSharedWait(t *testing.T) {
 	s.SetLatency(30*time.Millisecond, 10*time.Millisecond, 3)
 	s.InjectFault(githubfake.Fault{Route: routeTree, RateLimit: githubfake.SecondaryLimit, RetryAfter: "1", Times: 1})
 	start := time.Now()
-	res, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", nil), req)
+	res, err := Gather(context.Background(), NewGitHubReader(client, "storage-org", "package-storage", restCache()), req)
 	if err != nil {
 		t.Fatalf("Gather across a one-second secondary limit: %v", err)
 	}
