@@ -126,7 +126,6 @@ func (k *kubelet) register(ctx context.Context) error {
 		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 		LastHeartbeatTime: now, LastTransitionTime: now,
 	}}
-	node.Status.Capacity = corev1.ResourceList{}
 	if _, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("report Ready: %w", err)
 	}
@@ -202,7 +201,6 @@ func (k *kubelet) sync(ctx context.Context, lister corelisters.PodLister, key st
 	p := pod.DeepCopy()
 	p.Status.Phase = corev1.PodRunning
 	p.Status.StartTime = &now
-	p.Status.HostIP = "127.0.0.1"
 	p.Status.Conditions = []corev1.PodCondition{
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
 		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
