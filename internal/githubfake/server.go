@@ -118,7 +118,7 @@ type Server struct {
 	unregistered  bool
 	app           *registeredApp
 	manifestCodes map[string]manifestCode
-	// lateWrites counts requests answered already and applied later (Fault.ApplyAfter) that have not landed.
+	// lateWrites counts writes whose client has its answer (Fault.ApplyAfter) or gave up, not landed yet.
 	lateWrites int
 	// graphqlMaxNodes and graphqlMaxText bound a GraphQL answer (graphql.go); graphqlPoints counts the
 	// GraphQL rate limit's points spent, a budget of its own as on GitHub.
@@ -424,7 +424,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			// GitHub goes on with a write whose client gave up: it lands after the deadline the client saw
-			// pass, and only a later read shows it.
+			// pass, and only a later read shows it. It counts as a late write until it has landed.
+			s.mu.Lock()
+			s.lateWrites++
+			s.mu.Unlock()
+			defer func() {
+				s.mu.Lock()
+				s.lateWrites--
+				s.mu.Unlock()
+			}()
 			<-t.C
 		}
 	}
@@ -490,7 +498,8 @@ func (s *Server) applyLate(rt *route, c *call, wait time.Duration) {
 	}()
 }
 
-// LateWrites is how many requests answered already (Fault.ApplyAfter) are still to be applied.
+// LateWrites is how many writes are still to be applied though their client has its answer (Fault.ApplyAfter)
+// or gave up waiting for it (a delayed answer past the client's deadline).
 func (s *Server) LateWrites() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,158 @@
+package kubetestenv
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pki is the key material of one control plane, written as PEM files into dir.
+type pki struct {
+	CACert                   string // the cluster CA; signs the serving and client certificates
+	ServingCert, ServingKey  string // kube-apiserver's, for 127.0.0.1 and localhost
+	AdminCert, AdminKey      string // a client of group system:masters
+	ServiceAccountPublicKey  string // verifies service-account tokens
+	ServiceAccountPrivateKey string // signs them
+
+	caPEM, adminCertPEM, adminKeyPEM []byte
+}
+
+// newPKI generates a CA, kube-apiserver's serving certificate, an admin client certificate and the
+// service-account key pair, all valid for a day, and writes them into dir.
+func newPKI(dir string) (*pki, error) {
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate CA key: %w", err)
+	}
+	caTmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: "storagebot-test-ca"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, caCert, err := sign(caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign CA: %w", err)
+	}
+
+	servingKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate serving key: %w", err)
+	}
+	servingDER, _, err := sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:    []string{"localhost"},
+	}, caCert, &servingKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("sign serving certificate: %w", err)
+	}
+
+	adminKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate admin key: %w", err)
+	}
+	adminDER, _, err := sign(&x509.Certificate{
+		// Kubernetes takes the user from CN and the groups from O; system:masters passes every authorizer.
+		Subject:     pkix.Name{CommonName: "storagebot-test-admin", Organization: []string{"system:masters"}},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, caCert, &adminKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("sign admin certificate: %w", err)
+	}
+
+	// RSA, the algorithm every Kubernetes version accepts for service-account tokens.
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("generate service-account key: %w", err)
+	}
+	saPub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("encode service-account public key: %w", err)
+	}
+
+	p := &pki{
+		CACert:                   filepath.Join(dir, "ca.crt"),
+		ServingCert:              filepath.Join(dir, "apiserver.crt"),
+		ServingKey:               filepath.Join(dir, "apiserver.key"),
+		AdminCert:                filepath.Join(dir, "admin.crt"),
+		AdminKey:                 filepath.Join(dir, "admin.key"),
+		ServiceAccountPublicKey:  filepath.Join(dir, "sa.pub"),
+		ServiceAccountPrivateKey: filepath.Join(dir, "sa.key"),
+	}
+	servingKeyPEM, err := ecKeyPEM(servingKey)
+	if err != nil {
+		return nil, err
+	}
+	if p.adminKeyPEM, err = ecKeyPEM(adminKey); err != nil {
+		return nil, err
+	}
+	p.caPEM = pemBlock("CERTIFICATE", caDER)
+	p.adminCertPEM = pemBlock("CERTIFICATE", adminDER)
+	files := []struct {
+		path string
+		data []byte
+	}{
+		{p.CACert, p.caPEM},
+		{p.ServingCert, pemBlock("CERTIFICATE", servingDER)},
+		{p.ServingKey, servingKeyPEM},
+		{p.AdminCert, p.adminCertPEM},
+		{p.AdminKey, p.adminKeyPEM},
+		{p.ServiceAccountPublicKey, pemBlock("PUBLIC KEY", saPub)},
+		{p.ServiceAccountPrivateKey, pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey))},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", f.path, err)
+		}
+	}
+	return p, nil
+}
+
+// sign issues tmpl (with a random serial number) signed by parent's key, returning DER and the parsed result.
+func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, parentKey crypto.Signer) ([]byte, *x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl.SerialNumber = serial
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return der, cert, err
+}
+
+func ecKeyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("encode EC key: %w", err)
+	}
+	return pemBlock("EC PRIVATE KEY", der), nil
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
