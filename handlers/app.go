@@ -12,9 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/botcomment"
-	"github.com/storagebot/storagebot/internal/checkrun"
-	"github.com/storagebot/storagebot/internal/commandexec"
+	"github.com/storagebot/storagebot/internal/commandrun"
 	"github.com/storagebot/storagebot/internal/githubapi"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/seal"
@@ -43,13 +43,13 @@ type Deps struct {
 // GitHub is what the handlers call on GitHub, and hand to the services: githubapi.Client in production, a
 // fake in unit tests.
 type GitHub interface {
-	commandexec.GitHub
+	commandrun.GitHub
 	OpenPullRequests(ctx context.Context, owner, name, base string) ([]*github.PullRequest, error)
 }
 
-// checks is what the handlers ask of the check service (checkrun.Service).
+// checks is what the handlers ask of the check service (prcheck.Service).
 type checks interface {
-	CheckPR(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Outcome, error)
+	CheckPR(ctx context.Context, gh prcheck.GitHub, repo repoctx.Repo, pr *github.PullRequest) (prcheck.Outcome, error)
 }
 
 // promotions is what the handlers ask of the promotion service (promotion.Service).
@@ -58,9 +58,9 @@ type promotions interface {
 	AutoMergeRemoval(ctx context.Context, repo promotion.Repo, number int, headRef string) error
 }
 
-// commandRunner is what the handlers ask of the command executor (commandexec.Executor).
+// commandRunner is what the handlers ask of the command executor (commandrun.Executor).
 type commandRunner interface {
-	Handle(ctx context.Context, gh commandexec.GitHub, ev *github.IssueCommentEvent) error
+	Handle(ctx context.Context, gh commandrun.GitHub, ev *github.IssueCommentEvent) error
 }
 
 // App is the set of event handlers storagebot registers with the dispatcher, and the services they share.
@@ -76,7 +76,7 @@ type App struct {
 	rollouts *rollout.Service
 
 	// The concrete services, for the reconciler.
-	checkService     *checkrun.Service
+	checkService     *prcheck.Service
 	promotionService *promotion.Service
 }
 
@@ -86,10 +86,10 @@ func New(deps Deps) *App {
 		deps.Cache = storage.NewObjectCache(storage.DefaultCacheEntries)
 	}
 	bot := &botIdentity{clients: deps.Clients}
-	checkSvc := &checkrun.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
+	checkSvc := &prcheck.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
 	comments := botcomment.Writer{Settle: deps.WriteSettle}
 	promotionSvc := &promotion.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID, Notes: comments}
-	executor := &commandexec.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal, BotLogin: bot.Login, Replies: comments}
+	executor := &commandrun.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal, BotLogin: bot.Login, Replies: comments}
 	if deps.Rollouts != nil { // a nil *rollout.Service must not become a non-nil Rebuilder
 		executor.Rollouts = deps.Rollouts
 	}
@@ -132,7 +132,7 @@ func (a *App) Promotions() *promotion.Service { return a.promotionService }
 func (a *App) BotLogin(ctx context.Context) (string, error) { return a.bot.Login(ctx) }
 
 // Checks exposes the check service to the reconciler.
-func (a *App) Checks() *checkrun.Service { return a.checkService }
+func (a *App) Checks() *prcheck.Service { return a.checkService }
 
 // repository builds the event's repository context: its installation's API and its configuration, loaded
 // once for every service the event reaches.

@@ -9,8 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
-	"github.com/storagebot/storagebot/internal/commandexec"
+	"github.com/storagebot/storagebot/internal/commandrun"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/repoctx"
@@ -20,7 +20,7 @@ import (
 // fakeGitHub is the handlers' GitHub in memory; calls the handlers do not make themselves are left to the
 // embedded nil interface (the fake services below make none).
 type fakeGitHub struct {
-	commandexec.GitHub
+	commandrun.GitHub
 	configReads int
 	open        []*github.PullRequest
 	prs         map[int]*github.PullRequest
@@ -50,9 +50,9 @@ type calls struct {
 	conclusion string
 }
 
-func (c *calls) CheckPR(_ context.Context, _ checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Outcome, error) {
+func (c *calls) CheckPR(_ context.Context, _ prcheck.GitHub, repo repoctx.Repo, pr *github.PullRequest) (prcheck.Outcome, error) {
 	c.log = append(c.log, fmt.Sprintf("check #%d (config loaded: %v)", pr.GetNumber(), repo.Config != nil))
-	return checkrun.Outcome{Conclusion: c.conclusion}, nil
+	return prcheck.Outcome{Conclusion: c.conclusion}, nil
 }
 
 func (c *calls) HandleMerged(_ context.Context, _ promotion.Repo, pr *github.PullRequest) error {
@@ -65,7 +65,7 @@ func (c *calls) AutoMergeRemoval(_ context.Context, _ promotion.Repo, number int
 	return nil
 }
 
-func (c *calls) Handle(_ context.Context, _ commandexec.GitHub, ev *github.IssueCommentEvent) error {
+func (c *calls) Handle(_ context.Context, _ commandrun.GitHub, ev *github.IssueCommentEvent) error {
 	c.log = append(c.log, "commands "+ev.GetComment().GetBody())
 	return nil
 }

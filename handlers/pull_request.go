@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/policy"
 )
 
@@ -53,7 +53,7 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		}
 		out, err := h.app.checks.CheckPR(ctx, gh, repo, pr)
 		// Fork PRs trigger no write but the check run; an invalid configuration enables nothing.
-		if err != nil || out.Conclusion != policy.ConclusionSuccess || checkrun.IsFork(pr) || repo.Config == nil {
+		if err != nil || out.Conclusion != policy.ConclusionSuccess || prcheck.IsFork(pr) || repo.Config == nil {
 			return err
 		}
 		return h.app.promotions.AutoMergeRemoval(ctx, promotionRepo(gh, repo), pr.GetNumber(), pr.GetHead().GetRef())

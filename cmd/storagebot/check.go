@@ -6,7 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/storagebot/storagebot/internal/checkcmd"
+	"github.com/storagebot/storagebot/internal/localcheck"
 )
 
 // checkGCPercent is the garbage collector's GOGC for `storagebot check`: a one-shot process that allocates
@@ -23,5 +23,5 @@ func tuneCheckGC() {
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return checkcmd.Run(ctx, args, stdout, stderr)
+	return localcheck.Run(ctx, args, stdout, stderr)
 }

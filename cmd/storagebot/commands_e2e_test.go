@@ -6,7 +6,7 @@ import (
 )
 
 // TestHelpAndRebuildReplies: /help lists every built command (/rebuild among them now that rollout is real;
-// commands still marked Unavailable are held out of /help by internal/commands' own test), /rebuild on a
+// commands still marked Unavailable are held out of /help by internal/commandparse' own test), /rebuild on a
 // repository without distributions says what to configure, and no reply cites a file users do not have.
 func TestHelpAndRebuildReplies(t *testing.T) {
 	h := newHarness(t)

@@ -11,9 +11,9 @@ import (
 
 	"github.com/google/go-github/v50/github"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/status"
@@ -67,7 +67,7 @@ func (e *env) updater(t *testing.T) *Updater {
 	cache := storage.NewObjectCache(0)
 	board := status.NewBoard(func(context.Context) ([]int64, error) { return []int64{e.fake.InstallationID()}, nil },
 		func(int64) (status.GitHub, error) { return githubapi.New(e.client, cache), nil },
-		&promotion.Service{Cache: cache, Seal: testSeal, AppID: e.fake.AppID()}, &checkrun.Service{Cache: cache, Seal: testSeal, AppID: e.fake.AppID()})
+		&promotion.Service{Cache: cache, Seal: testSeal, AppID: e.fake.AppID()}, &prcheck.Service{Cache: cache, Seal: testSeal, AppID: e.fake.AppID()})
 	u := &Updater{
 		Board: board, Seal: testSeal, StatusURL: "https://storagebot.example/status",
 		GitHub:   func(int64) (GitHub, error) { return Client{GH: e.client}, nil },

@@ -1,5 +1,5 @@
 // Package githubapi is the one implementation, over go-github, of the narrow GitHub interfaces the services
-// declare for themselves (checkrun.GitHub, promotion.GitHub, commandexec.GitHub, reconcile.GitHub, handlers'
+// declare for themselves (prcheck.GitHub, promotion.GitHub, commandrun.GitHub, reconcile.GitHub, handlers'
 // own): each service names the few calls it makes, so it is unit-tested against an in-memory fake in
 // milliseconds, while this type is what runs against GitHub (and the HTTP fake in end-to-end tests). Errors
 // are go-github's, unchanged, so each service reads GitHub's status codes itself. It also holds the one

@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -188,11 +188,11 @@ func (e *env) prsFrom(prefix string) []githubfake.PullRequest {
 	return out
 }
 
-func refs(list ...string) []commands.VersionRef {
-	out := make([]commands.VersionRef, len(list))
+func refs(list ...string) []commandparse.VersionRef {
+	out := make([]commandparse.VersionRef, len(list))
 	for i, s := range list {
 		p, v, _ := strings.Cut(s, "@")
-		out[i] = commands.VersionRef{Package: p, Version: v}
+		out[i] = commandparse.VersionRef{Package: p, Version: v}
 	}
 	return out
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/botcomment"
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
@@ -29,13 +29,13 @@ type FollowUpResult struct {
 	Created bool
 	// Open is true while PR is open; a removal PR found merged or closed removes nothing any more.
 	Open    bool
-	Removed []commands.VersionRef
+	Removed []commandparse.VersionRef
 	Skipped []Refusal
 }
 
 // added is a version a merge added, with its tree.
 type added struct {
-	Version commands.VersionRef
+	Version commandparse.VersionRef
 	Tree    string
 }
 
@@ -43,12 +43,12 @@ type added struct {
 // of the PR's base and head and its head. That is what the PR changed whatever the merge method; the merge
 // commit's first parent is not: on a rebase merge, merge_commit_sha is only the last rebased commit, and
 // its parent diff holds that commit's changes alone.
-func (s *Service) AddedBy(ctx context.Context, repo Repo, pr *github.PullRequest) ([]commands.VersionRef, error) {
+func (s *Service) AddedBy(ctx context.Context, repo Repo, pr *github.PullRequest) ([]commandparse.VersionRef, error) {
 	list, err := s.addedBy(ctx, repo, pr)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]commands.VersionRef, len(list))
+	out := make([]commandparse.VersionRef, len(list))
 	for i, a := range list {
 		out[i] = a.Version
 	}
@@ -82,7 +82,7 @@ func (s *Service) addedBy(ctx context.Context, repo Repo, pr *github.PullRequest
 	var out []added
 	for _, d := range delta.Versions {
 		if d.OldSHA == "" && d.NewSHA != "" && d.NewType == storage.TypeTree {
-			out = append(out, added{Version: commands.VersionRef{Package: d.Package, Version: d.Version}, Tree: d.NewSHA})
+			out = append(out, added{Version: commandparse.VersionRef{Package: d.Package, Version: d.Version}, Tree: d.NewSHA})
 		}
 	}
 	return out, nil
@@ -256,14 +256,14 @@ func existingRemoval(ctx context.Context, channel string, pr *github.PullRequest
 	res := FollowUpResult{Channel: channel, PR: prRef(pr), Open: pr.GetState() == "open"}
 	if m, ok := ParseMarker(ctx, pr, key); ok {
 		for _, v := range m.Versions {
-			res.Removed = append(res.Removed, commands.VersionRef{Package: v.Package, Version: v.Version})
+			res.Removed = append(res.Removed, commandparse.VersionRef{Package: v.Package, Version: v.Version})
 		}
 	}
 	return res
 }
 
 // coversAny reports whether the open removal PR from branch covers one of the versions.
-func coversAny(covered map[commands.VersionRef]string, remove []removal, branch string) bool {
+func coversAny(covered map[commandparse.VersionRef]string, remove []removal, branch string) bool {
 	for _, rm := range remove {
 		if covered[rm.Version] == branch {
 			return true
@@ -375,13 +375,13 @@ func (t noteThread) Delete(ctx context.Context, id int64) error {
 
 // removal is a version to delete from a lower channel, present identically in Higher.
 type removal struct {
-	Version commands.VersionRef
+	Version commandparse.VersionRef
 	Tree    string
 	Higher  string
 }
 
-func refsOf(rs []removal) []commands.VersionRef {
-	out := make([]commands.VersionRef, len(rs))
+func refsOf(rs []removal) []commandparse.VersionRef {
+	out := make([]commandparse.VersionRef, len(rs))
 	for i, r := range rs {
 		out[i] = r.Version
 	}

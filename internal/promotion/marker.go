@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/seal"
 )
 
@@ -22,7 +22,7 @@ const maxKeyLength = 100
 // branchKey derives a branch-name key from a version list deterministically: "foo-1.2.3_bar-2.0.0" in sorted
 // order, or "sha256-<16 hex>" of that text when it is longer than maxKeyLength (or holds characters a ref
 // name may not).
-func branchKey(versions []commands.VersionRef) string {
+func branchKey(versions []commandparse.VersionRef) string {
 	parts := make([]string, 0, len(versions))
 	for _, v := range sortRefs(versions) {
 		parts = append(parts, v.Package+"-"+v.Version)

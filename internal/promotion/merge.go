@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/policy"
 )
@@ -144,7 +144,7 @@ func (s *Service) stillShadowed(ctx context.Context, repo Repo, baseBranch strin
 	loc := s.newLocator(repo)
 	r := loc.r
 	for _, v := range m.Versions {
-		ref := commands.VersionRef{Package: v.Package, Version: v.Version}
+		ref := commandparse.VersionRef{Package: v.Package, Version: v.Version}
 		found := false
 		for _, higher := range cfg.Higher(lower.Name) {
 			listed, err := loc.versions(ctx, higher, v.Package)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-github/v50/github"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/storage"
 )
 
@@ -36,7 +36,7 @@ type ChannelHead struct {
 // Duplicate is a version held identically by channel Lower and channel Higher. RemovalPR is the open removal
 // PR that removes the lower copy, nil when none does yet.
 type Duplicate struct {
-	Version   commands.VersionRef
+	Version   commandparse.VersionRef
 	Lower     string
 	Higher    string
 	RemovalPR *PRRef
@@ -49,7 +49,7 @@ type InFlightPR struct {
 	PR       PRRef
 	Title    string
 	Target   string
-	Versions []commands.VersionRef
+	Versions []commandparse.VersionRef
 	Opened   time.Time
 }
 
@@ -92,7 +92,7 @@ func (s *Service) Overview(ctx context.Context, repo Repo) (Overview, error) {
 			ref := prRef(pr)
 			f := InFlightPR{Kind: m.Kind, PR: ref, Title: pr.GetTitle(), Target: m.Target, Opened: pr.GetCreatedAt().Time}
 			for _, v := range m.Versions {
-				f.Versions = append(f.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
+				f.Versions = append(f.Versions, commandparse.VersionRef{Package: v.Package, Version: v.Version})
 				if m.Kind == "removal" {
 					removing[ch.Name+"\x00"+v.Package+"@"+v.Version] = &ref
 				}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -23,7 +23,7 @@ var ErrNoVersions = errors.New("no versions to promote")
 
 // PromoteRequest asks for versions to be promoted.
 type PromoteRequest struct {
-	Versions []commands.VersionRef
+	Versions []commandparse.VersionRef
 	// Target is the channel to promote to; "" means the channel above the lowest channel holding the versions.
 	Target string
 	// RequestedBy is the login of whoever asked, for the PR body.
@@ -48,7 +48,7 @@ func (e *NotAuthorizedError) Error() string {
 
 // Planned is one version a promotion copies: from which channel, and the tree it points at.
 type Planned struct {
-	Version commands.VersionRef
+	Version commandparse.VersionRef
 	Source  string
 	Tree    string
 }
@@ -293,7 +293,7 @@ func (l *locator) load(ctx context.Context, chans []repoconfig.Channel, pkgs []s
 }
 
 // packagesOf lists the distinct packages of versions, in order.
-func packagesOf(versions []commands.VersionRef) []string {
+func packagesOf(versions []commandparse.VersionRef) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, v := range versions {
@@ -307,7 +307,7 @@ func packagesOf(versions []commands.VersionRef) []string {
 
 // resolveTarget validates an explicit target, or finds the default one: the channel above the lowest channel
 // holding each version, the same for all of them.
-func (s *Service) resolveTarget(ctx context.Context, cfg *repoconfig.Config, loc *locator, versions []commands.VersionRef, name string) (repoconfig.Channel, []Refusal, error) {
+func (s *Service) resolveTarget(ctx context.Context, cfg *repoconfig.Config, loc *locator, versions []commandparse.VersionRef, name string) (repoconfig.Channel, []Refusal, error) {
 	if name != "" {
 		ch, ok := cfg.ChannelByName(name)
 		switch {
@@ -325,7 +325,7 @@ func (s *Service) resolveTarget(ctx context.Context, cfg *repoconfig.Config, loc
 		return repoconfig.Channel{}, nil, fmt.Errorf("find %s: %w", listRefs(versions), err)
 	}
 	var refusals []Refusal
-	targets := map[commands.VersionRef]string{}
+	targets := map[commandparse.VersionRef]string{}
 	for _, v := range versions {
 		lowest := -1
 		for i, ch := range cfg.Channels {
@@ -371,7 +371,7 @@ func (s *Service) resolveTarget(ctx context.Context, cfg *repoconfig.Config, loc
 
 // plan finds each version's source (the nearest channel below the target holding it) and applies the
 // refusal rules against the target's head.
-func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, loc *locator, th head, versions []commands.VersionRef) ([]Planned, []Refusal, error) {
+func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, loc *locator, th head, versions []commandparse.VersionRef) ([]Planned, []Refusal, error) {
 	target := th.Channel
 	below := cfg.Below(target.Name)
 	orderIsError := cfg.RulesFor(target.Name)[policy.RuleVersionOrder].Severity == policy.SeverityError
@@ -387,7 +387,7 @@ func (s *Service) plan(ctx context.Context, repo Repo, cfg *repoconfig.Config, l
 	}
 	var plan []Planned
 	var refusals []Refusal
-	refuse := func(v commands.VersionRef, format string, args ...any) {
+	refuse := func(v commandparse.VersionRef, format string, args ...any) {
 		refusals = append(refusals, Refusal{Version: v, Reason: fmt.Sprintf(format, args...)})
 	}
 	for _, v := range versions {
@@ -488,7 +488,7 @@ func holdsVersions(ctx context.Context, r storage.Reader, root string, plan []Pl
 }
 
 // versionTree returns the tree SHA of packages/<n>/<v> in a root tree, "" when absent.
-func versionTree(ctx context.Context, r storage.Reader, root string, v commands.VersionRef) (string, error) {
+func versionTree(ctx context.Context, r storage.Reader, root string, v commandparse.VersionRef) (string, error) {
 	sha, err := storage.Subtree(ctx, r, root, storage.PackagesDir, v.Package, v.Version)
 	if err != nil {
 		return "", fmt.Errorf("find %s: %w", v, err)
@@ -496,7 +496,7 @@ func versionTree(ctx context.Context, r storage.Reader, root string, v commands.
 	return sha, nil
 }
 
-func refuseAll(versions []commands.VersionRef, reason string) []Refusal {
+func refuseAll(versions []commandparse.VersionRef, reason string) []Refusal {
 	out := make([]Refusal, len(versions))
 	for i, v := range versions {
 		out[i] = Refusal{Version: v, Reason: reason}
@@ -520,7 +520,7 @@ func sourceNames(plan []Planned) string {
 func plannedFromMarker(m Marker) ([]Planned, string) {
 	var plan []Planned
 	for _, v := range m.Versions {
-		plan = append(plan, Planned{Version: commands.VersionRef{Package: v.Package, Version: v.Version}, Source: v.Channel, Tree: v.Tree})
+		plan = append(plan, Planned{Version: commandparse.VersionRef{Package: v.Package, Version: v.Version}, Source: v.Channel, Tree: v.Tree})
 	}
 	return plan, sourceNames(plan)
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
@@ -19,7 +19,7 @@ import (
 // Conflict is a version present in two channels with different contents: the lower copy is shadowed and
 // invisible, and is never removed automatically.
 type Conflict struct {
-	Version    commands.VersionRef
+	Version    commandparse.VersionRef
 	Lower      string
 	Higher     string
 	LowerTree  string
@@ -341,7 +341,7 @@ func duplicatesOf(ctx context.Context, r storage.Reader, lowerName, name string,
 	if le.Type != storage.TypeTree {
 		return out, nil
 	}
-	done := map[commands.VersionRef]bool{}
+	done := map[commandparse.VersionRef]bool{}
 	var lowerVersions map[string]storage.TreeEntry
 	for j, hc := range highers {
 		he, ok := higherPkgs[j][name]
@@ -365,7 +365,7 @@ func duplicatesOf(ctx context.Context, r storage.Reader, lowerName, name string,
 		var both []string
 		for _, v := range sortedNames(lowerVersions) {
 			lv, hv := lowerVersions[v], higherVersions[v]
-			if !done[commands.VersionRef{Package: name, Version: v}] && hv.SHA != "" && lv.Type == storage.TypeTree && hv.Type == storage.TypeTree {
+			if !done[commandparse.VersionRef{Package: name, Version: v}] && hv.SHA != "" && lv.Type == storage.TypeTree && hv.Type == storage.TypeTree {
 				both = append(both, v)
 			}
 		}
@@ -385,7 +385,7 @@ func duplicatesOf(ctx context.Context, r storage.Reader, lowerName, name string,
 		}
 		for i, v := range both {
 			lv, hv := lowerVersions[v], higherVersions[v]
-			ref := commands.VersionRef{Package: name, Version: v}
+			ref := commandparse.VersionRef{Package: name, Version: v}
 			done[ref] = true
 			if same[i] {
 				out.dups = append(out.dups, removal{Version: ref, Tree: lv.SHA, Higher: hc.Name})
@@ -399,12 +399,12 @@ func duplicatesOf(ctx context.Context, r storage.Reader, lowerName, name string,
 
 // coveredByOpenRemovals lists the versions that open storagebot removal PRs into branch delete, each with
 // the head branch of the PR that removes it, as their markers (verified under key) say.
-func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) (map[commands.VersionRef]string, error) {
+func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) (map[commandparse.VersionRef]string, error) {
 	open, err := openRemovals(ctx, repo, branch, key)
 	if err != nil {
 		return nil, err
 	}
-	covered := map[commands.VersionRef]string{}
+	covered := map[commandparse.VersionRef]string{}
 	for _, o := range open {
 		for _, v := range o.Versions {
 			covered[v] = o.PR.GetHead().GetRef()
@@ -416,7 +416,7 @@ func coveredByOpenRemovals(ctx context.Context, repo Repo, branch string, key se
 // openRemoval is an open storagebot removal PR and the versions its marker says it removes.
 type openRemoval struct {
 	PR       *github.PullRequest
-	Versions []commands.VersionRef
+	Versions []commandparse.VersionRef
 }
 
 // openRemovals lists the open storagebot removal PRs into branch whose markers verify under key, oldest first.
@@ -433,7 +433,7 @@ func openRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) (
 		}
 		o := openRemoval{PR: pr}
 		for _, v := range m.Versions {
-			o.Versions = append(o.Versions, commands.VersionRef{Package: v.Package, Version: v.Version})
+			o.Versions = append(o.Versions, commandparse.VersionRef{Package: v.Package, Version: v.Version})
 		}
 		out = append(out, o)
 	}
@@ -449,12 +449,12 @@ func openRemovals(ctx context.Context, repo Repo, branch string, key seal.Key) (
 // The oldest PR is never closed, and whichever of two PRs was opened second sees the first one, so no two
 // overlapping removal PRs stay open, whatever the order. It returns that PR and the versions both remove, or
 // nil when ours stays.
-func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch string, ours *github.PullRequest, versions []commands.VersionRef) (*github.PullRequest, []commands.VersionRef, error) {
+func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch string, ours *github.PullRequest, versions []commandparse.VersionRef) (*github.PullRequest, []commandparse.VersionRef, error) {
 	open, err := openRemovals(ctx, repo, branch, s.markerKey(repo))
 	if err != nil {
 		return nil, nil, fmt.Errorf("look for older removal PRs than #%d: %w", ours.GetNumber(), err)
 	}
-	mine := map[commands.VersionRef]bool{}
+	mine := map[commandparse.VersionRef]bool{}
 	for _, v := range versions {
 		mine[v] = true
 	}
@@ -462,7 +462,7 @@ func (s *Service) yieldToOlderRemoval(ctx context.Context, repo Repo, branch str
 		if o.PR.GetNumber() >= ours.GetNumber() {
 			break
 		}
-		var shared []commands.VersionRef
+		var shared []commandparse.VersionRef
 		for _, v := range o.Versions {
 			if mine[v] {
 				shared = append(shared, v)

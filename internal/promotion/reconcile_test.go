@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/seal"
 )
 
@@ -29,7 +29,7 @@ func TestReconcile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ReconcileRemovals: %v", err)
 	}
-	wantConflicts := []Conflict{{Version: commands.VersionRef{Package: "bar", Version: "1.0.0"}, Lower: "snapshot", Higher: "staging"}}
+	wantConflicts := []Conflict{{Version: commandparse.VersionRef{Package: "bar", Version: "1.0.0"}, Lower: "snapshot", Higher: "staging"}}
 	if diff := cmp.Diff(wantConflicts, res.Conflicts, cmpopts.IgnoreFields(Conflict{}, "LowerTree", "HigherTree")); diff != "" {
 		t.Errorf("conflicts (-want +got):\n%s", diff)
 	}
@@ -188,7 +188,7 @@ func mustKey(t *testing.T, secret string) seal.Key {
 func TestFollowUpNoteMarker(t *testing.T) {
 	key := MarkerKey(testSeal, "storage-org/package-storage")
 	bot := "storagebot[bot]"
-	note := FollowUpNote([]FollowUpResult{{Channel: "snapshot", PR: PRRef{Number: 9}, Removed: []commands.VersionRef{{Package: "foo", Version: "1.0.0"}}}}, 12, key)
+	note := FollowUpNote([]FollowUpResult{{Channel: "snapshot", PR: PRRef{Number: 9}, Removed: []commandparse.VersionRef{{Package: "foo", Version: "1.0.0"}}}}, 12, key)
 	comment := func(user, body string) *github.IssueComment {
 		return &github.IssueComment{ID: github.Int64(77), User: &github.User{Login: github.String(user)}, Body: github.String(body)}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/botcomment"
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/keylock"
 	"github.com/storagebot/storagebot/internal/overlap"
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -68,7 +68,7 @@ type PRRef struct {
 // Refusal says why a version is not promoted (or removed). Reason names the rule involved and what would
 // make it pass.
 type Refusal struct {
-	Version commands.VersionRef
+	Version commandparse.VersionRef
 	Reason  string
 }
 
@@ -151,7 +151,7 @@ func identical(ctx context.Context, r storage.Reader, a, b string) (bool, error)
 // GitHub documents "sha": null in a tree entry only for files, so a version directory is dropped by writing
 // its package tree again without it, and a package left empty by writing packages/ again without the
 // package. Every entry written points at an existing SHA: nothing is uploaded.
-func removeVersionsTree(ctx context.Context, repo Repo, r storage.Reader, root string, versions []commands.VersionRef) (string, error) {
+func removeVersionsTree(ctx context.Context, repo Repo, r storage.Reader, root string, versions []commandparse.VersionRef) (string, error) {
 	rootEntries, err := r.Tree(ctx, root, false)
 	if err != nil {
 		return "", fmt.Errorf("read root tree %s: %w", root, err)
@@ -284,7 +284,7 @@ func toTreeEntries(es []storage.TreeEntry) []*github.TreeEntry {
 }
 
 // commitRemoval writes the commit removing versions from the channel head h.
-func (s *Service) commitRemoval(ctx context.Context, repo Repo, h head, message string, versions []commands.VersionRef) (string, error) {
+func (s *Service) commitRemoval(ctx context.Context, repo Repo, h head, message string, versions []commandparse.VersionRef) (string, error) {
 	tree, err := removeVersionsTree(ctx, repo, s.reader(repo), h.Tree, versions)
 	if err != nil {
 		return "", err
@@ -410,8 +410,8 @@ func errorMessage(err error) string {
 
 // sortRefs sorts versions by package, then by semver (text for anything that is not strict semver), and
 // drops duplicates.
-func sortRefs(in []commands.VersionRef) []commands.VersionRef {
-	out := append([]commands.VersionRef(nil), in...)
+func sortRefs(in []commandparse.VersionRef) []commandparse.VersionRef {
+	out := append([]commandparse.VersionRef(nil), in...)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Package != out[j].Package {
 			return out[i].Package < out[j].Package
@@ -431,7 +431,7 @@ func sortRefs(in []commands.VersionRef) []commands.VersionRef {
 }
 
 // listRefs writes versions as "a@1, b@2" for titles and replies.
-func listRefs(vs []commands.VersionRef) string {
+func listRefs(vs []commandparse.VersionRef) string {
 	parts := make([]string, len(vs))
 	for i, v := range vs {
 		parts[i] = v.String()

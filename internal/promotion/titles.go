@@ -9,7 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 )
 
 // GitHub refuses (422) an issue or PR title over 256 characters, and a PR body or comment over 65,536.
@@ -30,7 +30,7 @@ var ErrTooLong = errors.New("too long for GitHub")
 // characters, else the first one and how many more ("[staging] Promote apm@8.1.0 and 13 more from
 // snapshot"); the PR body lists them all. When even that does not fit (very long channel or package names)
 // it says only how many versions there are, and cuts that at the limit as a last resort.
-func summarise(prefix string, refs []commands.VersionRef, suffix string) string {
+func summarise(prefix string, refs []commandparse.VersionRef, suffix string) string {
 	fits := func(s string) bool { return utf8.RuneCountInString(s) <= MaxTitleLength }
 	if full := prefix + listRefs(refs) + suffix; fits(full) {
 		return full
@@ -56,15 +56,15 @@ func truncateRunes(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func promoteTitle(target, source string, refs []commands.VersionRef) string {
+func promoteTitle(target, source string, refs []commandparse.VersionRef) string {
 	return summarise(fmt.Sprintf("[%s] Promote ", target), refs, " from "+source)
 }
 
-func followUpTitle(lower, higher string, merged int, refs []commands.VersionRef) string {
+func followUpTitle(lower, higher string, merged int, refs []commandparse.VersionRef) string {
 	return summarise(fmt.Sprintf("[%s] Remove packages promoted to %s in #%d (", lower, higher, merged), refs, ")")
 }
 
-func reconcileTitle(lower, highers string, refs []commands.VersionRef) string {
+func reconcileTitle(lower, highers string, refs []commandparse.VersionRef) string {
 	return summarise(fmt.Sprintf("[%s] Remove packages already in %s (", lower, highers), refs, ")")
 }
 

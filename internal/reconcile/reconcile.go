@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/githubapi"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/storage"
@@ -26,7 +26,7 @@ import (
 // GitHub is what the reconciler calls on one installation's GitHub: githubapi.Client in production, a fake in
 // unit tests. It includes the check service's calls, which stale checks are run with.
 type GitHub interface {
-	checkrun.GitHub
+	prcheck.GitHub
 	promotion.GitHub
 	repoctx.ConfigSource
 	Repositories(ctx context.Context) ([]*github.Repository, error)
@@ -42,9 +42,9 @@ type Recorder interface {
 	Failed(repo, what string, err error)
 }
 
-// Checks is what the reconciler asks of the check service (checkrun.Service).
+// Checks is what the reconciler asks of the check service (prcheck.Service).
 type Checks interface {
-	CheckPRIfStale(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest, staleAfter time.Duration) (checkrun.Outcome, bool, error)
+	CheckPRIfStale(ctx context.Context, gh prcheck.GitHub, repo repoctx.Repo, pr *github.PullRequest, staleAfter time.Duration) (prcheck.Outcome, bool, error)
 }
 
 // Promotions is what the reconciler asks of the promotion service (promotion.Service).
@@ -88,7 +88,7 @@ type Runner struct {
 
 // NewRunner builds a runner and registers its metrics in reg (nil: not registered). checks may be nil: no
 // stale checks are re-run.
-func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, checks *checkrun.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
+func NewRunner(clients githubapp.ClientCreator, promotions *promotion.Service, checks *prcheck.Service, interval time.Duration, reg prometheus.Registerer) *Runner {
 	var cache *storage.ObjectCache // the git objects the handlers read too
 	if promotions != nil {
 		cache = promotions.Cache

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/repoctx"
@@ -62,9 +62,9 @@ func (f *fakePromotions) ReconcileRemovals(context.Context, promotion.Repo) (pro
 
 type fakeChecks struct{ checked []int }
 
-func (f *fakeChecks) CheckPRIfStale(_ context.Context, _ checkrun.GitHub, _ repoctx.Repo, pr *github.PullRequest, _ time.Duration) (checkrun.Outcome, bool, error) {
+func (f *fakeChecks) CheckPRIfStale(_ context.Context, _ prcheck.GitHub, _ repoctx.Repo, pr *github.PullRequest, _ time.Duration) (prcheck.Outcome, bool, error) {
 	f.checked = append(f.checked, pr.GetNumber())
-	return checkrun.Outcome{}, true, nil
+	return prcheck.Outcome{}, true, nil
 }
 
 func repository(name string) *github.Repository {
@@ -107,7 +107,7 @@ func TestGrace(t *testing.T) {
 // TestConflictsAndSkips: conflicts are counted per repository; a repository with an invalid configuration
 // or without every channel branch is skipped before any promotion work; an interval not yet elapsed skips.
 func TestConflictsAndSkips(t *testing.T) {
-	conflict := promotion.Conflict{Version: commands.VersionRef{Package: "apm", Version: "8.1.0"}, Lower: "staging", Higher: "production", LowerTree: "a", HigherTree: "b"}
+	conflict := promotion.Conflict{Version: commandparse.VersionRef{Package: "apm", Version: "8.1.0"}, Lower: "staging", Higher: "production", LowerTree: "a", HigherTree: "b"}
 	tests := []struct {
 		name          string
 		gh            *fakeGitHub

@@ -12,14 +12,14 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoctx"
 )
 
 // GitHub is what the board reads on one installation: githubapi.Client in production.
 type GitHub interface {
-	checkrun.GitHub
+	prcheck.GitHub
 	repoctx.ConfigSource
 	Repositories(ctx context.Context) ([]*github.Repository, error)
 	BranchExists(ctx context.Context, owner, name, branch string) (bool, error)
@@ -56,7 +56,7 @@ type Board struct {
 	GitHub func(installationID int64) (GitHub, error)
 	// Promotions and Checks are the services whose readers the board reuses.
 	Promotions *promotion.Service
-	Checks     *checkrun.Service
+	Checks     *prcheck.Service
 	// MinInterval, Wait and ReadTimeout bound the reads (see the defaults).
 	MinInterval, Wait, ReadTimeout time.Duration
 	// Now is the clock; nil is time.Now.
@@ -85,7 +85,7 @@ type repoState struct {
 }
 
 // NewBoard returns a board with the default bounds.
-func NewBoard(installations func(context.Context) ([]int64, error), gh func(int64) (GitHub, error), promotions *promotion.Service, checks *checkrun.Service) *Board {
+func NewBoard(installations func(context.Context) ([]int64, error), gh func(int64) (GitHub, error), promotions *promotion.Service, checks *prcheck.Service) *Board {
 	return &Board{
 		Installations: installations, GitHub: gh, Promotions: promotions, Checks: checks,
 		MinInterval: DefaultMinInterval, Wait: DefaultWait, ReadTimeout: DefaultReadTimeout,

@@ -14,9 +14,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
 	"github.com/storagebot/storagebot/internal/githubapi"
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/status/statustest"
@@ -63,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	clk := &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	b := NewBoard(func(context.Context) ([]int64, error) { return []int64{fake.InstallationID()}, nil },
 		func(int64) (GitHub, error) { return githubapi.New(client, cache), nil },
-		&promotion.Service{Cache: cache, Seal: key, AppID: fake.AppID()}, &checkrun.Service{Cache: cache, Seal: key, AppID: fake.AppID()})
+		&promotion.Service{Cache: cache, Seal: key, AppID: fake.AppID()}, &prcheck.Service{Cache: cache, Seal: key, AppID: fake.AppID()})
 	b.Now = clk.Now
 	b.Wait = time.Minute // generous: tests wait for the reads; the bound is exercised by TestReportWaitsAtMostWait
 	return &env{fake: fake, fix: fix, board: b, clock: clk}

@@ -3,7 +3,7 @@
 // flight, the last storage-policy verdicts and recent errors with their cause — for the status page
 // (GET /status, GET /api/status) and the dashboard issue (docs/architecture.md §6).
 //
-// It reads what the services already read (promotion.Service.Overview, checkrun.Service.LatestRun) through
+// It reads what the services already read (promotion.Service.Overview, prcheck.Service.LatestRun) through
 // the same ETag-revalidating client, at most once per MinInterval per repository and only when someone asks,
 // so it adds no polling loop; when GitHub cannot be read it keeps the last state read and says when that was.
 package status

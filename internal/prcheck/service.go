@@ -1,4 +1,4 @@
-// Package checkrun runs the storage policy on a pull request and publishes the verdict as the `storage-policy`
+// Package prcheck runs the storage policy on a pull request and publishes the verdict as the `storage-policy`
 // check run on the PR's head commit: created in progress at once, completed with the summary, annotations and
 // conclusion.
 //
@@ -7,7 +7,7 @@
 // the newest run of a name anyway. Runs are read scoped to this App (app_id): another App (an Actions job
 // running `storagebot check`, an older registration of the bot) may own a `storage-policy` run on the same
 // commit, which this App can neither update (403) nor take for its own verdict.
-package checkrun
+package prcheck
 
 import (
 	"context"

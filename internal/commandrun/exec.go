@@ -1,7 +1,7 @@
-// Package commandexec runs the slash commands of one issue or PR comment: it reacts 👀 on receipt, checks the
+// Package commandrun runs the slash commands of one issue or PR comment: it reacts 👀 on receipt, checks the
 // commenter's repository permission per command and target channel, performs each command, and answers
 // with one reply that quotes every command and gives its result or a precise refusal.
-package commandexec
+package commandrun
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/botcomment"
-	"github.com/storagebot/storagebot/internal/checkrun"
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
 	"github.com/storagebot/storagebot/internal/exceptions"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/repoctx"
@@ -27,7 +27,7 @@ import (
 // GitHub is what the executor calls on GitHub: githubapi.Client in production, a fake in unit tests. It
 // includes the check service's calls, since /recheck and /allow run the check with it.
 type GitHub interface {
-	checkrun.GitHub
+	prcheck.GitHub
 	promotion.GitHub
 	repoctx.ConfigSource
 	ReactToComment(ctx context.Context, owner, name string, commentID int64, content string) error
@@ -40,19 +40,19 @@ type GitHub interface {
 	GoGitHub() *github.Client
 }
 
-// Checks is what the executor asks of the check service (checkrun.Service).
+// Checks is what the executor asks of the check service (prcheck.Service).
 type Checks interface {
-	CheckPR(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Outcome, error)
-	ChangeOf(ctx context.Context, gh checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Change, bool, error)
+	CheckPR(ctx context.Context, gh prcheck.GitHub, repo repoctx.Repo, pr *github.PullRequest) (prcheck.Outcome, error)
+	ChangeOf(ctx context.Context, gh prcheck.GitHub, repo repoctx.Repo, pr *github.PullRequest) (prcheck.Change, bool, error)
 }
 
 // Promotions is what the executor asks of the promotion service (promotion.Service).
 type Promotions interface {
 	Promote(ctx context.Context, repo promotion.Repo, req promotion.PromoteRequest) (promotion.PromoteResult, error)
-	AddedBy(ctx context.Context, repo promotion.Repo, pr *github.PullRequest) ([]commands.VersionRef, error)
+	AddedBy(ctx context.Context, repo promotion.Repo, pr *github.PullRequest) ([]commandparse.VersionRef, error)
 }
 
-// Executor runs commands. Safe for concurrent use.
+// Executor runs commandparse. Safe for concurrent use.
 type Executor struct {
 	Checks     Checks
 	Promotions Promotions
@@ -105,7 +105,7 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 	if author.GetType() == "Bot" || strings.HasSuffix(author.GetLogin(), "[bot]") {
 		return nil
 	}
-	cmds, parseErr := commands.Parse(ev.GetComment().GetBody())
+	cmds, parseErr := commandparse.Parse(ev.GetComment().GetBody())
 	if parseErr == nil && len(cmds) == 0 {
 		return nil
 	}
@@ -138,11 +138,11 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 	if err := gh.ReactToComment(ctx, c.repo.Owner, c.repo.Name, ev.GetComment().GetID(), "eyes"); err != nil {
 		log.Warn().Err(err).Msg("could not react to the comment; running its commands anyway")
 	}
-	if errors.Is(parseErr, commands.ErrTooMany) {
-		return c.reply(ctx, fmt.Sprintf("❌ This comment has more than %d commands, so none of them ran. Split them over several comments.", commands.MaxCommands))
+	if errors.Is(parseErr, commandparse.ErrTooMany) {
+		return c.reply(ctx, fmt.Sprintf("❌ This comment has more than %d commands, so none of them ran. Split them over several comments.", commandparse.MaxCommands))
 	}
 	if parseErr != nil {
-		return c.reply(ctx, "❌ "+parseErr.Error()+"\n\n"+commands.HelpText())
+		return c.reply(ctx, "❌ "+parseErr.Error()+"\n\n"+commandparse.HelpText())
 	}
 
 	var err error
@@ -165,7 +165,7 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 	}
 	body := strings.Join(sections, "\n\n")
 	if c.showHelp {
-		body += "\n\n---\n" + commands.HelpText()
+		body += "\n\n---\n" + commandparse.HelpText()
 	}
 	if m := exceptions.Marker(c.granted, exceptions.Key(e.Seal, c.repo.FullName(), c.number)); m != "" {
 		body += "\n\n" + m
@@ -186,8 +186,8 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 }
 
 // run performs one command and returns the markdown result.
-func (e *Executor) run(ctx context.Context, c *comment, cmd commands.Command) string {
-	if spec, ok := commands.SpecFor(cmd.Name); ok && spec.Unavailable {
+func (e *Executor) run(ctx context.Context, c *comment, cmd commandparse.Command) string {
+	if spec, ok := commandparse.SpecFor(cmd.Name); ok && spec.Unavailable {
 		// Whatever its arguments: saying it is malformed would suggest a well-formed one does something.
 		return fmt.Sprintf("❌ `/%s` is not available yet in this storagebot version, so nothing was done. "+
 			"Comment `/help` for the commands you can use.", cmd.Name)
@@ -199,16 +199,16 @@ func (e *Executor) run(ctx context.Context, c *comment, cmd commands.Command) st
 	var result string
 	var err error
 	switch cmd.Name {
-	case commands.Help:
+	case commandparse.Help:
 		c.showHelp = true
 		return "ℹ️ The commands are listed below."
-	case commands.Recheck:
+	case commandparse.Recheck:
 		result, err = e.recheck(ctx, c)
-	case commands.Promote:
+	case commandparse.Promote:
 		result, err = e.promote(ctx, c, cmd)
-	case commands.Allow:
+	case commandparse.Allow:
 		result, err = e.allow(ctx, c, cmd)
-	case commands.Rebuild:
+	case commandparse.Rebuild:
 		result = e.rebuild(ctx, c, cmd)
 	default:
 		result = fmt.Sprintf("❌ `/%s` is not handled by this storagebot.", cmd.Name)
@@ -246,7 +246,7 @@ func (e *Executor) recheck(ctx context.Context, c *comment) (string, error) {
 	return fmt.Sprintf("✅ `%s` ran again on %s: **%s** (%d findings).", policy.CheckName, policy.ShortSHA(pr.GetHead().GetSHA()), out.Conclusion, len(out.Findings)), nil
 }
 
-func (e *Executor) rebuild(ctx context.Context, c *comment, cmd commands.Command) string {
+func (e *Executor) rebuild(ctx context.Context, c *comment, cmd commandparse.Command) string {
 	if need := c.cfg.Commands.Rebuild; !c.permission.Meets(need) {
 		return c.refuse("`/rebuild`", need)
 	}
@@ -268,7 +268,7 @@ func (e *Executor) rebuild(ctx context.Context, c *comment, cmd commands.Command
 	return e.Rollouts.Rebuild(ctx, c.gh.GoGitHub(), repo, c.cfg, cmd.Target, base)
 }
 
-func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command) (string, error) {
+func (e *Executor) promote(ctx context.Context, c *comment, cmd commandparse.Command) (string, error) {
 	versions := cmd.Versions
 	if len(versions) == 0 {
 		if !c.isPR {
@@ -324,7 +324,7 @@ func (e *Executor) promote(ctx context.Context, c *comment, cmd commands.Command
 		versionList(versions), res.Source, res.PR.Branch), nil
 }
 
-func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) (string, error) {
+func (e *Executor) allow(ctx context.Context, c *comment, cmd commandparse.Command) (string, error) {
 	need := c.cfg.Commands.Allow
 	if c.cfg.Exceptions.Permission.Meets(need) {
 		need = c.cfg.Exceptions.Permission // the stricter of the two settings
@@ -359,7 +359,7 @@ func (e *Executor) allow(ctx context.Context, c *comment, cmd commands.Command) 
 	for _, ref := range cmd.Versions {
 		matched := 0
 		for _, ch := range input.Changes {
-			if (ref.Package == commands.Wildcard || ref.Package == ch.Package) && (ref.Version == commands.Wildcard || ref.Version == ch.Version) {
+			if (ref.Package == commandparse.Wildcard || ref.Package == ch.Package) && (ref.Version == commandparse.Wildcard || ref.Version == ch.Version) {
 				granted = append(granted, policy.Exception{Rule: rule, Package: ch.Package, Version: ch.Version, TreeSHA: ch.Tree, By: c.user, Reason: cmd.Reason})
 				matched++
 			}
@@ -483,7 +483,7 @@ func (c *comment) replies(ctx context.Context) ([]botcomment.Comment, error) {
 	return out, nil
 }
 
-func versionList(vs []commands.VersionRef) string {
+func versionList(vs []commandparse.VersionRef) string {
 	parts := make([]string, len(vs))
 	for i, v := range vs {
 		parts[i] = "`" + v.String() + "`"

@@ -1,4 +1,4 @@
-package commandexec
+package commandrun
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/go-github/v50/github"
 
-	"github.com/storagebot/storagebot/internal/checkrun"
-	"github.com/storagebot/storagebot/internal/commands"
+	"github.com/storagebot/storagebot/internal/commandparse"
+	"github.com/storagebot/storagebot/internal/prcheck"
 	"github.com/storagebot/storagebot/internal/promotion"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/repoctx"
@@ -67,17 +67,17 @@ type fakeChecks struct {
 	checked int
 }
 
-func (f *fakeChecks) CheckPR(context.Context, checkrun.GitHub, repoctx.Repo, *github.PullRequest) (checkrun.Outcome, error) {
+func (f *fakeChecks) CheckPR(context.Context, prcheck.GitHub, repoctx.Repo, *github.PullRequest) (prcheck.Outcome, error) {
 	f.checked++
-	return checkrun.Outcome{Channel: "staging", Conclusion: policy.ConclusionSuccess}, nil
+	return prcheck.Outcome{Channel: "staging", Conclusion: policy.ConclusionSuccess}, nil
 }
 
-func (f *fakeChecks) ChangeOf(_ context.Context, _ checkrun.GitHub, repo repoctx.Repo, pr *github.PullRequest) (checkrun.Change, bool, error) {
+func (f *fakeChecks) ChangeOf(_ context.Context, _ prcheck.GitHub, repo repoctx.Repo, pr *github.PullRequest) (prcheck.Change, bool, error) {
 	ch, ok := repo.Config.ChannelByBranch(pr.GetBase().GetRef())
 	if !ok {
-		return checkrun.Change{}, false, nil
+		return prcheck.Change{}, false, nil
 	}
-	return checkrun.Change{Channel: ch, Input: policy.Input{Changes: []policy.Change{
+	return prcheck.Change{Channel: ch, Input: policy.Input{Changes: []policy.Change{
 		{Package: "apm", Version: "8.1.0", Kind: policy.Modified, Tree: "1234567890abcdef1234567890abcdef12345678"},
 	}}}, true, nil
 }
@@ -102,8 +102,8 @@ func (f *fakePromotions) Promote(_ context.Context, _ promotion.Repo, req promot
 	}, nil
 }
 
-func (f *fakePromotions) AddedBy(context.Context, promotion.Repo, *github.PullRequest) ([]commands.VersionRef, error) {
-	return []commands.VersionRef{{Package: "apm", Version: "8.1.0"}}, nil
+func (f *fakePromotions) AddedBy(context.Context, promotion.Repo, *github.PullRequest) ([]commandparse.VersionRef, error) {
+	return []commandparse.VersionRef{{Package: "apm", Version: "8.1.0"}}, nil
 }
 
 func commentEvent(user, body string, isPR bool) *github.IssueCommentEvent {

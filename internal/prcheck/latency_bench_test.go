@@ -1,4 +1,4 @@
-package checkrun
+package prcheck
 
 import (
 	"fmt"
@@ -21,7 +21,7 @@ import (
 //   - "truncated": k=1 with GitHub's recursive-listing cap lowered so that every touched package's listing
 //     comes back truncated, beside the same PR untruncated.
 //
-// Run: go test -run '^$' -bench VerdictLatency -benchtime 1x ./internal/checkrun/
+// Run: go test -run '^$' -bench VerdictLatency -benchtime 1x ./internal/prcheck/
 func BenchmarkVerdictLatency(b *testing.B) {
 	bs := newBenchStorage(b, 2000)
 	prs := map[int]*benchPR{}

@@ -1,4 +1,4 @@
-package checkcmd
+package localcheck
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-// Package checkcmd implements `storagebot check`: the storage policy of the App run on a local git
+// Package localcheck implements `storagebot check`: the storage policy of the App run on a local git
 // repository, for package authors and CI.
 //
 //	storagebot check --repo PATH --channel NAME --base REV --head REV [--ref CHANNEL=REV ...]
@@ -15,7 +15,7 @@
 //
 // Exit status: 0 when the check passes, 1 when it fails, 2 on a usage or I/O error (with a message on stderr
 // naming the bad flag, channel or revision). Scripts depend on the flags, the exit status and the JSON shape.
-package checkcmd
+package localcheck
 
 import (
 	"context"

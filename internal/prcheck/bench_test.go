@@ -1,4 +1,4 @@
-package checkrun
+package prcheck
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // the naive baseline a simple bot would use, all counted by the fake GitHub on the same PRs. They report figures and
 // never fail on a target; docs/benchmarks.md holds the results and the command that produced them.
 
-var callBreakdown = flag.Bool("checkrun.breakdown", false, "log the GitHub API calls per route of every benchmark case")
+var callBreakdown = flag.Bool("prcheck.breakdown", false, "log the GitHub API calls per route of every benchmark case")
 
 const (
 	benchOwner = "storage-org"
@@ -261,7 +261,7 @@ func (t *traffic) add(o traffic) {
 	}
 }
 
-// report publishes the per-evaluation figures of n evaluations and, with -checkrun.breakdown, the routes.
+// report publishes the per-evaluation figures of n evaluations and, with -prcheck.breakdown, the routes.
 func (t traffic) report(b *testing.B, n int) {
 	b.ReportMetric(float64(t.calls)/float64(n), "api-calls/op")
 	b.ReportMetric(float64(t.notModified)/float64(n), "304s/op")
@@ -332,7 +332,7 @@ var benchCases = []struct{ k, f int }{
 // BenchmarkCheckPR reports the GitHub API calls of one storage-policy evaluation (api-calls/op, and revalidations
 // answered 304 as 304s/op) for PRs adding a version to k packages, on storages of S versions: cold, warm (after a
 // push editing every version of the PR, or only one) and the naive baseline (which also reports the changed
-// versions it never saw, missed-versions/op). Run with -args -checkrun.breakdown -test.v for the calls per route.
+// versions it never saw, missed-versions/op). Run with -args -prcheck.breakdown -test.v for the calls per route.
 func BenchmarkCheckPR(b *testing.B) {
 	for _, size := range []int{200, 2000} {
 		b.Run(fmt.Sprintf("S=%d", size), func(b *testing.B) {

@@ -1,11 +1,11 @@
-// Package commands parses the slash commands people write in issue and pull-request comments.
+// Package commandparse parses the slash commands people write in issue and pull-request comments.
 //
 // There is one parser (Parse) and one list of commands (Specs); the /help reply is generated from that list,
 // so usage and help are never written twice. A command starts a line (leading spaces allowed), several may
 // appear in one comment, and lines in fenced code blocks, block quotes and HTML comments are ignored, so
 // quoting an earlier command or a PR template's example never runs it. Parsing is purely syntactic: whether
 // a channel or rule exists, and whether the commenter may run the command, is for the caller to decide.
-package commands
+package commandparse
 
 import (
 	"fmt"

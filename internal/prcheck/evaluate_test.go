@@ -1,4 +1,4 @@
-package checkrun
+package prcheck
 
 import (
 	"context"
