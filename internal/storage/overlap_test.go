@@ -158,34 +158,6 @@ func TestGatherFailedReadCancelsTheOthers(t *testing.T) {
 	t.Logf("failed after %v", time.Since(start))
 }
 
-func TestGroupFirstFailureCancelsTheRest(t *testing.T) {
-	boom := errors.New("boom")
-	g := newGroup(context.Background(), 4)
-	cancelled := make(chan error, 1)
-	started := make(chan struct{})
-	g.Go(func(ctx context.Context) error {
-		close(started)
-		select {
-		case <-ctx.Done():
-			cancelled <- context.Cause(ctx)
-			return ctx.Err()
-		case <-time.After(10 * time.Second):
-			cancelled <- nil
-			return nil
-		}
-	})
-	g.Go(func(context.Context) error {
-		<-started // fail while the other task runs, not before it starts
-		return boom
-	})
-	if err := g.Wait(); !errors.Is(err, boom) {
-		t.Errorf("Wait = %v, want the first failure", err)
-	}
-	if cause := <-cancelled; !errors.Is(cause, boom) {
-		t.Errorf("the other task ended with %v, want cancelled by the failure", cause)
-	}
-}
-
 // serveClient is an installation client built as serve builds it: ghclient's retries and per-installation
 // rate-limit gate.
 func serveClient(t *testing.T, s *githubfake.Server) *github.Client {
