@@ -176,7 +176,7 @@ type chaosCluster struct {
 	replicas [2]*chaosReplica // nil while dead
 	past     []recordedDelivery
 	stats    *chaosStats
-	pending  sync.WaitGroup // delayed deliveries not yet sent
+	held     int // delayed deliveries not yet sent (guarded by mu; a WaitGroup would race its Add against settle's Wait)
 	// firstSeed is the group's first seed, for the replay command.
 	firstSeed int64
 }
@@ -287,13 +287,17 @@ func (c *chaosCluster) route(w http.ResponseWriter, r *http.Request) {
 		}
 		if delay > 0 {
 			c.stats.delayed++
-			c.pending.Add(1)
+			c.held++
 		}
 	})
 	if delay > 0 {
 		// Acknowledged now, handled later: the deliveries after it overtake it.
 		go func() {
-			defer c.pending.Done()
+			defer func() {
+				c.mu.Lock()
+				c.held--
+				c.mu.Unlock()
+			}()
 			time.Sleep(delay)
 			c.forward(first, header, body)
 		}()
@@ -370,10 +374,13 @@ func (c *chaosCluster) settle() {
 	h.t.Helper()
 	quietSince, lastCalls := time.Now(), -1
 	h.waitFor("the chaos cluster to settle", func() bool {
-		c.pending.Wait()
 		c.mu.Lock()
-		replicas := c.replicas
+		replicas, held := c.replicas, c.held
 		c.mu.Unlock()
+		if held > 0 {
+			quietSince, lastCalls = time.Now(), -1
+			return false
+		}
 		for _, r := range replicas {
 			if r != nil && !eventsIdle(r.addr) {
 				quietSince, lastCalls = time.Now(), -1
