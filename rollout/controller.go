@@ -35,6 +35,9 @@ type Controller struct {
 // run within seconds) before the claim is failed: its dispatch was lost, or its creator died before sending it.
 const runAppearDeadline = 5 * time.Minute
 
+// retireTimeout bounds withdrawing a claim once the pass that made it was cancelled.
+const retireTimeout = 10 * time.Second
+
 // Action says what a pass did, or found, for one distribution.
 type Action string
 
@@ -142,8 +145,12 @@ func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) 
 	return Deployment{}, false
 }
 
-// retire marks claim dep inactive, saying why: it builds nothing.
+// retire marks claim dep inactive, saying why: it builds nothing. It runs even when ctx is cancelled (a
+// replica stopping between its claim and the dispatch withdraws the claim on its way out, so the next pass,
+// here or on another replica, claims again instead of waiting for a run nobody dispatched).
 func retire(ctx context.Context, gh GitHub, dep Deployment, why string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), retireTimeout)
+	defer cancel()
 	if err := gh.SetDeploymentState(ctx, dep.ID, StateInactive, why, ""); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Int64("deployment", dep.ID).Msg("retire a duplicate build claim")
 	}
@@ -221,6 +228,10 @@ func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribu
 		return ActionBuilding, older.ID, fmt.Sprintf("deployment %d already builds %s", older.ID, want)
 	}
 	if err := dispatchBuild(ctx, gh, d, want, dep.ID, baseImage); err != nil {
+		if ctx.Err() != nil { // stopping: nothing was refused, the build is withdrawn and claimed again later
+			retire(ctx, gh, dep, "withdrawn: the replica stopped before dispatching; the next pass claims again")
+			return ActionError, dep.ID, fmt.Sprintf("dispatch build %s: %v", want, err)
+		}
 		// A build that cannot even start (missing workflow, bad inputs) fails its claim, so it is reported
 		// once and the chain stops instead of retrying every pass.
 		return ActionFailed, dep.ID, c.fail(ctx, repo, d, dep, "the build could not be started: "+err.Error())

@@ -529,3 +529,47 @@ func TestControllerMissingBranchStopsOnlyItsDistribution(t *testing.T) {
 		t.Errorf("steps %+v, want production dispatched and snapshot in error", steps)
 	}
 }
+
+// stoppingGitHub is GitHub seen by a replica that is told to stop right after it claimed a build: the pass's
+// context ends, and every later read of this pass fails as the HTTP client would.
+type stoppingGitHub struct {
+	*memGitHub
+	stop context.CancelFunc
+}
+
+func (s stoppingGitHub) CreateDeployment(ctx context.Context, env, ref string, p Payload) (Deployment, error) {
+	d, err := s.memGitHub.CreateDeployment(ctx, env, ref, p)
+	s.stop()
+	return d, err
+}
+
+func (s stoppingGitHub) Deployments(ctx context.Context, envs []string) (map[string][]Deployment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.memGitHub.Deployments(ctx, envs)
+}
+
+// TestControllerStoppedAfterClaimWithdrawsIt: a replica stopped (SIGTERM, a rolling update) between its claim
+// and the dispatch withdraws the claim on its way out, so the next pass dispatches the build at once instead
+// of waiting runAppearDeadline for a run nobody dispatched.
+func TestControllerStoppedAfterClaimWithdrawsIt(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.merge(30, "production", Version{"apm", "9.3.0"})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	if _, err := e.ctrl.Pass(ctx, Repo{GitHub: stoppingGitHub{e.gh, stop}, Config: e.cfg}); err == nil {
+		t.Log("the stopped pass reported no error")
+	}
+	if got := e.pass()["production"]; got != ActionDispatched {
+		t.Fatalf("production after the stopped replica's claim = %q, want %q (its claim withdrawn)", got, ActionDispatched)
+	}
+}
+
+func (s stoppingGitHub) SetDeploymentState(ctx context.Context, id int64, state, description, url string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.memGitHub.SetDeploymentState(ctx, id, state, description, url)
+}
