@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -147,35 +146,10 @@ func TestRealKubernetes(t *testing.T) {
 // testRealLeaderElection runs two replicas on the real Lease: exactly one leads and holds the Lease; when it
 // stops, it releases the Lease and the other takes over.
 func testRealLeaderElection(t *testing.T, ctx context.Context, admin, botClient kubernetes.Interface, namespace string) {
-	var mu sync.Mutex
-	leading := map[string]bool{}
-	maxAtOnce := 0
-	started := make(chan string, 4)
-	run := func(ctx context.Context, id string) chan struct{} {
-		done := make(chan struct{})
-		e := &Election{Client: botClient, Namespace: namespace, Lease: "storagebot", Identity: id,
-			LeaseDuration: 10 * time.Second, RenewDeadline: 5 * time.Second, RetryPeriod: 250 * time.Millisecond}
-		go func() {
-			defer close(done)
-			_ = e.Run(ctx, func(lctx context.Context) {
-				mu.Lock()
-				leading[id] = true
-				n := 0
-				for _, l := range leading {
-					if l {
-						n++
-					}
-				}
-				maxAtOnce = max(maxAtOnce, n)
-				mu.Unlock()
-				started <- id
-				<-lctx.Done()
-				mu.Lock()
-				leading[id] = false
-				mu.Unlock()
-			}, nil)
-		}()
-		return done
+	replicas := newElectors()
+	run := func(ctx context.Context, id string) <-chan struct{} {
+		return replicas.run(ctx, &Election{Client: botClient, Namespace: namespace, Lease: "storagebot", Identity: id,
+			LeaseDuration: 10 * time.Second, RenewDeadline: 5 * time.Second, RetryPeriod: 250 * time.Millisecond})
 	}
 	ctxA, stopA := context.WithCancel(ctx)
 	ctxB, stopB := context.WithCancel(ctx)
@@ -186,7 +160,7 @@ func testRealLeaderElection(t *testing.T, ctx context.Context, admin, botClient 
 
 	var first string
 	select {
-	case first = <-started:
+	case first = <-replicas.started:
 	case <-time.After(realWait):
 		t.Fatalf("no replica became leader within %v (can ServiceAccount use Leases in %s? see deploy/kubernetes/role.yml)", realWait, namespace)
 	}
@@ -195,7 +169,7 @@ func testRealLeaderElection(t *testing.T, ctx context.Context, admin, botClient 
 	}
 	// The other replica keeps campaigning (every 250ms) while the first renews; it must not lead meanwhile.
 	select {
-	case other := <-started:
+	case other := <-replicas.started:
 		t.Fatalf("%s became leader while %s leads", other, first)
 	case <-time.After(3 * time.Second):
 	}
@@ -207,7 +181,7 @@ func testRealLeaderElection(t *testing.T, ctx context.Context, admin, botClient 
 	stop()
 	<-done
 	select {
-	case got := <-started:
+	case got := <-replicas.started:
 		if got != second {
 			t.Fatalf("%s led again after stopping", got)
 		}
@@ -217,10 +191,8 @@ func testRealLeaderElection(t *testing.T, ctx context.Context, admin, botClient 
 	if holder := leaseHolder(t, ctx, admin, namespace); holder != second {
 		t.Errorf("after the takeover Lease %s/storagebot is held by %q, want %q", namespace, holder, second)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if maxAtOnce != 1 {
-		t.Errorf("%d replicas led at once, want 1", maxAtOnce)
+	if n := replicas.mostAtOnce(); n != 1 {
+		t.Errorf("%d replicas led at once, want 1", n)
 	}
 }
 

@@ -57,35 +57,10 @@ func enforceResourceVersions(c *fake.Clientset) {
 func TestElectionOnlyTheLeaderLeads(t *testing.T) {
 	client := fake.NewSimpleClientset()
 	enforceResourceVersions(client)
-	var mu sync.Mutex
-	leading := map[string]bool{}
-	maxAtOnce := 0
-	started := make(chan string, 4)
-	run := func(ctx context.Context, id string) chan struct{} {
-		done := make(chan struct{})
-		e := &Election{Client: client, Namespace: "storagebot", Lease: "storagebot", Identity: id,
-			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond}
-		go func() {
-			defer close(done)
-			_ = e.Run(ctx, func(lctx context.Context) {
-				mu.Lock()
-				leading[id] = true
-				n := 0
-				for _, l := range leading {
-					if l {
-						n++
-					}
-				}
-				maxAtOnce = max(maxAtOnce, n)
-				mu.Unlock()
-				started <- id
-				<-lctx.Done()
-				mu.Lock()
-				leading[id] = false
-				mu.Unlock()
-			}, nil)
-		}()
-		return done
+	replicas := newElectors()
+	run := func(ctx context.Context, id string) <-chan struct{} {
+		return replicas.run(ctx, &Election{Client: client, Namespace: "storagebot", Lease: "storagebot", Identity: id,
+			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond})
 	}
 	ctxA, stopA := context.WithCancel(context.Background())
 	ctxB, stopB := context.WithCancel(context.Background())
@@ -93,12 +68,12 @@ func TestElectionOnlyTheLeaderLeads(t *testing.T) {
 	doneA, doneB := run(ctxA, "a"), run(ctxB, "b")
 	var first string
 	select {
-	case first = <-started:
+	case first = <-replicas.started:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no replica became leader within 5s")
 	}
 	select {
-	case other := <-started:
+	case other := <-replicas.started:
 		t.Fatalf("%s became leader while %s leads", other, first)
 	case <-time.After(time.Second):
 	}
@@ -111,7 +86,7 @@ func TestElectionOnlyTheLeaderLeads(t *testing.T) {
 		<-doneB
 	}
 	select {
-	case second := <-started:
+	case second := <-replicas.started:
 		if second == first {
 			t.Fatalf("%s led again after stopping", second)
 		}
@@ -122,9 +97,53 @@ func TestElectionOnlyTheLeaderLeads(t *testing.T) {
 	stopB()
 	<-doneA
 	<-doneB
-	mu.Lock()
-	defer mu.Unlock()
-	if maxAtOnce != 1 {
-		t.Errorf("%d replicas led at once, want 1", maxAtOnce)
+	if n := replicas.mostAtOnce(); n != 1 {
+		t.Errorf("%d replicas led at once, want 1", n)
 	}
+}
+
+// electors runs replicas' Elections and records who leads, and the most that led at once.
+type electors struct {
+	started chan string // a replica's identity each time it starts leading
+
+	mu        sync.Mutex
+	leading   map[string]bool
+	maxAtOnce int
+}
+
+func newElectors() *electors {
+	return &electors{started: make(chan string, 4), leading: map[string]bool{}}
+}
+
+// run campaigns with e until ctx ends; the channel closes once it has stopped (and released the Lease).
+func (r *electors) run(ctx context.Context, e *Election) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.Run(ctx, func(lctx context.Context) {
+			r.mu.Lock()
+			r.leading[e.Identity] = true
+			n := 0
+			for _, l := range r.leading {
+				if l {
+					n++
+				}
+			}
+			r.maxAtOnce = max(r.maxAtOnce, n)
+			r.mu.Unlock()
+			r.started <- e.Identity
+			<-lctx.Done()
+			r.mu.Lock()
+			r.leading[e.Identity] = false
+			r.mu.Unlock()
+		}, nil)
+	}()
+	return done
+}
+
+// mostAtOnce is the most replicas that led at the same time.
+func (r *electors) mostAtOnce() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxAtOnce
 }
