@@ -147,14 +147,14 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 
 	var err error
 	if c.repo, err = repoctx.Load(ctx, gh, ev.GetRepo()); err != nil {
-		return err
+		return c.replyNothingRan(ctx, "read the repository configuration", err)
 	}
 	if c.repo.ConfigErr != nil {
 		return c.reply(ctx, fmt.Sprintf("❌ No command ran: the repository configuration is invalid.\n\n```\n%s\n```\n\nFix `%s` on the default branch, then comment again.", c.repo.ConfigErr, repoconfig.Path))
 	}
 	c.cfg = c.repo.Config
 	if c.permission, err = gh.Permission(ctx, c.repo.Owner, c.repo.Name, c.user); err != nil {
-		return err
+		return c.replyNothingRan(ctx, "read @"+c.user+"'s repository permission", err)
 	}
 
 	sections := make([]string, 0, len(cmds))
@@ -183,6 +183,19 @@ func (e *Executor) Handle(ctx context.Context, gh GitHub, ev *github.IssueCommen
 		}
 	}
 	return nil
+}
+
+// replyNothingRan answers a comment whose commands could not start because GitHub failed to tell what they
+// need: neither GitHub nor the reconciler would ever run them again, so without a reply the author would wait
+// for nothing. The reply is best effort (GitHub may still be failing); the original error is returned either
+// way so the delivery is logged as failed.
+func (c *comment) replyNothingRan(ctx context.Context, what string, cause error) error {
+	body := fmt.Sprintf("❌ No command ran: storagebot could not %s from GitHub (%s). Nothing was changed: "+
+		"comment the command again to retry.", what, firstLine(cause.Error()))
+	if err := c.reply(ctx, body); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
 }
 
 // run performs one command and returns the markdown result.

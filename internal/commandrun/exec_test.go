@@ -24,6 +24,7 @@ type fakeGitHub struct {
 	cfgErr      error
 	configReads int
 	permission  map[string]repoconfig.Permission
+	permErr     error
 	pr          *github.PullRequest
 	reactions   []string
 	comments    []string
@@ -54,6 +55,9 @@ func (f *fakeGitHub) PullRequest(context.Context, string, string, int) (*github.
 }
 
 func (f *fakeGitHub) Permission(_ context.Context, _, _, user string) (repoconfig.Permission, error) {
+	if f.permErr != nil {
+		return "", f.permErr
+	}
 	if p, ok := f.permission[user]; ok {
 		return p, nil
 	}
@@ -209,6 +213,39 @@ func TestCommentsThatRunNothing(t *testing.T) {
 			}
 			if checks.checked != 0 {
 				t.Errorf("check ran %d times, want none", checks.checked)
+			}
+		})
+	}
+}
+
+// TestGitHubFailingBeforeTheCommandsRunIsAnswered: when GitHub fails to give what every command needs (the
+// configuration, the commenter's permission), nothing runs, the failure is returned (and logged), and the
+// author still gets a reply saying so: neither GitHub nor the reconciler runs a comment's commands again.
+func TestGitHubFailingBeforeTheCommandsRunIsAnswered(t *testing.T) {
+	outage := errors.New("GET https://api.github.com/repos/storage-org/package-storage/collaborators/u/permission: 502 Bad Gateway")
+	tests := []struct {
+		name            string
+		cfgErr, permErr error
+		want            string
+	}{
+		{"configuration unreadable", outage, nil, "could not read the repository configuration from GitHub ("},
+		{"permission unreadable", nil, outage, "could not read @u's repository permission from GitHub ("},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			gh := &fakeGitHub{cfg: repoconfig.Default(), cfgErr: tc.cfgErr, permErr: tc.permErr, pr: prInto("snapshot")}
+			promotions := &fakePromotions{}
+			e := &Executor{Checks: &fakeChecks{}, Promotions: promotions}
+			err := e.Handle(context.Background(), gh, commentEvent("u", "/promote apm@8.1.0", true))
+			if !errors.Is(err, outage) {
+				t.Errorf("Handle = %v, want the outage returned", err)
+			}
+			if len(gh.comments) != 1 || !strings.Contains(gh.comments[0], "❌ No command ran: storagebot "+tc.want) ||
+				!strings.Contains(gh.comments[0], "502 Bad Gateway") || !strings.Contains(gh.comments[0], "comment the command again") {
+				t.Errorf("replies = %q, want one saying %q and how to retry", gh.comments, tc.want)
+			}
+			if len(promotions.promoted) != 0 {
+				t.Errorf("promoted %v while GitHub failed", promotions.promoted)
 			}
 		})
 	}
