@@ -22,11 +22,27 @@ func (s *Server) getRepository(c *call) (int, any, error) {
 }
 
 func (r *Repo) refJSON(branch string, h plumbing.Hash) map[string]any {
-	ref := "refs/heads/" + branch
+	return r.fullRefJSON("refs/heads/"+branch, h)
+}
+
+// fullRefJSON is a ref as the git refs API shows it; tags are lightweight here, so every ref names a commit.
+func (r *Repo) fullRefJSON(ref string, h plumbing.Hash) map[string]any {
 	return map[string]any{
 		"ref": ref, "node_id": nodeID("REF_", userID(r.FullName()+ref)), "url": r.apiURL() + "/git/" + ref,
 		"object": map[string]any{"type": "commit", "sha": h.String(), "url": r.apiURL() + "/git/commits/" + h.String()},
 	}
+}
+
+// refs returns every ref of the repository, branches and tags, by full name.
+func (r *Repo) refs() map[string]plumbing.Hash {
+	all := make(map[string]plumbing.Hash, len(r.branches)+len(r.tags))
+	for name, h := range r.branches {
+		all["refs/heads/"+name] = h
+	}
+	for name, h := range r.tags {
+		all["refs/tags/"+name] = h
+	}
+	return all
 }
 
 // branchOf turns "heads/x" or "refs/heads/x" into "x"; other namespaces are not supported.
@@ -36,21 +52,27 @@ func branchOf(ref string) (string, bool) {
 	return b, ok && b != ""
 }
 
+// getRef answers GET /git/ref/{ref}: the ref is spelled heads/<branch> or tags/<tag>, and only an exact name
+// is found.
 func (s *Server) getRef(c *call) (int, any, error) {
-	b, ok := branchOf(c.params["ref"])
-	h, exists := c.repo.branches[b]
-	if !ok || !exists {
+	ref := "refs/" + strings.TrimPrefix(c.params["ref"], "refs/")
+	h, ok := c.repo.refs()[ref]
+	if !ok {
 		return 0, nil, errNotFound
 	}
-	return http.StatusOK, c.repo.refJSON(b, h), nil
+	return http.StatusOK, c.repo.fullRefJSON(ref, h), nil
 }
 
+// matchingRefs answers GET /git/matching-refs/{ref}: every branch and tag whose name, spelled heads/… or
+// tags/…, starts with ref — a plain string prefix across slashes, as GitHub matches ("heads/feat" finds
+// heads/feature/x) — sorted by name, and an empty list when none does.
 func (s *Server) matchingRefs(c *call) (int, any, error) {
-	prefix := strings.TrimPrefix(c.params["ref"], "refs/")
+	prefix := "refs/" + strings.TrimPrefix(c.params["ref"], "refs/")
+	all := c.repo.refs()
 	out := []any{}
-	for _, name := range sortedKeys(c.repo.branches) {
-		if strings.HasPrefix("heads/"+name, prefix) {
-			out = append(out, c.repo.refJSON(name, c.repo.branches[name]))
+	for _, ref := range sortedKeys(all) {
+		if strings.HasPrefix(ref, prefix) {
+			out = append(out, c.repo.fullRefJSON(ref, all[ref]))
 		}
 	}
 	return http.StatusOK, out, nil
