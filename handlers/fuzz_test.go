@@ -13,6 +13,7 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/rollout"
 )
 
 // fuzzEnv is a fake GitHub holding a storage repository, the handlers wired to it as serve wires them, and
@@ -43,6 +44,11 @@ func sharedFuzzEnv(tb testing.TB) *fuzzEnv {
 func newFuzzEnv() (*fuzzEnv, error) {
 	fake := githubfake.New(githubfake.Options{}) // no webhook URL: deliveries are recorded, not sent
 	repo := fake.CreateRepo("storage-org", "package-storage", "main")
+	// Distributions built and deployed by workflows, so push, workflow_run and deployment_status payloads
+	// reach the rollout service's reads rather than stopping at "no rollout configured".
+	if _, err := repo.Commit("main", "config", map[string]*githubfake.File{".github/storagebot.yml": {Content: []byte(fuzzConfigYAML)}}); err != nil {
+		return nil, err
+	}
 	for _, ch := range []string{"snapshot", "staging", "production"} {
 		if _, err := repo.Commit(ch, "init "+ch, map[string]*githubfake.File{"README.md": {Content: []byte(ch)}}); err != nil {
 			return nil, err
@@ -83,12 +89,21 @@ func newFuzzEnv() (*fuzzEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &fuzzEnv{app: New(Deps{Clients: clients, AppID: fake.AppID()}), recorded: map[string][][]byte{}}
+	// Rollout passes run in the background for the life of the test binary, as in serve.
+	targets := &rollout.Targets{}
+	rollouts := rollout.NewService(context.Background(), &rollout.Controller{Target: targets.For}, nil)
+	e := &fuzzEnv{app: New(Deps{Clients: clients, AppID: fake.AppID(), Rollouts: rollouts}), recorded: map[string][][]byte{}}
 	for _, d := range fake.Deliveries() {
 		e.recorded[d.Event] = append(e.recorded[d.Event], d.Body)
 	}
 	return e, nil
 }
+
+const fuzzConfigYAML = `distributions:
+  - {name: production, image: ghcr.io/o/production, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
+  - {name: staging, image: ghcr.io/o/staging, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
+  - {name: snapshot, image: ghcr.io/o/snapshot, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
+`
 
 func fuzzConfig(fake *githubfake.Server) githubapp.Config {
 	var c githubapp.Config
@@ -116,6 +131,14 @@ var schemaInvalid = []string{
 	`{"action":"created","comment":{"body":"/promote a@1.0.0"},"issue":{"pull_request":{}},"repository":{"owner":{}}}`,
 	`{"action":"deleted","installation":null}`, `{"action":"created","repositories":[null]}`,
 	`{"installation":{"id":"x"}}`, `{"action":["opened"]}`,
+	`{"ref":"refs/tags/8.12.0","created":true}`, `{"ref":"refs/tags/8.12.0","created":true,"repository":{}}`,
+	`{"ref":"refs/heads/production","commits":[null,{"modified":null}],"repository":{"owner":null}}`,
+	`{"ref":"refs/heads/production","commits":[{"modified":["Dockerfile"]}],"repository":{"name":"package-storage","owner":{"login":"storage-org"}}}`,
+	`{"ref":"refs/tags/8.12.0","created":true,"head_commit":null,"after":"","repository":{"name":"package-storage","owner":{"login":"storage-org"}},"installation":{"id":1}}`,
+	`{"action":"completed","workflow_run":null}`, `{"action":"completed","workflow_run":{"event":"workflow_dispatch"}}`,
+	`{"action":"completed","workflow_run":{"event":"workflow_dispatch"},"repository":null,"installation":{"id":1}}`,
+	`{"deployment_status":null}`, `{"deployment_status":{"state":"success"},"deployment":null,"repository":null}`,
+	`{"deployment_status":{"state":"failure"},"deployment":{"id":"x"}}`,
 }
 
 // fuzzHandler runs h on every seed and on whatever the fuzzer derives from them: it must return an error or
@@ -169,11 +192,23 @@ func FuzzInstallationHandler(f *testing.F) {
 	fuzzHandler(f, "installation", &Installation{})
 }
 
+func FuzzPushHandler(f *testing.F) {
+	fuzzHandler(f, "push", &Push{app: sharedFuzzEnv(f).app})
+}
+
+func FuzzWorkflowRunHandler(f *testing.F) {
+	fuzzHandler(f, "workflow_run", &WorkflowRun{app: sharedFuzzEnv(f).app})
+}
+
+func FuzzDeploymentStatusHandler(f *testing.F) {
+	fuzzHandler(f, "deployment_status", &DeploymentStatus{app: sharedFuzzEnv(f).app})
+}
+
 // TestFuzzSeedsCoverEveryHandler keeps the seed corpus honest: each handler gets GitHub's own example payloads
 // and ones the fake emitted for a repository the handlers can reach.
 func TestFuzzSeedsCoverEveryHandler(t *testing.T) {
 	e := sharedFuzzEnv(t)
-	for _, event := range []string{"pull_request", "issue_comment", "check_run", "check_suite", "installation"} {
+	for _, event := range []string{"pull_request", "issue_comment", "check_run", "check_suite", "installation", "push", "workflow_run", "deployment_status"} {
 		files, err := filepath.Glob(filepath.Join("testdata", "webhooks", event, "*.json"))
 		if err != nil || len(files) == 0 {
 			t.Errorf("no example payloads for %s in testdata/webhooks (%v)", event, err)

@@ -77,6 +77,9 @@ func touches(commits []*github.HeadCommit, path string) bool {
 		return true
 	}
 	for _, c := range commits {
+		if c == nil {
+			continue // not in GitHub's payloads, but a null entry must not stop the server's handler
+		}
 		for _, p := range append(append([]string(nil), c.Added...), c.Modified...) {
 			if p == path {
 				return true
