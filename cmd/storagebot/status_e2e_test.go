@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/storagebot/storagebot/internal/browsertest"
 	"github.com/storagebot/storagebot/internal/githubfake"
-	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/status"
 	"github.com/storagebot/storagebot/internal/status/statustest"
 )
@@ -23,21 +21,9 @@ import (
 // removal with its removal PR, a drift, and an open promotion with a passing verdict.
 func newStatusHarness(t *testing.T) (*harness, *statustest.Fixture) {
 	t.Helper()
-	fake := githubfake.New(githubfake.Options{})
-	t.Cleanup(fake.Close)
-	client, err := fake.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := seal.FromPrivateKeyPEM(fake.PrivateKeyPEM()) // what serve derives from the same App key
-	if err != nil {
-		t.Fatal(err)
-	}
-	fix, err := statustest.Build(context.Background(), fake, client, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, fake: fake, repo: fix.Repo, logs: &syncBuffer{}}
+	st := statustest.Start(t, statustest.AppKey) // the marker key serve derives from the same App key
+	fake := st.Fake
+	h := &harness{t: t, fake: fake, repo: st.Repo, logs: &syncBuffer{}}
 	t.Setenv("GITHUB_APP_INTEGRATION_ID", strconv.FormatInt(fake.AppID(), 10))
 	t.Setenv("GITHUB_APP_PRIVATE_KEY", string(fake.PrivateKeyPEM()))
 	t.Setenv("GITHUB_APP_WEBHOOK_SECRET", fake.WebhookSecret())
@@ -45,7 +31,7 @@ func newStatusHarness(t *testing.T) (*harness, *statustest.Fixture) {
 	t.Setenv("GITHUB_WEB_URL", fake.WebURL())
 	h.start("--reconcile-interval", "0")
 	t.Cleanup(h.stop)
-	return h, fix
+	return h, st.Fixture
 }
 
 // TestStatusAPI: GET /api/status through serve reports the repository as the board reads it.
