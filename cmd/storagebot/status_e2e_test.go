@@ -34,18 +34,28 @@ func newStatusHarness(t *testing.T) (*harness, *statustest.Fixture) {
 	return h, st.Fixture
 }
 
+// statusReport reads GET /api/status from serve; false when it did not answer with a report (yet).
+func (h *harness) statusReport() (status.Report, bool) {
+	resp, err := http.Get("http://" + h.addr + status.APIPath)
+	if err != nil {
+		return status.Report{}, false
+	}
+	defer resp.Body.Close()
+	var rep status.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return status.Report{}, false
+	}
+	return rep, true
+}
+
 // TestStatusAPI: GET /api/status through serve reports the repository as the board reads it.
 func TestStatusAPI(t *testing.T) {
 	h, fix := newStatusHarness(t)
 	var rep status.Report
 	h.waitFor("/api/status to show the repository read", func() bool {
-		resp, err := http.Get("http://" + h.addr + status.APIPath)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		rep = status.Report{}
-		return json.NewDecoder(resp.Body).Decode(&rep) == nil && len(rep.Repositories) == 1 && !rep.Repositories[0].ReadAt.IsZero()
+		var ok bool
+		rep, ok = h.statusReport()
+		return ok && len(rep.Repositories) == 1 && !rep.Repositories[0].ReadAt.IsZero()
 	})
 	r := rep.Repositories[0]
 	if len(r.Pending) != 1 || r.Pending[0].RemovalPR == nil || r.Pending[0].RemovalPR.Number != fix.RemovalPR {
@@ -137,13 +147,8 @@ func TestStatusShowsHandlerErrors(t *testing.T) {
 	}
 	var found status.ErrorEntry
 	h.waitFor("the failed pull_request delivery on /api/status", func() bool {
-		resp, err := http.Get("http://" + h.addr + status.APIPath)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var rep status.Report
-		if json.NewDecoder(resp.Body).Decode(&rep) != nil {
+		rep, ok := h.statusReport()
+		if !ok {
 			return false
 		}
 		for _, r := range rep.Repositories {
