@@ -10,6 +10,7 @@ import (
 
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/rollout/rollouttest"
 )
 
 // TestClientIdlePassAgainstTheFake runs passes through the go-github seam against the fake GitHub with every
@@ -18,28 +19,15 @@ import (
 // deployments list.
 func TestClientIdlePassAgainstTheFake(t *testing.T) {
 	ctx := context.Background()
-	s := githubfake.New(githubfake.Options{Logf: t.Logf})
-	t.Cleanup(s.Close)
-	repo := s.CreateRepo("storage-org", "package-storage", "main")
-	for _, b := range []string{"production", "staging", "snapshot"} {
-		if err := repo.CreateBranch(b, repo.BranchSHA("main")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gh, err := s.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := rollouttest.NewStorage(t, t.Logf, []string{"production", "staging", "snapshot"}, nil)
+	s, repo, gh := st.Fake, st.Repo, st.GH
 	const config = `
 distributions:
   - {name: production, image: r/p, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
   - {name: staging, image: r/s, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
   - {name: snapshot, image: r/n, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
 `
-	cfg, err := repoconfig.Parse([]byte(config))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := rollouttest.Config(t, config)
 	c := &Client{GH: gh, Owner: "storage-org", Repo: "package-storage", States: NewStateCache()}
 	// Record every distribution as deployed at its branch head on its base's deployment.
 	var base int64

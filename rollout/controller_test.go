@@ -20,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/rollout/rollouttest"
 )
 
 const testConfig = `
@@ -74,11 +75,7 @@ func newEnv(t *testing.T, deployTimeout string) *env {
 	for _, v := range []string{deployTimeout, reg.URL, deployTimeout, reg.URL, deployTimeout} {
 		text = strings.Replace(text, "%s", v, 1)
 	}
-	cfg, err := repoconfig.Parse([]byte(text))
-	if err != nil {
-		t.Fatalf("parse config: %v", err)
-	}
-	e.cfg = cfg
+	e.cfg = rollouttest.Config(t, text)
 	var objs []*appsv1.Deployment
 	for _, n := range []string{"production", "staging", "snapshot"} {
 		two := int32(2)

@@ -9,23 +9,8 @@ import (
 
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/rollout/rollouttest"
 )
-
-const replicaBuildWorkflow = `name: distribution
-run-name: storagebot build ${{ inputs.build_key }}
-on:
-  workflow_dispatch:
-    inputs:
-      distribution: {required: true}
-      ref: {required: true}
-      base_image: {required: false}
-      build_key: {required: true}
-jobs:
-  build:
-    runs-on: ubuntu-latest
-    steps:
-      - run: echo build
-`
 
 // barrier holds every caller of wait until n have arrived, so two replicas are made to read the same state
 // and both decide to build before either writes.
@@ -67,29 +52,14 @@ func TestTwoReplicasDispatchOneBuild(t *testing.T) {
 	for _, via := range []string{"pass", "rebuild"} {
 		t.Run(via, func(t *testing.T) {
 			ctx := context.Background()
-			s := githubfake.New(githubfake.Options{Logf: func(string, ...any) {}})
-			t.Cleanup(s.Close)
-			repo := s.CreateRepo("storage-org", "package-storage", "main")
-			for _, b := range []string{"production", "staging"} {
-				if err := repo.CreateBranch(b, repo.BranchSHA("main")); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := repo.Commit(b, "CI", map[string]*githubfake.File{".github/workflows/build.yml": {Content: []byte(replicaBuildWorkflow)}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			gh, err := s.InstallationClient()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := repoconfig.Parse([]byte(`
+			st := rollouttest.NewStorage(t, rollouttest.Quiet, []string{"production", "staging"},
+				map[string]string{".github/workflows/build.yml": rollouttest.BuildWorkflow()})
+			repo, gh := st.Repo, st.GH
+			cfg := rollouttest.Config(t, `
 distributions:
   - {name: production, image: r/p, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
   - {name: staging, image: r/s, build: {workflow: build.yml}, deploy: {workflow: deploy.yml}}
-`))
-			if err != nil {
-				t.Fatal(err)
-			}
+`)
 			race := newBarrier(2)
 			var replicas [2]Repo
 			var ctrls [2]*Controller

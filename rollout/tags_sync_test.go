@@ -13,24 +13,8 @@ import (
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/policy"
+	"github.com/storagebot/storagebot/rollout/rollouttest"
 )
-
-const tagBuildWorkflow = `name: distribution
-run-name: storagebot build ${{ inputs.build_key }}
-on:
-  workflow_dispatch:
-    inputs:
-      distribution: {required: true}
-      ref: {required: true}
-      base_image: {required: false}
-      build_key: {required: true}
-      tag: {required: false}
-jobs:
-  build:
-    runs-on: ubuntu-latest
-    steps:
-      - run: echo build
-`
 
 const threeDistributions = `
 distributions:
@@ -52,29 +36,9 @@ type storageOnFake struct {
 
 func newStorageOnFake(t *testing.T, files map[string]string) *storageOnFake {
 	t.Helper()
-	s := githubfake.New(githubfake.Options{Logf: func(string, ...any) {}})
-	t.Cleanup(s.Close)
-	repo := s.CreateRepo("storage-org", "package-storage", "main")
-	changes := map[string]*githubfake.File{}
-	for p, c := range files {
-		changes[p] = &githubfake.File{Content: []byte(c)}
-	}
-	for _, b := range []string{"production", "staging", "snapshot"} {
-		if err := repo.CreateBranch(b, repo.BranchSHA("main")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := repo.Commit(b, "storage files", changes); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gh, err := s.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := repoconfig.Parse([]byte(threeDistributions))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := rollouttest.NewStorage(t, rollouttest.Quiet, []string{"production", "staging", "snapshot"}, files)
+	s, repo, gh := st.Fake, st.Repo, st.GH
+	cfg := rollouttest.Config(t, threeDistributions)
 	ghr := &github.Repository{Owner: &github.User{Login: github.String("storage-org")}, Name: github.String("package-storage"),
 		FullName: github.String("storage-org/package-storage"), DefaultBranch: github.String("main")}
 	return &storageOnFake{s: s, repo: repo, gh: gh, ghr: ghr, cfg: cfg, svc: NewService(context.Background(), &Controller{}, nil)}
@@ -112,7 +76,7 @@ func (f *storageOnFake) pushTag(t *testing.T, tag, sha string) {
 }
 
 func TestStackVersionTags(t *testing.T) {
-	f := newStorageOnFake(t, map[string]string{".github/workflows/build.yml": tagBuildWorkflow})
+	f := newStorageOnFake(t, map[string]string{".github/workflows/build.yml": rollouttest.BuildWorkflow("tag")})
 	prodHead := f.repo.BranchSHA("production")
 	snapOnly, err := f.repo.Commit("snapshot", "snapshot only", map[string]*githubfake.File{"README.md": {Content: []byte("x")}})
 	if err != nil {
@@ -165,7 +129,7 @@ func TestStackVersionTags(t *testing.T) {
 }
 
 func TestStackVersionTagRefusedWhenTheBuildWorkflowTakesNoTag(t *testing.T) {
-	f := newStorageOnFake(t, map[string]string{".github/workflows/build.yml": replicaBuildWorkflow})
+	f := newStorageOnFake(t, map[string]string{".github/workflows/build.yml": rollouttest.BuildWorkflow()})
 	head := f.repo.BranchSHA("production")
 	f.pushTag(t, "8.12.0", head)
 	runs := f.stackRuns(head)

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/storagebot/storagebot/internal/server"
 )
@@ -49,36 +47,6 @@ func serveFlags(t *testing.T) []string {
 	return names
 }
 
-// fileKeys lists every key path serve's configuration file accepts (the YAML tags its unknown-key check
-// walks), leaves only: "queue.size", "github.app.private_key".
-func fileKeys(t reflect.Type, prefix string) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Duration(0)) {
-		return []string{prefix}
-	}
-	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		if prefix != "" {
-			name = prefix + "." + name
-		}
-		out = append(out, fileKeys(f.Type, name)...)
-	}
-	return out
-}
-
 // TestREADMEDocumentsServeConfig fails when a flag of serve or a key of its configuration file is missing from
 // the README's "Server configuration" section.
 func TestREADMEDocumentsServeConfig(t *testing.T) {
@@ -88,7 +56,7 @@ func TestREADMEDocumentsServeConfig(t *testing.T) {
 			t.Errorf("serve flag --%s is not documented in README.md's Server configuration", name)
 		}
 	}
-	keys := fileKeys(reflect.TypeOf(server.Config{}), "")
+	keys := server.FileKeys()
 	for _, key := range keys {
 		if !strings.Contains(section, "`"+key+"`") {
 			t.Errorf("configuration key %s is not documented in README.md's Server configuration", key)

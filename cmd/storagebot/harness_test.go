@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-github/v50/github"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 // harness runs `storagebot serve` in process, through run() exactly as the binary does, against a fake
@@ -37,22 +38,7 @@ type harness struct {
 }
 
 // syncBuffer collects the server's logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // newHarness starts a fake GitHub holding a storage repository with the three channel branches, and serve.
 func newHarness(t testing.TB, extraArgs ...string) *harness {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/rollout/rollouttest"
 )
 
 // TestStackVersionTagThroughServe pushes tags on the fake and lets serve answer the push events: a stack
@@ -12,8 +13,7 @@ import (
 func TestStackVersionTagThroughServe(t *testing.T) {
 	h := newHarness(t)
 	setupRollout(h, "")
-	head := h.commit("production", "build takes a tag", map[string]*githubfake.File{".github/workflows/build.yml": {Content: []byte(
-		strings.Replace(buildWorkflowYML, "      build_key: {required: true}\n", "      build_key: {required: true}\n      tag: {required: false}\n", 1))}})
+	head := h.commit("production", "build takes a tag", map[string]*githubfake.File{".github/workflows/build.yml": {Content: []byte(rollouttest.BuildWorkflow("tag"))}})
 
 	if err := h.repo.PushTag("8.12.0", head, "alice"); err != nil {
 		t.Fatal(err)

@@ -12,36 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/rollout/rollouttest"
 )
-
-const buildWorkflowYML = `name: distribution
-run-name: storagebot build ${{ inputs.build_key }}
-on:
-  workflow_dispatch:
-    inputs:
-      distribution: {required: true}
-      ref: {required: true}
-      base_image: {required: false}
-      build_key: {required: true}
-jobs:
-  build:
-    uses: storagebot/storagebot/.github/workflows/distribution-build.yml@main
-    with: {ref: "${{ inputs.ref }}", base_image: "${{ inputs.base_image }}"}
-`
-
-const deployWorkflowYML = `name: deploy
-run-name: storagebot deploy ${{ inputs.deployment_id }}
-on:
-  workflow_dispatch:
-    inputs:
-      distribution: {required: true}
-      image: {required: true}
-      deployment_id: {required: true}
-jobs:
-  deploy:
-    runs-on: ubuntu-latest
-    steps: [{run: "echo deploy"}]
-`
 
 // rolloutRegistry is a package registry that serves the versions it is told to, and records what was asked.
 type rolloutRegistry struct {
@@ -78,8 +50,8 @@ distributions:
 `)}})
 	for _, b := range []string{"production", "staging", "snapshot"} {
 		h.commit(b, "CI", map[string]*githubfake.File{
-			".github/workflows/build.yml":  {Content: []byte(buildWorkflowYML)},
-			".github/workflows/deploy.yml": {Content: []byte(deployWorkflowYML)},
+			".github/workflows/build.yml":  {Content: []byte(rollouttest.BuildWorkflow())},
+			".github/workflows/deploy.yml": {Content: []byte(rollouttest.DeployWorkflow)},
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 // TestServeEndToEnd drives the real wiring: signed deliveries from the fake are acknowledged, handled, logged
@@ -65,7 +65,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	logs := h.logs.String()
 	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
-		if dup := duplicateJSONKey(t, line); dup != "" {
+		if dup := testkit.DuplicateJSONKey(t, line); dup != "" {
 			t.Errorf("log key %q appears twice in %s", dup, line)
 		}
 	}
@@ -138,32 +138,6 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// duplicateJSONKey returns a key that appears twice in a JSON log line's top-level object, or "".
-func duplicateJSONKey(t *testing.T, line string) string {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(line))
-	if _, err := dec.Token(); err != nil {
-		t.Fatalf("log line is not JSON: %v: %s", err, line)
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return key
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-	}
-	return ""
 }
 
 // gatedBody is a request body that sends its first 64 KiB, then waits for gate before sending the rest: a

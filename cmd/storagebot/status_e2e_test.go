@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/storagebot/storagebot/internal/browsertest"
 	"github.com/storagebot/storagebot/internal/githubfake"
-	"github.com/storagebot/storagebot/internal/seal"
 	"github.com/storagebot/storagebot/internal/status"
 	"github.com/storagebot/storagebot/internal/status/statustest"
 )
@@ -23,21 +21,9 @@ import (
 // removal with its removal PR, a drift, and an open promotion with a passing verdict.
 func newStatusHarness(t *testing.T) (*harness, *statustest.Fixture) {
 	t.Helper()
-	fake := githubfake.New(githubfake.Options{})
-	t.Cleanup(fake.Close)
-	client, err := fake.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := seal.FromPrivateKeyPEM(fake.PrivateKeyPEM()) // what serve derives from the same App key
-	if err != nil {
-		t.Fatal(err)
-	}
-	fix, err := statustest.Build(context.Background(), fake, client, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, fake: fake, repo: fix.Repo, logs: &syncBuffer{}}
+	st := statustest.Start(t, statustest.AppKey) // the marker key serve derives from the same App key
+	fake := st.Fake
+	h := &harness{t: t, fake: fake, repo: st.Repo, logs: &syncBuffer{}}
 	t.Setenv("GITHUB_APP_INTEGRATION_ID", strconv.FormatInt(fake.AppID(), 10))
 	t.Setenv("GITHUB_APP_PRIVATE_KEY", string(fake.PrivateKeyPEM()))
 	t.Setenv("GITHUB_APP_WEBHOOK_SECRET", fake.WebhookSecret())
@@ -45,7 +31,21 @@ func newStatusHarness(t *testing.T) (*harness, *statustest.Fixture) {
 	t.Setenv("GITHUB_WEB_URL", fake.WebURL())
 	h.start("--reconcile-interval", "0")
 	t.Cleanup(h.stop)
-	return h, fix
+	return h, st.Fixture
+}
+
+// statusReport reads GET /api/status from serve; false when it did not answer with a report (yet).
+func (h *harness) statusReport() (status.Report, bool) {
+	resp, err := http.Get("http://" + h.addr + status.APIPath)
+	if err != nil {
+		return status.Report{}, false
+	}
+	defer resp.Body.Close()
+	var rep status.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return status.Report{}, false
+	}
+	return rep, true
 }
 
 // TestStatusAPI: GET /api/status through serve reports the repository as the board reads it.
@@ -53,13 +53,9 @@ func TestStatusAPI(t *testing.T) {
 	h, fix := newStatusHarness(t)
 	var rep status.Report
 	h.waitFor("/api/status to show the repository read", func() bool {
-		resp, err := http.Get("http://" + h.addr + status.APIPath)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		rep = status.Report{}
-		return json.NewDecoder(resp.Body).Decode(&rep) == nil && len(rep.Repositories) == 1 && !rep.Repositories[0].ReadAt.IsZero()
+		var ok bool
+		rep, ok = h.statusReport()
+		return ok && len(rep.Repositories) == 1 && !rep.Repositories[0].ReadAt.IsZero()
 	})
 	r := rep.Repositories[0]
 	if len(r.Pending) != 1 || r.Pending[0].RemovalPR == nil || r.Pending[0].RemovalPR.Number != fix.RemovalPR {
@@ -151,13 +147,8 @@ func TestStatusShowsHandlerErrors(t *testing.T) {
 	}
 	var found status.ErrorEntry
 	h.waitFor("the failed pull_request delivery on /api/status", func() bool {
-		resp, err := http.Get("http://" + h.addr + status.APIPath)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var rep status.Report
-		if json.NewDecoder(resp.Body).Decode(&rep) != nil {
+		rep, ok := h.statusReport()
+		if !ok {
 			return false
 		}
 		for _, r := range rep.Repositories {

@@ -117,7 +117,7 @@ func TestTamperedAllowMarkerCountsForNothing(t *testing.T) {
 func TestTamperedRemovalMarkerIsNotAutoMerged(t *testing.T) {
 	h := newHarness(t)
 	h.repo.SetPermission("writer", "write")
-	h.commit("snapshot", "foo and bar", merge(pkgFiles("foo", "1.0.0", 2, "v1"), pkgFiles("bar", "1.0.0", 2, "v1")))
+	h.commit("snapshot", "foo and bar", githubfake.MergeFiles(pkgFiles("foo", "1.0.0", 2, "v1"), pkgFiles("bar", "1.0.0", 2, "v1")))
 	promo := h.promoteFromIssue("writer", "foo@1.0.0")
 	if _, err := h.repo.MergePullRequest(promo.Number, "merge"); err != nil {
 		t.Fatal(err)
@@ -254,14 +254,4 @@ func TestBotLoginFailureFailsLoudly(t *testing.T) {
 	if run := h.latestRun(pr.HeadSHA); run.Conclusion != "success" {
 		t.Errorf("after GET /app recovered: %s, want success", run.Conclusion)
 	}
-}
-
-func merge(sets ...map[string]*githubfake.File) map[string]*githubfake.File {
-	out := map[string]*githubfake.File{}
-	for _, s := range sets {
-		for k, v := range s {
-			out[k] = v
-		}
-	}
-	return out
 }

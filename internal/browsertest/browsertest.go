@@ -12,11 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 const (
@@ -96,7 +97,7 @@ func New(t testing.TB) context.Context {
 		}
 		t.Skipf("skipping browser test: %v", err)
 	}
-	out := &lockedBuffer{}
+	out := &testkit.SyncBuffer{} // chromedp writes the browser's output from its own goroutine
 	opts := append(Flags(),
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()),
@@ -171,22 +172,4 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// lockedBuffer collects the browser's output; chromedp writes it from its own goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -44,21 +44,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	fake := githubfake.New(githubfake.Options{})
-	t.Cleanup(fake.Close)
-	client, err := fake.InstallationClient()
+	st := statustest.Start(t, statustest.FixedKey(testSeal))
+	repo, _, err := st.Client.Repositories.Get(context.Background(), statustest.Owner, statustest.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fix, err := statustest.Build(context.Background(), fake, client, testSeal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, _, err := client.Repositories.Get(context.Background(), statustest.Owner, statustest.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{fake: fake, fix: fix, client: client, repo: repo}
+	return &env{fake: st.Fake, fix: st.Fixture, client: st.Client, repo: repo}
 }
 
 // updater is one replica: its own board, cache and clock, sharing only GitHub and the App key.

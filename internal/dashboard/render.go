@@ -107,92 +107,38 @@ func content(repo status.Repository, rows int, statusURL string) string {
 		fmt.Fprintf(&b, "| %s | `%s` | [`%s`](%s) |\n", cell(ch.Name), cell(ch.Branch), policy.ShortSHA(ch.Commit), ch.CommitURL)
 	}
 
-	b.WriteString("\n## Versions in two channels\n\n")
-	if len(repo.Pending)+len(repo.Drift) == 0 {
-		b.WriteString("None.\n")
-	} else {
-		b.WriteString("| version | channels | state |\n|---|---|---|\n")
-		n := 0
-		for _, p := range repo.Pending {
-			if rows >= 0 && n >= rows {
-				break
-			}
-			n++
-			state := fmt.Sprintf("identical: removal from %s pending, no removal PR open yet", cell(p.Lower))
-			if p.RemovalPR != nil {
-				state = fmt.Sprintf("identical: removal from %s pending in [#%d](%s)", cell(p.Lower), p.RemovalPR.Number, p.RemovalPR.URL)
-			}
-			fmt.Fprintf(&b, "| %s@%s | %s and %s | %s |\n", cell(p.Package), cell(p.Version), cell(p.Lower), cell(p.Higher), state)
+	var twoChannels []string
+	for _, p := range repo.Pending {
+		state := fmt.Sprintf("identical: removal from %s pending, no removal PR open yet", cell(p.Lower))
+		if p.RemovalPR != nil {
+			state = fmt.Sprintf("identical: removal from %s pending in [#%d](%s)", cell(p.Lower), p.RemovalPR.Number, p.RemovalPR.URL)
 		}
-		for _, d := range repo.Drift {
-			if rows >= 0 && n >= rows {
-				break
-			}
-			n++
-			fmt.Fprintf(&b, "| %s@%s | %s and %s | **drift**: different contents (trees `%s` and `%s`); the %s copy is shadowed, fix it by hand |\n",
-				cell(d.Package), cell(d.Version), cell(d.Lower), cell(d.Higher), policy.ShortSHA(d.LowerTree), policy.ShortSHA(d.HigherTree), cell(d.Lower))
-		}
-		more(&b, len(repo.Pending)+len(repo.Drift)-n)
+		twoChannels = append(twoChannels, fmt.Sprintf("| %s@%s | %s and %s | %s |\n", cell(p.Package), cell(p.Version), cell(p.Lower), cell(p.Higher), state))
 	}
+	for _, d := range repo.Drift {
+		twoChannels = append(twoChannels, fmt.Sprintf("| %s@%s | %s and %s | **drift**: different contents (trees `%s` and `%s`); the %s copy is shadowed, fix it by hand |\n",
+			cell(d.Package), cell(d.Version), cell(d.Lower), cell(d.Higher), policy.ShortSHA(d.LowerTree), policy.ShortSHA(d.HigherTree), cell(d.Lower)))
+	}
+	writeTable(&b, "Versions in two channels", "None.", "| version | channels | state |\n|---|---|---|\n", firstRows(twoChannels, rows))
 
-	b.WriteString("\n## Promotions and removals in flight\n\n")
-	if len(repo.InFlight) == 0 {
-		b.WriteString("None.\n")
-	} else {
-		b.WriteString("| PR | kind | into | versions | opened |\n|---|---|---|---|---|\n")
-		n := 0
-		for _, f := range repo.InFlight {
-			if rows >= 0 && n >= rows {
-				break
-			}
-			n++
-			fmt.Fprintf(&b, "| [#%d](%s) %s | %s | %s | %s | %s |\n", f.PR.Number, f.PR.URL, cell(f.Title), f.Kind, cell(f.Target),
-				cell(strings.Join(f.Versions, ", ")), f.OpenedAt.UTC().Format("2006-01-02 15:04 UTC"))
-		}
-		more(&b, len(repo.InFlight)-n)
+	var inFlight []string
+	for _, f := range repo.InFlight {
+		inFlight = append(inFlight, fmt.Sprintf("| [#%d](%s) %s | %s | %s | %s | %s |\n", f.PR.Number, f.PR.URL, cell(f.Title), f.Kind, cell(f.Target),
+			cell(strings.Join(f.Versions, ", ")), f.OpenedAt.UTC().Format("2006-01-02 15:04 UTC")))
 	}
+	writeTable(&b, "Promotions and removals in flight", "None.", "| PR | kind | into | versions | opened |\n|---|---|---|---|---|\n", firstRows(inFlight, rows))
 
-	b.WriteString("\n## storage-policy verdicts on open PRs\n\n")
-	if len(repo.Verdicts) == 0 {
-		b.WriteString("No open PR into a channel branch.\n")
-	} else {
-		b.WriteString("| PR | into | head | verdict |\n|---|---|---|---|\n")
-		n := 0
-		for _, v := range repo.Verdicts {
-			if rows >= 0 && n >= rows {
-				break
-			}
-			n++
-			verdict := "no run yet"
-			if v.RunURL != "" {
-				word := v.Conclusion
-				if word == "" {
-					word = v.Status
-				}
-				verdict = fmt.Sprintf("[%s](%s)", cell(word), v.RunURL)
-				if v.Summary != "" {
-					verdict += ": " + cell(v.Summary)
-				}
-			}
-			fmt.Fprintf(&b, "| [#%d](%s) %s | `%s` | `%s` | %s |\n", v.PR.Number, v.PR.URL, cell(v.Title), cell(v.Base), policy.ShortSHA(v.HeadSHA), verdict)
-		}
-		more(&b, len(repo.Verdicts)-n)
+	var verdicts []string
+	for _, v := range repo.Verdicts {
+		verdicts = append(verdicts, fmt.Sprintf("| [#%d](%s) %s | `%s` | `%s` | %s |\n", v.PR.Number, v.PR.URL, cell(v.Title), cell(v.Base), policy.ShortSHA(v.HeadSHA), verdictCell(v)))
 	}
+	writeTable(&b, "storage-policy verdicts on open PRs", "No open PR into a channel branch.", "| PR | into | head | verdict |\n|---|---|---|---|\n", firstRows(verdicts, rows))
 
-	b.WriteString("\n## Recent errors\n\n")
-	if len(repo.Errors) == 0 {
-		b.WriteString("None.\n")
-	} else {
-		b.WriteString("| when | doing | cause |\n|---|---|---|\n")
-		errs := repo.Errors
-		if rows >= 0 && len(errs) > rows {
-			errs = errs[len(errs)-rows:] // the newest
-		}
-		for _, e := range errs {
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05 UTC"), cell(clip(e.What, 200)), cell(clip(e.Cause, 500)))
-		}
-		more(&b, len(repo.Errors)-len(errs))
+	var errs []string
+	for _, e := range repo.Errors {
+		errs = append(errs, fmt.Sprintf("| %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05 UTC"), cell(clip(e.What, 200)), cell(clip(e.Cause, 500))))
 	}
+	writeTable(&b, "Recent errors", "None.", "| when | doing | cause |\n|---|---|---|\n", lastRows(errs, rows)) // the newest
 	return b.String()
 }
 
@@ -204,10 +150,59 @@ func clip(s string, n int) string {
 	return s
 }
 
-func more(b *strings.Builder, n int) {
-	if n > 0 {
-		fmt.Fprintf(b, "\n…and %d more.\n", n)
+// shownRows is the part of a table's rows the page has room for, and how many it leaves out.
+type shownRows struct {
+	rows    []string
+	omitted int
+}
+
+// firstRows keeps the first limit rows; limit < 0 keeps them all.
+func firstRows(rows []string, limit int) shownRows {
+	if limit < 0 || len(rows) <= limit {
+		return shownRows{rows: rows}
 	}
+	return shownRows{rows: rows[:limit], omitted: len(rows) - limit}
+}
+
+// lastRows keeps the last limit rows; limit < 0 keeps them all.
+func lastRows(rows []string, limit int) shownRows {
+	if limit < 0 || len(rows) <= limit {
+		return shownRows{rows: rows}
+	}
+	return shownRows{rows: rows[len(rows)-limit:], omitted: len(rows) - limit}
+}
+
+// writeTable writes a titled section: the Markdown table of shown (header first) and how many rows it left
+// out, or none when there is no row at all.
+func writeTable(b *strings.Builder, title, none, header string, shown shownRows) {
+	fmt.Fprintf(b, "\n## %s\n\n", title)
+	if len(shown.rows)+shown.omitted == 0 {
+		b.WriteString(none + "\n")
+		return
+	}
+	b.WriteString(header)
+	for _, r := range shown.rows {
+		b.WriteString(r)
+	}
+	if shown.omitted > 0 {
+		fmt.Fprintf(b, "\n…and %d more.\n", shown.omitted)
+	}
+}
+
+// verdictCell links a PR's storage-policy run with its conclusion (its status while it runs) and summary.
+func verdictCell(v status.Verdict) string {
+	if v.RunURL == "" {
+		return "no run yet"
+	}
+	word := v.Conclusion
+	if word == "" {
+		word = v.Status
+	}
+	verdict := fmt.Sprintf("[%s](%s)", cell(word), v.RunURL)
+	if v.Summary != "" {
+		verdict += ": " + cell(v.Summary)
+	}
+	return verdict
 }
 
 // cell makes text safe in a Markdown table cell: no line breaks, no column separators, no HTML (so no

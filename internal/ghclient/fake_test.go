@@ -7,32 +7,13 @@ import (
 	"time"
 
 	"github.com/google/go-github/v50/github"
-	"github.com/palantir/go-githubapp/githubapp"
 
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/githubfake"
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 const refRoute = "GET /repos/{owner}/{repo}/git/ref/{ref:.+}"
-
-// installationClient builds the client the way `serve` does, against the fake.
-func installationClient(t *testing.T, s *githubfake.Server, opts ghclient.Options) *github.Client {
-	t.Helper()
-	var cfg githubapp.Config
-	cfg.V3APIURL = s.URL()
-	cfg.V4APIURL = s.URL() + "graphql"
-	cfg.App.IntegrationID = s.AppID()
-	opts.UserAgent = "storagebot-test"
-	cc, err := ghclient.NewClientCreator(cfg, s.PrivateKeyPEM(), opts)
-	if err != nil {
-		t.Fatalf("client creator: %v", err)
-	}
-	gh, err := cc.NewInstallationClient(s.InstallationID())
-	if err != nil {
-		t.Fatalf("installation client: %v", err)
-	}
-	return gh
-}
 
 func newFake(t *testing.T) (*githubfake.Server, *githubfake.Repo) {
 	t.Helper()
@@ -49,7 +30,7 @@ func TestCacheSurvivesTokenRotation(t *testing.T) {
 	ctx := context.Background()
 	s, repo := newFake(t)
 	s.SetTokenLifetime(30 * time.Second)
-	gh := installationClient(t, s, ghclient.Options{})
+	gh := testkit.ServeClient(t, s, ghclient.Options{})
 	const reads = 5
 	for i := 0; i < reads; i++ {
 		ref, _, err := gh.Git.GetRef(ctx, "storage-org", "package-storage", "heads/snapshot")
@@ -87,7 +68,7 @@ func TestCreateNotRepeatedAfter5xx(t *testing.T) {
 	ctx := context.Background()
 	s, repo := newFake(t)
 	number := repo.OpenIssue("x", "", "alice")
-	gh := installationClient(t, s, ghclient.Options{})
+	gh := testkit.ServeClient(t, s, ghclient.Options{})
 	s.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/issues/{issue_number}/comments", DropResponse: true, Status: http.StatusBadGateway, Times: 1})
 	_, resp, err := gh.Issues.CreateComment(ctx, "storage-org", "package-storage", number, &github.IssueComment{Body: github.String("hi")})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusBadGateway {
@@ -103,7 +84,7 @@ func TestCreateNotRepeatedAfter5xx(t *testing.T) {
 func TestPrimaryLimitWaitsForReset(t *testing.T) {
 	ctx := context.Background()
 	s, repo := newFake(t)
-	gh := installationClient(t, s, ghclient.Options{})
+	gh := testkit.ServeClient(t, s, ghclient.Options{})
 	s.InjectFault(githubfake.Fault{Route: refRoute, RateLimit: githubfake.PrimaryLimit, Status: http.StatusTooManyRequests, ResetIn: 2 * time.Second, Times: 1})
 	start := time.Now()
 	ref, _, err := gh.Git.GetRef(ctx, "storage-org", "package-storage", "heads/snapshot")
@@ -129,7 +110,7 @@ func TestSecondaryLimitPastBudget(t *testing.T) {
 	s, _ := newFake(t)
 	policy := ghclient.DefaultRetryPolicy()
 	policy.MaxWait = 5 * time.Second
-	gh := installationClient(t, s, ghclient.Options{Retry: policy})
+	gh := testkit.ServeClient(t, s, ghclient.Options{Retry: policy})
 	s.InjectFault(githubfake.Fault{Route: refRoute, RateLimit: githubfake.SecondaryLimit, Times: 1})
 	start := time.Now()
 	_, _, err := gh.Git.GetRef(ctx, "storage-org", "package-storage", "heads/snapshot")
@@ -164,7 +145,7 @@ func TestTokenFailureRetriedForWrites(t *testing.T) {
 	s, repo := newFake(t)
 	number := repo.OpenIssue("x", "", "alice")
 	var reasons []string
-	gh := installationClient(t, s, ghclient.Options{Observer: ghclient.Observer{Retry: func(r string) { reasons = append(reasons, r) }}})
+	gh := testkit.ServeClient(t, s, ghclient.Options{Observer: ghclient.Observer{Retry: func(r string) { reasons = append(reasons, r) }}})
 	s.InjectFault(githubfake.Fault{Route: "POST /app/installations/{installation_id}/access_tokens", Status: http.StatusBadGateway, Times: 1})
 	if _, _, err := gh.Issues.CreateComment(ctx, "storage-org", "package-storage", number, &github.IssueComment{Body: github.String("hi")}); err != nil {
 		t.Fatalf("CreateComment after a failed token fetch: %v", err)
@@ -183,7 +164,7 @@ func TestTokenFailureRetriedForWrites(t *testing.T) {
 func TestGraphQLBudgetIsItsOwn(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newFake(t)
-	gh := installationClient(t, s, ghclient.Options{})
+	gh := testkit.ServeClient(t, s, ghclient.Options{})
 	query := map[string]string{"query": `query { repository(owner: "storage-org", name: "package-storage") { nameWithOwner } }`}
 	send := func() (*github.Response, error) {
 		req, err := gh.NewRequest(http.MethodPost, "graphql", query)

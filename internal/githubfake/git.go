@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/storagebot/storagebot/internal/keyset"
 )
 
 // errMergeConflict is returned when both sides of a merge changed the same path differently.
@@ -186,15 +188,9 @@ func mergeTrees(st storer.EncodedObjectStorer, base, ours, theirs plumbing.Hash,
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	names := map[string]bool{}
-	for _, m := range []map[string]object.TreeEntry{b, o, t} {
-		for n := range m {
-			names[n] = true
-		}
-	}
 	out := map[string]object.TreeEntry{}
 	var conflicts []string
-	for name := range names {
+	for _, name := range keyset.SortedUnion(b, o, t) {
 		be, bok := b[name]
 		oe, ook := o[name]
 		te, tok := t[name]
@@ -273,17 +269,7 @@ func diffTreeInto(st storer.EncodedObjectStorer, prefix string, a, b plumbing.Ha
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(ea)+len(eb))
-	for n := range ea {
-		names = append(names, n)
-	}
-	for n := range eb {
-		if _, dup := ea[n]; !dup {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range keyset.SortedUnion(ea, eb) {
 		x, inA := ea[name]
 		y, inB := eb[name]
 		if inA && inB && x.Hash == y.Hash && x.Mode == y.Mode {

@@ -164,14 +164,9 @@ func parseGraphQL(src string) (*gqlDoc, *gqlError) {
 		}
 		line, col := p.line, p.col
 		if p.peek() == '{' {
-			if haveOp {
-				return nil, p.errorAt(line, col, "This anonymous operation must be the only defined operation.")
-			}
-			sel, err := p.selectionSet()
-			if err != nil {
+			if err := p.operation(doc, &haveOp, line, col, "This anonymous operation must be the only defined operation."); err != nil {
 				return nil, err
 			}
-			doc.operation, haveOp = sel, true
 			continue
 		}
 		word := p.name()
@@ -185,14 +180,9 @@ func parseGraphQL(src string) (*gqlDoc, *gqlError) {
 			if p.peek() == '(' {
 				return nil, p.errorAt(p.line, p.col, "Variables are not supported by this fake GitHub: send literals")
 			}
-			if haveOp {
-				return nil, p.errorAt(line, col, "This fake GitHub answers one operation per document")
-			}
-			sel, err := p.selectionSet()
-			if err != nil {
+			if err := p.operation(doc, &haveOp, line, col, "This fake GitHub answers one operation per document"); err != nil {
 				return nil, err
 			}
-			doc.operation, haveOp = sel, true
 		case "fragment":
 			p.skip()
 			name := p.name()
@@ -309,6 +299,20 @@ func (p *gqlParser) expect(ch byte) *gqlError {
 		return p.errorAt(p.line, p.col, fmt.Sprintf("Parse error on %s: expected %q", got, string(ch)))
 	}
 	p.advance()
+	return nil
+}
+
+// operation parses the document's operation, at line and col, into doc. A document holds one: a second is
+// refused with tooMany, worded as GitHub words it for that form (anonymous or named).
+func (p *gqlParser) operation(doc *gqlDoc, haveOp *bool, line, col int, tooMany string) *gqlError {
+	if *haveOp {
+		return p.errorAt(line, col, tooMany)
+	}
+	sel, err := p.selectionSet()
+	if err != nil {
+		return err
+	}
+	doc.operation, *haveOp = sel, true
 	return nil
 }
 

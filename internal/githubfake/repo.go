@@ -2,6 +2,7 @@ package githubfake
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,15 @@ import (
 type File struct {
 	Content []byte
 	Mode    string
+}
+
+// MergeFiles is one commit's changes made of several sets (path → file); a later set wins on a path.
+func MergeFiles(sets ...map[string]*File) map[string]*File {
+	out := map[string]*File{}
+	for _, set := range sets {
+		maps.Copy(out, set)
+	}
+	return out
 }
 
 // Repo is one repository of the fake, with its git objects, branches, issues, PRs and check runs.

@@ -47,6 +47,56 @@ func newRevisionReport(r storage.Revision) revisionReport {
 	return revisionReport{Rev: r.Rev, Ref: r.Ref, Commit: r.Commit.SHA}
 }
 
+// labeledRevision is a resolved revision with the label the reports print before it.
+type labeledRevision struct {
+	label string
+	revisionReport
+}
+
+// namedByRef says whether the revision was given as something other than the reference it resolved
+// through, so the reports show that reference too.
+func (r labeledRevision) namedByRef() bool { return r.Ref != "" && r.Ref != r.Rev }
+
+// revisions lists the resolved revisions in the order both reports print them — base, head, then the
+// channels by name — leaving out those that resolved to no commit.
+func (res resolvedReport) revisions() []labeledRevision {
+	return append(res.endpoints(), res.channelRevisions()...)
+}
+
+// endpoints are the base and head revisions that resolved to a commit.
+func (res resolvedReport) endpoints() []labeledRevision {
+	return withCommit([]labeledRevision{{"base", res.Base}, {"head", res.Head}})
+}
+
+// channelRevisions are the channels' revisions that resolved to a commit, by channel name.
+func (res resolvedReport) channelRevisions() []labeledRevision {
+	var all []labeledRevision
+	for _, name := range res.channelNames() {
+		all = append(all, labeledRevision{"channel " + name, res.Channels[name]})
+	}
+	return withCommit(all)
+}
+
+func withCommit(revs []labeledRevision) []labeledRevision {
+	var out []labeledRevision
+	for _, r := range revs {
+		if r.Commit != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// channelNames are the channels' names, sorted.
+func (res resolvedReport) channelNames() []string {
+	names := make([]string, 0, len(res.Channels))
+	for name := range res.Channels {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // configReport is where the configuration came from: "file" (--config), "revision" (--config-rev), "HEAD" or
 // "defaults".
 type configReport struct {
@@ -191,25 +241,12 @@ func short(sha string) string { return policy.AbbrevSHA(sha, 12) }
 // writeResolved prints which commit each revision resolved to and through which reference, and where the
 // configuration came from.
 func writeResolved(b *strings.Builder, res resolvedReport) {
-	line := func(label string, r revisionReport) {
-		if r.Commit == "" {
-			return
-		}
-		fmt.Fprintf(b, "  %-18s %s = %s", label, r.Rev, r.Commit)
-		if r.Ref != "" && r.Ref != r.Rev {
+	for _, r := range res.revisions() {
+		fmt.Fprintf(b, "  %-18s %s = %s", r.label, r.Rev, r.Commit)
+		if r.namedByRef() {
 			fmt.Fprintf(b, " (%s)", r.Ref)
 		}
 		b.WriteString("\n")
-	}
-	line("base", res.Base)
-	line("head", res.Head)
-	names := make([]string, 0, len(res.Channels))
-	for name := range res.Channels {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		line("channel "+name, res.Channels[name])
 	}
 	switch res.Config.Source {
 	case "file":
@@ -244,29 +281,22 @@ func writeMarkdown(w io.Writer, rep *report) error {
 	b.WriteString(rep.markdown)
 	b.WriteString("\n\n<details><summary>Revisions checked</summary>\n\n")
 	b.WriteString("| | revision | commit |\n|---|---|---|\n")
-	row := func(label string, r revisionReport) {
-		if r.Commit == "" {
-			return
-		}
+	row := func(r labeledRevision) {
 		rev := "`" + r.Rev + "`"
-		if r.Ref != "" && r.Ref != r.Rev {
+		if r.namedByRef() {
 			rev += " (`" + r.Ref + "`)"
 		}
-		fmt.Fprintf(&b, "| %s | %s | `%s` |\n", label, rev, r.Commit)
+		fmt.Fprintf(&b, "| %s | %s | `%s` |\n", r.label, rev, r.Commit)
 	}
 	res := rep.Resolved
-	row("base", res.Base)
-	row("head", res.Head)
+	for _, r := range res.endpoints() {
+		row(r)
+	}
 	if res.MergeBase != "" {
 		fmt.Fprintf(&b, "| merge base | | `%s` |\n", res.MergeBase)
 	}
-	names := make([]string, 0, len(res.Channels))
-	for name := range res.Channels {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		row("channel "+name, res.Channels[name])
+	for _, r := range res.channelRevisions() {
+		row(r)
 	}
 	switch res.Config.Source {
 	case "file":
@@ -277,7 +307,7 @@ func writeMarkdown(w io.Writer, rep *report) error {
 		b.WriteString("| config | built-in defaults | |\n")
 	}
 	cmd := fmt.Sprintf("storagebot check --repo . --channel %s --base %s --head %s", rep.Channel, rep.Base, rep.Head)
-	for _, name := range names {
+	for _, name := range res.channelNames() {
 		cmd += fmt.Sprintf(" --ref %s=%s", name, res.Channels[name].Commit)
 	}
 	if res.Config.Source == "revision" || res.Config.Source == "HEAD" {

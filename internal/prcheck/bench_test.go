@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v50/github"
-	"github.com/palantir/go-githubapp/githubapp"
 
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/githubapi"
@@ -19,6 +18,7 @@ import (
 	"github.com/storagebot/storagebot/internal/repoctx"
 	"github.com/storagebot/storagebot/internal/storage"
 	"github.com/storagebot/storagebot/internal/storagegen"
+	"github.com/storagebot/storagebot/internal/testkit"
 	"github.com/storagebot/storagebot/policy"
 )
 
@@ -156,20 +156,7 @@ func (bs *benchStorage) push(tb testing.TB, pr *benchPR, versions int) {
 // productionClient is an installation client built the way `serve` builds it: ghclient's creator with the
 // ETag-revalidating HTTP cache, a fresh cache per call.
 func (bs *benchStorage) productionClient(tb testing.TB) *github.Client {
-	tb.Helper()
-	var cfg githubapp.Config
-	cfg.V3APIURL = bs.server.URL()
-	cfg.V4APIURL = bs.server.URL() + "graphql"
-	cfg.App.IntegrationID = bs.server.AppID()
-	cc, err := ghclient.NewClientCreator(cfg, bs.server.PrivateKeyPEM(), ghclient.Options{UserAgent: "storagebot-bench"})
-	if err != nil {
-		tb.Fatalf("client creator: %v", err)
-	}
-	client, err := cc.NewInstallationClient(bs.server.InstallationID())
-	if err != nil {
-		tb.Fatalf("installation client: %v", err)
-	}
-	return client
+	return testkit.ServeClient(tb, bs.server, ghclient.Options{UserAgent: "storagebot-bench"})
 }
 
 // plainClient is an installation client with no cache at all, as a simple bot would have.

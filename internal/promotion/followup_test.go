@@ -14,6 +14,7 @@ import (
 	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
+	"github.com/storagebot/storagebot/internal/seal"
 )
 
 // mergedPromotion promotes foo@1.2.3 and bar@2.0.0 from snapshot to staging, then edits the snapshot copy of
@@ -295,15 +296,7 @@ func TestNoteFollowUpOnceWhenTwoPost(t *testing.T) {
 			t.Fatalf("NoteFollowUp: %v", err)
 		}
 	}
-	var notes []int64
-	for _, c := range e.repo.IssueComments(n) {
-		if strings.Contains(c.Body, FollowUpNoteMarker(n, key)) {
-			notes = append(notes, c.ID)
-		}
-	}
-	if len(notes) != 1 {
-		t.Fatalf("follow-up notes = %v, want exactly one", notes)
-	}
+	assertOneFollowUpNote(t, e, n, key)
 	if posts := e.fake.Calls("POST /repos/{owner}/{repo}/issues/{issue_number}/comments"); posts != 2 {
 		t.Errorf("notes posted = %d, want 2 (the race this test is about did not happen)", posts)
 	}
@@ -313,6 +306,20 @@ func TestNoteFollowUpOnceWhenTwoPost(t *testing.T) {
 	}
 	if got := len(e.repo.IssueComments(n)); got != 1 {
 		t.Errorf("comments after a redelivery = %d, want 1", got)
+	}
+}
+
+// assertOneFollowUpNote fails t unless exactly one comment on PR n carries its follow-up note's marker.
+func assertOneFollowUpNote(t *testing.T, e *env, n int, key seal.Key) {
+	t.Helper()
+	var notes []int64
+	for _, c := range e.repo.IssueComments(n) {
+		if strings.Contains(c.Body, FollowUpNoteMarker(n, key)) {
+			notes = append(notes, c.ID)
+		}
+	}
+	if len(notes) != 1 {
+		t.Fatalf("follow-up notes = %v, want exactly one", notes)
 	}
 }
 
@@ -349,15 +356,7 @@ func TestNoteFollowUpLandingLate(t *testing.T) {
 	if e.fake.LateWrites() != 0 {
 		t.Fatal("the late post had not landed when its writer returned")
 	}
-	var notes []int64
-	for _, c := range e.repo.IssueComments(n) {
-		if strings.Contains(c.Body, FollowUpNoteMarker(n, key)) {
-			notes = append(notes, c.ID)
-		}
-	}
-	if len(notes) != 1 {
-		t.Fatalf("follow-up notes = %v, want exactly one", notes)
-	}
+	assertOneFollowUpNote(t, e, n, key)
 	if posts := e.fake.Calls(route); posts != 2 {
 		t.Errorf("notes posted = %d, want 2 (one each)", posts)
 	}

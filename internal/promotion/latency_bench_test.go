@@ -135,28 +135,16 @@ func boundName(bound int) string {
 //
 // Run: go test -run '^$' -bench PromoteLatency -benchtime 1x ./internal/promotion/
 func BenchmarkPromoteLatency(b *testing.B) {
-	l := newLatencyEnv(b, latencyPackages)
-	for _, rtt := range latencyRTTs {
-		for _, k := range []int{1, 10} {
-			for _, bound := range latencyBounds {
-				b.Run(fmt.Sprintf("rtt=%dms/k=%d/bound=%s", rtt.Milliseconds(), k, boundName(bound)), func(b *testing.B) {
-					b.StopTimer()
-					var m latencyMeasure
-					for i := 0; i < b.N; i++ {
-						versions, repo := l.take(b, k), l.cold(bound)
-						m.run(b, l, rtt, i+1, func() error {
-							res, err := l.svc.Promote(context.Background(), repo, PromoteRequest{Versions: refs(versions...)})
-							if err == nil && (len(res.Refusals) > 0 || res.PR.Number == 0) {
-								err = fmt.Errorf("promote %v: refused %+v", versions, res.Refusals)
-							}
-							return err
-						})
-					}
-					m.report(b)
-				})
+	latencyGrid(b, func(b *testing.B, l *latencyEnv, k, bound int) func() error {
+		versions, repo := l.take(b, k), l.cold(bound)
+		return func() error {
+			res, err := l.svc.Promote(context.Background(), repo, PromoteRequest{Versions: refs(versions...)})
+			if err == nil && (len(res.Refusals) > 0 || res.PR.Number == 0) {
+				err = fmt.Errorf("promote %v: refused %+v", versions, res.Refusals)
 			}
+			return err
 		}
-	}
+	})
 }
 
 // BenchmarkFollowUpLatency measures the removal follow-up of a promotion of k versions merged into staging
@@ -165,6 +153,23 @@ func BenchmarkPromoteLatency(b *testing.B) {
 //
 // Run: go test -run '^$' -bench FollowUpLatency -benchtime 1x ./internal/promotion/
 func BenchmarkFollowUpLatency(b *testing.B) {
+	latencyGrid(b, func(b *testing.B, l *latencyEnv, k, bound int) func() error {
+		versions := l.take(b, k)
+		merged := l.pr(b, l.promoteAndMergeTo(b, versions))
+		repo := l.cold(bound)
+		return func() error {
+			results, err := l.svc.FollowUp(context.Background(), repo, merged)
+			if err == nil && (len(results) != 1 || len(results[0].Removed) != k) {
+				err = fmt.Errorf("follow-up of #%d: %+v, want one removal PR of %d versions", merged.GetNumber(), results, k)
+			}
+			return err
+		}
+	})
+}
+
+// latencyGrid runs a sub-benchmark for each round trip, k (versions per operation) and read bound. Each
+// iteration calls prepare, untimed, for the operation to measure, then measures it.
+func latencyGrid(b *testing.B, prepare func(b *testing.B, l *latencyEnv, k, bound int) (op func() error)) {
 	l := newLatencyEnv(b, latencyPackages)
 	for _, rtt := range latencyRTTs {
 		for _, k := range []int{1, 10} {
@@ -173,16 +178,7 @@ func BenchmarkFollowUpLatency(b *testing.B) {
 					b.StopTimer()
 					var m latencyMeasure
 					for i := 0; i < b.N; i++ {
-						versions := l.take(b, k)
-						merged := l.pr(b, l.promoteAndMergeTo(b, versions))
-						repo := l.cold(bound)
-						m.run(b, l, rtt, i+1, func() error {
-							results, err := l.svc.FollowUp(context.Background(), repo, merged)
-							if err == nil && (len(results) != 1 || len(results[0].Removed) != k) {
-								err = fmt.Errorf("follow-up of #%d: %+v, want one removal PR of %d versions", merged.GetNumber(), results, k)
-							}
-							return err
-						})
+						m.run(b, l, rtt, i+1, prepare(b, l, k, bound))
 					}
 					m.report(b)
 				})

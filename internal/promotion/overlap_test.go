@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/google/go-github/v50/github"
-	"github.com/palantir/go-githubapp/githubapp"
 
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/storage"
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 const routeTree = "GET /repos/{owner}/{repo}/git/trees/{tree_sha}"
@@ -128,7 +128,7 @@ func TestSecondaryLimitOneSharedWait(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			l := newLatencyEnv(t, 12)
 			op := p.prepare(t, l)
-			l.gh = serveClient(t, l.fake)
+			l.gh = testkit.ServeClient(t, l.fake, ghclient.Options{})
 			if _, _, err := l.gh.Repositories.Get(context.Background(), owner, name); err != nil {
 				t.Fatal(err) // the installation token, outside the measure
 			}
@@ -152,23 +152,4 @@ func TestSecondaryLimitOneSharedWait(t *testing.T) {
 			t.Logf("%v elapsed, %d requests while limited", time.Since(start), l.fake.RequestsWhileLimited())
 		})
 	}
-}
-
-// serveClient is an installation client built as serve builds it: ghclient's retries and per-installation
-// rate-limit gate.
-func serveClient(t *testing.T, s *githubfake.Server) *github.Client {
-	t.Helper()
-	var cfg githubapp.Config
-	cfg.V3APIURL = s.URL()
-	cfg.V4APIURL = s.URL() + "graphql"
-	cfg.App.IntegrationID = s.AppID()
-	cc, err := ghclient.NewClientCreator(cfg, s.PrivateKeyPEM(), ghclient.Options{UserAgent: "storagebot-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := cc.NewInstallationClient(s.InstallationID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
 }

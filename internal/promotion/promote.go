@@ -294,12 +294,17 @@ func (l *locator) load(ctx context.Context, chans []repoconfig.Channel, pkgs []s
 
 // packagesOf lists the distinct packages of versions, in order.
 func packagesOf(versions []commandparse.VersionRef) []string {
+	return distinct(versions, func(v commandparse.VersionRef) string { return v.Package })
+}
+
+// distinct lists the distinct keys of items, in the order they first appear.
+func distinct[T any](items []T, key func(T) string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, v := range versions {
-		if !seen[v.Package] {
-			seen[v.Package] = true
-			out = append(out, v.Package)
+	for _, it := range items {
+		if k := key(it); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
 		}
 	}
 	return out
@@ -505,14 +510,7 @@ func refuseAll(versions []commandparse.VersionRef, reason string) []Refusal {
 }
 
 func sourceNames(plan []Planned) string {
-	seen := map[string]bool{}
-	var names []string
-	for _, p := range plan {
-		if !seen[p.Source] {
-			seen[p.Source] = true
-			names = append(names, p.Source)
-		}
-	}
+	names := distinct(plan, func(p Planned) string { return p.Source })
 	sort.Strings(names)
 	return strings.Join(names, " and ")
 }

@@ -278,15 +278,7 @@ func (s *Service) reconcileChannel(ctx context.Context, repo Repo, lh head, remo
 
 // highersOf names the higher channels holding the removed versions ("staging and production").
 func highersOf(remove []removal) string {
-	var highers []string
-	seen := map[string]bool{}
-	for _, rm := range remove {
-		if !seen[rm.Higher] {
-			seen[rm.Higher] = true
-			highers = append(highers, rm.Higher)
-		}
-	}
-	return strings.Join(highers, " and ")
+	return strings.Join(distinct(remove, func(rm removal) string { return rm.Higher }), " and ")
 }
 
 func reconcileIntro(lower, highers string) string {

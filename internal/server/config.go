@@ -161,28 +161,15 @@ func unknownKeys(file string, n *yaml.Node, t reflect.Type, prefix string) error
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Duration(0)) {
+	keyed, isMapping := fileFields(t)
+	if n.Kind != yaml.MappingNode || !isMapping {
 		return nil // a type mismatch is reported by Decode, with its line
 	}
 	fields := map[string]reflect.Type{}
 	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		fields[name] = f.Type
-		names = append(names, name)
+	for _, f := range keyed {
+		fields[f.key] = f.typ
+		names = append(names, f.key)
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, value := n.Content[i], n.Content[i+1]
@@ -199,6 +186,55 @@ func unknownKeys(file string, n *yaml.Node, t reflect.Type, prefix string) error
 		}
 	}
 	return nil
+}
+
+// fileField is a field of a configuration struct, by the key it has in the configuration file.
+type fileField struct {
+	key string
+	typ reflect.Type
+}
+
+// fileFields lists the keys type t accepts in the configuration file, in field order, named as yaml.v3 names
+// them (the yaml tag, else the lowercased field name); isMapping is false when t (through pointers) is read
+// from a scalar or a list instead: a leaf.
+func fileFields(t reflect.Type) (fields []fileField, isMapping bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Duration(0)) {
+		return nil, false
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields = append(fields, fileField{key: name, typ: f.Type})
+	}
+	return fields, true
+}
+
+// FileKeys lists every key path the configuration file accepts, leaves only ("queue.size",
+// "github.app.private_key"): what the README's Server configuration section must document.
+func FileKeys() []string { return leafKeys(reflect.TypeOf(Config{}), "") }
+
+func leafKeys(t reflect.Type, prefix string) []string {
+	fields, isMapping := fileFields(t)
+	if !isMapping {
+		return []string{prefix}
+	}
+	var out []string
+	for _, f := range fields {
+		out = append(out, leafKeys(f.typ, prefix+dot(prefix)+f.key)...)
+	}
+	return out
 }
 
 func dot(prefix string) string {

@@ -7,7 +7,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +24,8 @@ import (
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 // countingBody is a request body that counts what the server read of it and, when gate is set, stops after
@@ -276,7 +277,7 @@ func TestFormEncodedDeliveries(t *testing.T) {
 // TestEventLogLinesHaveNoDuplicateKeys: every line about a delivery carries github_event_type and
 // github_delivery_id exactly once, the handler's lines included.
 func TestEventLogLinesHaveNoDuplicateKeys(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	h := &recordingHandler{}
 	s := New(testConfig(), zerolog.New(&logs).Level(zerolog.DebugLevel), nil, []githubapp.EventHandler{h})
 	body := []byte(`{"action":"opened"}`)
@@ -294,56 +295,13 @@ func TestEventLogLinesHaveNoDuplicateKeys(t *testing.T) {
 			continue
 		}
 		lines++
-		if dup := duplicateKey(t, line); dup != "" {
+		if dup := testkit.DuplicateJSONKey(t, line); dup != "" {
 			t.Errorf("key %q appears twice in %s", dup, line)
 		}
 	}
 	if lines < 3 {
 		t.Errorf("only %d log lines name a delivery, want one per delivery at least:\n%s", lines, logs.String())
 	}
-}
-
-// duplicateKey returns a key that appears twice in the top-level JSON object line, or "".
-func duplicateKey(t *testing.T, line string) string {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(line))
-	if _, err := dec.Token(); err != nil { // {
-		t.Fatalf("log line is not JSON: %v: %s", err, line)
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		key := tok.(string)
-		if seen[key] {
-			return key
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-	}
-	return ""
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestReadyzSaysWhetherDeliveriesAreTaken: /readyz does not depend on the key file (a rotated or unmounted

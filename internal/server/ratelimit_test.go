@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/ghclient"
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 // limitedHandler fails with a GitHub rate limit the first `limited` times it runs, then succeeds.
@@ -56,7 +57,7 @@ func TestRateLimitedEventRunsAgain(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testkit.SyncBuffer
 			h := &limitedHandler{limited: tc.limited}
 			s := New(testConfig(), zerolog.New(&logs), nil, []githubapp.EventHandler{h})
 			body := []byte(`{"action":"opened","number":1}`)

@@ -153,58 +153,101 @@ func TestSetupFlowRegistersTheApp(t *testing.T) {
 }
 
 func TestSetupFlowRefusals(t *testing.T) {
-	t.Run("state not from this server", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "github-app.json")
-		e := newEnv(t, path)
-		u, _ := url.Parse(e.toCallback())
-		q := u.Query()
-		q.Set("state", "0123456789abcdef0123456789abcdef")
-		u.RawQuery = q.Encode()
-		status, page, _ := get(t, noRedirect, u.String())
-		if status != http.StatusBadRequest || !strings.Contains(page, "did not come from this server") || !strings.Contains(page, "Start again") {
-			t.Errorf("forged state = %d:\n%s", status, page)
-		}
-		if e.fake.ManifestCodesPending() != 1 {
-			t.Error("the code was exchanged despite a forged state")
-		}
-		assertNothingWritten(t, e, path)
-	})
-	t.Run("code already used", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "github-app.json")
-		e := newEnv(t, path)
-		callback := e.toCallback()
-		u, _ := url.Parse(callback)
-		resp, err := http.Post(e.fake.URL()+"app-manifests/"+u.Query().Get("code")+"/conversions", "application/json", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close() // someone else exchanged it first
-		status, page, _ := get(t, noRedirect, callback)
-		if status != http.StatusBadRequest || !strings.Contains(page, "GitHub refused the code (404)") || !strings.Contains(page, "delete it first") {
-			t.Errorf("used code = %d:\n%s", status, page)
-		}
-		assertNothingWritten(t, e, path)
-	})
-	t.Run("expired code", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "github-app.json")
-		e := newEnv(t, path)
-		callback := e.toCallback()
-		e.fake.ExpireManifestCodes()
-		status, page, _ := get(t, noRedirect, callback)
-		if status != http.StatusBadRequest || !strings.Contains(page, "more than an hour old") {
-			t.Errorf("expired code = %d:\n%s", status, page)
-		}
-		assertNothingWritten(t, e, path)
-	})
-	t.Run("malformed code", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "github-app.json")
-		e := newEnv(t, path)
-		status, page, _ := get(t, noRedirect, e.srv.URL+CallbackPath+"?code=..%2F..%2Fapp&state=x")
-		if status != http.StatusBadRequest || !strings.Contains(page, "no valid code") {
-			t.Errorf("malformed code = %d:\n%s", status, page)
-		}
-		assertNothingWritten(t, e, path)
-	})
+	// Each refused callback answers with a page saying why, and writes and completes nothing.
+	for _, tc := range []struct {
+		name string
+		// callback prepares the refusal and returns the callback URL to follow.
+		callback   func(t *testing.T, e *env) string
+		wantStatus int
+		wantPage   []string
+		// after checks what else the refusal must leave as it was.
+		after func(t *testing.T, e *env)
+	}{
+		{
+			name: "state not from this server",
+			callback: func(t *testing.T, e *env) string {
+				u, _ := url.Parse(e.toCallback())
+				q := u.Query()
+				q.Set("state", "0123456789abcdef0123456789abcdef")
+				u.RawQuery = q.Encode()
+				return u.String()
+			},
+			wantStatus: http.StatusBadRequest,
+			wantPage:   []string{"did not come from this server", "Start again"},
+			after: func(t *testing.T, e *env) {
+				if e.fake.ManifestCodesPending() != 1 {
+					t.Error("the code was exchanged despite a forged state")
+				}
+			},
+		},
+		{
+			name: "code already used",
+			callback: func(t *testing.T, e *env) string {
+				callback := e.toCallback()
+				u, _ := url.Parse(callback)
+				resp, err := http.Post(e.fake.URL()+"app-manifests/"+u.Query().Get("code")+"/conversions", "application/json", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close() // someone else exchanged it first
+				return callback
+			},
+			wantStatus: http.StatusBadRequest,
+			wantPage:   []string{"GitHub refused the code (404)", "delete it first"},
+		},
+		{
+			name: "expired code",
+			callback: func(t *testing.T, e *env) string {
+				callback := e.toCallback()
+				e.fake.ExpireManifestCodes()
+				return callback
+			},
+			wantStatus: http.StatusBadRequest,
+			wantPage:   []string{"more than an hour old"},
+		},
+		{
+			name: "malformed code",
+			callback: func(t *testing.T, e *env) string {
+				return e.srv.URL + CallbackPath + "?code=..%2F..%2Fapp&state=x"
+			},
+			wantStatus: http.StatusBadRequest,
+			wantPage:   []string{"no valid code"},
+		},
+		{
+			name: "App owned by another account than the organization",
+			callback: func(t *testing.T, e *env) string {
+				// The page's state, but the manifest posted to a personal account's new-App page.
+				status, page, _ := get(t, http.DefaultClient, e.srv.URL+"/")
+				if status != http.StatusOK {
+					t.Fatal(page)
+				}
+				action := html.UnescapeString(actionRE.FindStringSubmatch(page)[1])
+				manifest := html.UnescapeString(manifestRE.FindStringSubmatch(page)[1])
+				state := strings.SplitN(action, "state=", 2)[1]
+				resp, err := noRedirect.PostForm(e.fake.WebURL()+"settings/apps?state="+state, url.Values{"manifest": {manifest}, "name": {"storagebot"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.Header.Get("Location")
+			},
+			wantStatus: http.StatusForbidden,
+			wantPage:   []string{"belongs to storage-admin, not to the organization storage-org"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "github-app.json")
+			e := newEnv(t, path)
+			status, page, _ := get(t, noRedirect, tc.callback(t, e))
+			if status != tc.wantStatus || !containsAll(page, tc.wantPage) {
+				t.Errorf("callback = %d, want %d saying %q:\n%s", status, tc.wantStatus, tc.wantPage, page)
+			}
+			if tc.after != nil {
+				tc.after(t, e)
+			}
+			assertNothingWritten(t, e, path)
+		})
+	}
 	t.Run("credentials file cannot be written, then can", func(t *testing.T) {
 		dir := t.TempDir()
 		blocker := filepath.Join(dir, "conf")
@@ -233,28 +276,6 @@ func TestSetupFlowRefusals(t *testing.T) {
 			t.Errorf("credentials after the fix: %v, %v", c, err)
 		}
 	})
-	t.Run("App owned by another account than the organization", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "github-app.json")
-		e := newEnv(t, path)
-		// The page's state, but the manifest posted to a personal account's new-App page.
-		status, page, _ := get(t, http.DefaultClient, e.srv.URL+"/")
-		if status != http.StatusOK {
-			t.Fatal(page)
-		}
-		action := html.UnescapeString(actionRE.FindStringSubmatch(page)[1])
-		manifest := html.UnescapeString(manifestRE.FindStringSubmatch(page)[1])
-		state := strings.SplitN(action, "state=", 2)[1]
-		resp, err := noRedirect.PostForm(e.fake.WebURL()+"settings/apps?state="+state, url.Values{"manifest": {manifest}, "name": {"storagebot"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		status, page, _ = get(t, noRedirect, resp.Header.Get("Location"))
-		if status != http.StatusForbidden || !strings.Contains(page, "belongs to storage-admin, not to the organization storage-org") {
-			t.Errorf("personal App for an organization's setup = %d:\n%s", status, page)
-		}
-		assertNothingWritten(t, e, path)
-	})
 	t.Run("serving with the new App fails", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "github-app.json")
 		e := newEnv(t, path)
@@ -270,6 +291,15 @@ func TestSetupFlowRefusals(t *testing.T) {
 			t.Error("the flow says done although serving failed")
 		}
 	})
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 func assertNothingWritten(t *testing.T, e *env, path string) {

@@ -49,16 +49,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := githubfake.New(githubfake.Options{})
-	t.Cleanup(fake.Close)
-	client, err := fake.InstallationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fix, err := statustest.Build(context.Background(), fake, client, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := statustest.Start(t, statustest.FixedKey(key))
+	fake, client := st.Fake, st.Client
 	cache := storage.NewObjectCache(0)
 	clk := &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	b := NewBoard(func(context.Context) ([]int64, error) { return []int64{fake.InstallationID()}, nil },
@@ -66,7 +58,7 @@ func newEnv(t *testing.T) *env {
 		&promotion.Service{Cache: cache, Seal: key, AppID: fake.AppID()}, &prcheck.Service{Cache: cache, Seal: key, AppID: fake.AppID()})
 	b.Now = clk.Now
 	b.Wait = time.Minute // generous: tests wait for the reads; the bound is exercised by TestReportWaitsAtMostWait
-	return &env{fake: fake, fix: fix, board: b, clock: clk}
+	return &env{fake: fake, fix: st.Fixture, board: b, clock: clk}
 }
 
 // TestReportShowsRepositoryState: channels with their heads, the pending removal with its PR, the drift, the

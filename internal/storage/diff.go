@@ -3,7 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
-	"sort"
+
+	"github.com/storagebot/storagebot/internal/keyset"
 )
 
 // VersionDelta is one package version whose tree entry differs between two states of a storage branch.
@@ -74,7 +75,7 @@ func diffVersions(ctx context.Context, r Reader, oldRoot, newRoot string, prefet
 	if oldPkgs == newPkgs {
 		return d, nil
 	}
-	names := unionNames(oldEntries, newEntries)
+	names := keyset.SortedUnion(oldEntries, newEntries)
 	versions := make([][]VersionDelta, len(names))
 	packages := newGroup(ctx, readConcurrency(r))
 	for i, name := range names {
@@ -126,7 +127,7 @@ func diffPackage(ctx context.Context, r Reader, name string, o, n TreeEntry, pre
 		return nil, err
 	}
 	var out []VersionDelta
-	for _, v := range unionNames(oldVersions, newVersions) {
+	for _, v := range keyset.SortedUnion(oldVersions, newVersions) {
 		ov, nv := oldVersions[v], newVersions[v]
 		if ov.SHA == nv.SHA && ov.Type == nv.Type {
 			continue
@@ -183,18 +184,4 @@ func TreeByName(ctx context.Context, r Reader, sha string) (map[string]TreeEntry
 		m[e.Path] = e
 	}
 	return m, nil
-}
-
-func unionNames(a, b map[string]TreeEntry) []string {
-	names := make([]string, 0, len(a)+len(b))
-	for n := range a {
-		names = append(names, n)
-	}
-	for n := range b {
-		if _, ok := a[n]; !ok {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	return names
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/storagebot/storagebot/internal/keyset"
 )
 
 // GraphQL batch reads (docs/architecture.md §3, §8). Trees and blobs addressed by SHA can be read many at a time
@@ -396,7 +398,7 @@ func (g *gatherer) prefetch(ctx context.Context, b batchReader, head *Commit, mb
 	}
 	mbPkgs, headPkgs := states[0].pkgs, states[1].pkgs
 	var touched []string
-	for _, name := range unionNames(mbPkgs, headPkgs) {
+	for _, name := range keyset.SortedUnion(mbPkgs, headPkgs) {
 		if o, n := mbPkgs[name], headPkgs[name]; o.SHA != n.SHA || o.Type != n.Type {
 			touched = append(touched, name)
 		}
@@ -421,7 +423,7 @@ func (g *gatherer) prefetch(ctx context.Context, b batchReader, head *Commit, mb
 				return err
 			}
 		}
-		for _, v := range unionNames(versions[0], versions[1]) {
+		for _, v := range keyset.SortedUnion(versions[0], versions[1]) {
 			o, n := versions[0][v], versions[1][v]
 			if o.SHA == n.SHA && o.Type == n.Type {
 				continue

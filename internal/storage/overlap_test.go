@@ -9,12 +9,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/google/go-github/v50/github"
-	"github.com/palantir/go-githubapp/githubapp"
 
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/storagegen"
+	"github.com/storagebot/storagebot/internal/testkit"
 )
 
 // packageTree returns the SHA of packages/<pkg> on branch.
@@ -158,28 +157,9 @@ func TestGatherFailedReadCancelsTheOthers(t *testing.T) {
 	t.Logf("failed after %v", time.Since(start))
 }
 
-// serveClient is an installation client built as serve builds it: ghclient's retries and per-installation
-// rate-limit gate.
-func serveClient(t *testing.T, s *githubfake.Server) *github.Client {
-	t.Helper()
-	var cfg githubapp.Config
-	cfg.V3APIURL = s.URL()
-	cfg.V4APIURL = s.URL() + "graphql"
-	cfg.App.IntegrationID = s.AppID()
-	cc, err := ghclient.NewClientCreator(cfg, s.PrivateKeyPEM(), ghclient.Options{UserAgent: "storagebot-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := cc.NewInstallationClient(s.InstallationID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
-}
-
 func TestGatherSecondaryLimitOneSharedWait(t *testing.T) {
 	s, _, _ := fakeStorage(t)
-	client := serveClient(t, s)
+	client := testkit.ServeClient(t, s, ghclient.Options{})
 	req := Request{Channel: "snapshot", Channels: storagegen.Channels, Branch: "snapshot", Base: "snapshot", Head: "pr",
 		Others: map[string]string{"staging": "staging", "production": "production"}}
 	if _, _, err := client.Repositories.Get(context.Background(), "storage-org", "package-storage"); err != nil {

@@ -40,7 +40,7 @@ const (
 func Build(ctx context.Context, s *githubfake.Server, client *github.Client, key seal.Key) (*Fixture, error) {
 	repo := s.CreateRepo(Owner, Name, "snapshot")
 	f := &Fixture{Repo: repo}
-	if _, err := repo.Commit("snapshot", "apm 1.0.0", merge(version("apm", "1.0.0", "a"), version("nginx", "2.0.0", "old"))); err != nil {
+	if _, err := repo.Commit("snapshot", "apm 1.0.0", githubfake.MergeFiles(version("apm", "1.0.0", "a"), version("nginx", "2.0.0", "old"))); err != nil {
 		return nil, err
 	}
 	for _, b := range []string{"staging", "production"} {
@@ -49,7 +49,7 @@ func Build(ctx context.Context, s *githubfake.Server, client *github.Client, key
 		}
 	}
 	// production drops apm (so staging's copy is the promotion's source) and holds a different nginx.
-	if _, err := repo.Commit("production", "nginx 2.0.0 rebuilt", merge(version("nginx", "2.0.0", "new"), drop("apm", "1.0.0"))); err != nil {
+	if _, err := repo.Commit("production", "nginx 2.0.0 rebuilt", githubfake.MergeFiles(version("nginx", "2.0.0", "new"), drop("apm", "1.0.0"))); err != nil {
 		return nil, err
 	}
 	// snapshot drops nginx, so only staging and production hold it.
@@ -126,16 +126,6 @@ func drop(pkg, v string) map[string]*githubfake.File {
 	out := map[string]*githubfake.File{}
 	for p := range version(pkg, v, "") {
 		out[p] = nil
-	}
-	return out
-}
-
-func merge(ms ...map[string]*githubfake.File) map[string]*githubfake.File {
-	out := map[string]*githubfake.File{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
 	}
 	return out
 }
