@@ -326,5 +326,5 @@ func render(w http.ResponseWriter, status int, page string, data any) {
 	w.Header().Set("Cache-Control", "no-store") // the setup page carries a one-time state
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
-	_ = pages.ExecuteTemplate(w, page, data)
+	_ = pages().ExecuteTemplate(w, page, data)
 }
