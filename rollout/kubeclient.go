@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,27 +16,27 @@ import (
 // DeploymentAPI is what the Kubernetes target needs of the API server (the ClusterRole storagebot-rollout
 // of deploy/kubernetes grants exactly get and patch).
 type DeploymentAPI interface {
-	GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
+	GetDeployment(ctx context.Context, namespace, name string) (*KubeDeployment, error)
 	// PatchDeployment applies a strategic merge patch, as `kubectl rollout restart` does.
-	PatchDeployment(ctx context.Context, namespace, name string, patch []byte) (*appsv1.Deployment, error)
+	PatchDeployment(ctx context.Context, namespace, name string, patch []byte) (*KubeDeployment, error)
 }
 
 // LeaseAPI is what leader election needs of the API server (the Role storagebot-leader-election grants
 // exactly get, create and update). UpdateLease must refuse with 409 Conflict a Lease whose resourceVersion
 // is stale: that is what keeps two replicas from taking the same Lease.
 type LeaseAPI interface {
-	GetLease(ctx context.Context, namespace, name string) (*coordinationv1.Lease, error)
-	CreateLease(ctx context.Context, lease *coordinationv1.Lease) (*coordinationv1.Lease, error)
-	UpdateLease(ctx context.Context, lease *coordinationv1.Lease) (*coordinationv1.Lease, error)
+	GetLease(ctx context.Context, namespace, name string) (*Lease, error)
+	CreateLease(ctx context.Context, lease *Lease) (*Lease, error)
+	UpdateLease(ctx context.Context, lease *Lease) (*Lease, error)
 }
 
 var (
-	deploymentsResource = appsv1.SchemeGroupVersion.WithResource("deployments")
-	leasesResource      = coordinationv1.SchemeGroupVersion.WithResource("leases")
+	deploymentsResource = deploymentKind.GroupVersion().WithResource("deployments")
+	leasesResource      = leaseKind.GroupVersion().WithResource("leases")
 )
 
 // KubeClient talks to the API server through client-go's dynamic client and converts the two kinds
-// storagebot uses to their typed structs. It does not use the typed clientset on purpose: linking it runs
+// storagebot uses to the structs of kubetypes.go. It does not use the typed clientset on purpose: linking it runs
 // the init of its scheme and of every API group (some 20 ms) in every command of the binary, including
 // `storagebot check`, which never talks to Kubernetes.
 type KubeClient struct {
@@ -59,38 +57,38 @@ func NewKubeClient(cfg *rest.Config) (*KubeClient, error) {
 	return &KubeClient{Dynamic: d}, nil
 }
 
-func (c *KubeClient) GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+func (c *KubeClient) GetDeployment(ctx context.Context, namespace, name string) (*KubeDeployment, error) {
 	u, err := c.Dynamic.Resource(deploymentsResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
-	return fromUnstructured[appsv1.Deployment](u, err)
+	return fromUnstructured[KubeDeployment](u, err)
 }
 
-func (c *KubeClient) PatchDeployment(ctx context.Context, namespace, name string, patch []byte) (*appsv1.Deployment, error) {
+func (c *KubeClient) PatchDeployment(ctx context.Context, namespace, name string, patch []byte) (*KubeDeployment, error) {
 	u, err := c.Dynamic.Resource(deploymentsResource).Namespace(namespace).
 		Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "storagebot"})
-	return fromUnstructured[appsv1.Deployment](u, err)
+	return fromUnstructured[KubeDeployment](u, err)
 }
 
-func (c *KubeClient) GetLease(ctx context.Context, namespace, name string) (*coordinationv1.Lease, error) {
+func (c *KubeClient) GetLease(ctx context.Context, namespace, name string) (*Lease, error) {
 	u, err := c.Dynamic.Resource(leasesResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
-	return fromUnstructured[coordinationv1.Lease](u, err)
+	return fromUnstructured[Lease](u, err)
 }
 
-func (c *KubeClient) CreateLease(ctx context.Context, lease *coordinationv1.Lease) (*coordinationv1.Lease, error) {
-	u, err := toUnstructured(lease, coordinationv1.SchemeGroupVersion.WithKind("Lease"))
+func (c *KubeClient) CreateLease(ctx context.Context, lease *Lease) (*Lease, error) {
+	u, err := toUnstructured(lease, leaseKind)
 	if err != nil {
 		return nil, err
 	}
 	u, err = c.Dynamic.Resource(leasesResource).Namespace(lease.Namespace).Create(ctx, u, metav1.CreateOptions{FieldManager: "storagebot"})
-	return fromUnstructured[coordinationv1.Lease](u, err)
+	return fromUnstructured[Lease](u, err)
 }
 
-func (c *KubeClient) UpdateLease(ctx context.Context, lease *coordinationv1.Lease) (*coordinationv1.Lease, error) {
-	u, err := toUnstructured(lease, coordinationv1.SchemeGroupVersion.WithKind("Lease"))
+func (c *KubeClient) UpdateLease(ctx context.Context, lease *Lease) (*Lease, error) {
+	u, err := toUnstructured(lease, leaseKind)
 	if err != nil {
 		return nil, err
 	}
 	u, err = c.Dynamic.Resource(leasesResource).Namespace(lease.Namespace).Update(ctx, u, metav1.UpdateOptions{FieldManager: "storagebot"})
-	return fromUnstructured[coordinationv1.Lease](u, err)
+	return fromUnstructured[Lease](u, err)
 }
 
 // fromUnstructured converts what the dynamic client returned to T, passing its error through untouched so

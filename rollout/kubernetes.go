@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -99,12 +98,12 @@ func (k *Kubernetes) now() time.Time {
 
 // rolledOut decides as `kubectl rollout status` does: the controller has observed the latest generation,
 // every replica is updated and available and no old replica is left. ProgressDeadlineExceeded is final.
-func rolledOut(d *appsv1.Deployment) (bool, string, error) {
+func rolledOut(d *KubeDeployment) (bool, string, error) {
 	if d.Generation > d.Status.ObservedGeneration {
 		return false, "waiting for the deployment spec update to be observed", nil
 	}
 	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+		if c.Type == deploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
 			return false, "", fmt.Errorf("exceeded its progress deadline (ProgressDeadlineExceeded: %s); fix what keeps its new pods from becoming ready", c.Message)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -86,7 +85,7 @@ type campaign struct {
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 	onNewLeader                               func(string)
 
-	observed   *coordinationv1.Lease
+	observed   *Lease
 	observedAt time.Time // local time the Lease was last seen to change (renewed, taken or released)
 	reported   string    // the holder last told to onNewLeader
 }
@@ -141,7 +140,7 @@ func (c *campaign) tryAcquireOrRenew(ctx context.Context) bool {
 	now := time.Now()
 	cur, err := c.Client.GetLease(ctx, c.Namespace, c.Lease)
 	if apierrors.IsNotFound(err) {
-		created, err := c.Client.CreateLease(ctx, c.held(&coordinationv1.Lease{
+		created, err := c.Client.CreateLease(ctx, c.held(&Lease{
 			ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Lease},
 		}, now))
 		if err != nil {
@@ -166,7 +165,7 @@ func (c *campaign) tryAcquireOrRenew(ctx context.Context) bool {
 }
 
 // held sets lease as held by this replica from now: renewed if it held it already, taken over otherwise.
-func (c *campaign) held(lease *coordinationv1.Lease, now time.Time) *coordinationv1.Lease {
+func (c *campaign) held(lease *Lease, now time.Time) *Lease {
 	t := metav1.NewMicroTime(now)
 	s := &lease.Spec
 	if holderOf(lease) != c.Identity {
@@ -206,7 +205,7 @@ func (c *campaign) release() {
 
 // observe records lease as the latest seen. A new resourceVersion means someone wrote it: the holder's
 // duration counts from now.
-func (c *campaign) observe(lease *coordinationv1.Lease, now time.Time) {
+func (c *campaign) observe(lease *Lease, now time.Time) {
 	if c.observed == nil || c.observed.ResourceVersion != lease.ResourceVersion {
 		c.observedAt = now
 	}
@@ -225,7 +224,7 @@ func (c *campaign) observedValid(now time.Time) bool {
 	return c.observedAt.Add(d).After(now)
 }
 
-func holderOf(l *coordinationv1.Lease) string {
+func holderOf(l *Lease) string {
 	return deref(l.Spec.HolderIdentity)
 }
 

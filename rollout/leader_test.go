@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -153,14 +152,15 @@ func (r *electors) mostAtOnce() int {
 }
 
 // TestElectionTakesOverAnExpiredLease: a Lease whose holder stopped renewing is taken once its duration has
-// passed by this replica's clock, counted as a transition, and released when the replica stops.
+// passed by this replica's clock, counted as a transition, and released when the replica stops. Fields the
+// election does not set survive its writes.
 func TestElectionTakesOverAnExpiredLease(t *testing.T) {
 	client := fakeLeaseServer()
 	ctx := context.Background()
-	gone, oneSecond := "gone", int32(1)
-	if _, err := client.CreateLease(ctx, &coordinationv1.Lease{
+	gone, oneSecond, strategy := "gone", int32(1), "OldestEmulationVersion"
+	if _, err := client.CreateLease(ctx, &Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "storagebot", Name: "storagebot"},
-		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &gone, LeaseDurationSeconds: &oneSecond},
+		Spec:       LeaseSpec{HolderIdentity: &gone, LeaseDurationSeconds: &oneSecond, Strategy: &strategy},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +194,8 @@ func TestElectionTakesOverAnExpiredLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if holderOf(l) != "a" || deref(l.Spec.LeaseTransitions) != 1 || deref(l.Spec.LeaseDurationSeconds) != 2 || l.Spec.AcquireTime == nil {
-		t.Errorf("after the takeover the Lease is %+v, want held by a for 2s, 1 transition, an acquire time", l.Spec)
+	if holderOf(l) != "a" || deref(l.Spec.LeaseTransitions) != 1 || deref(l.Spec.LeaseDurationSeconds) != 2 || l.Spec.AcquireTime == nil || deref(l.Spec.Strategy) != strategy {
+		t.Errorf("after the takeover the Lease is %+v, want held by a for 2s, 1 transition, an acquire time, its strategy kept", l.Spec)
 	}
 	stop()
 	if err := <-done; err != nil {
