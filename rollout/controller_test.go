@@ -91,7 +91,7 @@ func newEnv(t *testing.T, deployTimeout string) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	e.ctrl = &Controller{
 		Target: func(gh GitHub, d repoconfig.Distribution) (Target, error) {
-			return &Kubernetes{Client: e.kube, Poll: 2 * time.Millisecond}, nil
+			return &Kubernetes{Client: typedDeployments{e.kube}, Poll: 2 * time.Millisecond}, nil
 		},
 		Registry: &HTTPRegistry{FirstDelay: 2 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
 	}

@@ -9,11 +9,7 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -31,7 +27,7 @@ const (
 // Kubernetes rolls distributions out by restarting a Deployment, like `kubectl rollout restart`, and waits
 // for it like `kubectl rollout status`.
 type Kubernetes struct {
-	Client kubernetes.Interface
+	Client DeploymentAPI
 	// Poll is how often the Deployment is read while waiting; 0 means 2s.
 	Poll time.Duration
 	// Now is the clock; nil means time.Now.
@@ -48,8 +44,7 @@ func (k *Kubernetes) Rollout(ctx context.Context, d repoconfig.Distribution, dep
 		return fmt.Errorf("distribution %s has no deploy.kubernetes target", d.Name)
 	}
 	ref := t.Namespace + "/" + t.Deployment
-	deployments := k.Client.AppsV1().Deployments(t.Namespace)
-	cur, err := deployments.Get(ctx, t.Deployment, metav1.GetOptions{})
+	cur, err := k.Client.GetDeployment(ctx, t.Namespace, t.Deployment)
 	if err != nil {
 		return fmt.Errorf("read Deployment %s: %w", ref, explain(err, ref))
 	}
@@ -60,7 +55,7 @@ func (k *Kubernetes) Rollout(ctx context.Context, d repoconfig.Distribution, dep
 				AnnotationRestartedAt: k.now().UTC().Format(time.RFC3339),
 				AnnotationDeployment:  id,
 			}}}}})
-		cur, err = deployments.Patch(ctx, t.Deployment, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "storagebot"})
+		cur, err = k.Client.PatchDeployment(ctx, t.Namespace, t.Deployment, patch)
 		if err != nil {
 			return fmt.Errorf("restart Deployment %s: %w", ref, explain(err, ref))
 		}
@@ -88,7 +83,7 @@ func (k *Kubernetes) Rollout(ctx context.Context, d repoconfig.Distribution, dep
 			return ctx.Err()
 		case <-wait.C:
 		}
-		if cur, err = deployments.Get(ctx, t.Deployment, metav1.GetOptions{}); err != nil {
+		if cur, err = k.Client.GetDeployment(ctx, t.Namespace, t.Deployment); err != nil {
 			return fmt.Errorf("read Deployment %s: %w", ref, explain(err, ref))
 		}
 	}
@@ -103,12 +98,12 @@ func (k *Kubernetes) now() time.Time {
 
 // rolledOut decides as `kubectl rollout status` does: the controller has observed the latest generation,
 // every replica is updated and available and no old replica is left. ProgressDeadlineExceeded is final.
-func rolledOut(d *appsv1.Deployment) (bool, string, error) {
+func rolledOut(d *KubeDeployment) (bool, string, error) {
 	if d.Generation > d.Status.ObservedGeneration {
 		return false, "waiting for the deployment spec update to be observed", nil
 	}
 	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+		if c.Type == deploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
 			return false, "", fmt.Errorf("exceeded its progress deadline (ProgressDeadlineExceeded: %s); fix what keeps its new pods from becoming ready", c.Message)
 		}
 	}
@@ -143,7 +138,7 @@ var ErrNoCluster = errors.New("no Kubernetes credentials: run in a cluster or pa
 
 // KubernetesClient connects to the cluster storagebot runs in, or, when kubeconfig is set, to the one that
 // file names. ErrNoCluster when there is neither.
-func KubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
+func KubernetesClient(kubeconfig string) (*KubeClient, error) {
 	var cfg *rest.Config
 	var err error
 	switch {
@@ -159,20 +154,20 @@ func KubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("Kubernetes client configuration: %w", err)
 	}
 	cfg.UserAgent = "storagebot"
-	return kubernetes.NewForConfig(cfg)
+	return NewKubeClient(cfg)
 }
 
 // Targets picks each distribution's rollout target: its Kubernetes Deployment through kube (connected on
 // first use), or its deploy workflow.
 type Targets struct {
-	Kube func() (kubernetes.Interface, error)
+	Kube func() (DeploymentAPI, error)
 	// Poll is how often rollouts are checked; 0 means the targets' defaults.
 	Poll time.Duration
 	// Wake ends deploy-workflow waits early when a run completes.
 	Wake *Waker
 
 	once   sync.Once
-	client kubernetes.Interface
+	client DeploymentAPI
 	err    error
 }
 

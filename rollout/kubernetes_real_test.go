@@ -44,7 +44,11 @@ func TestRealKubernetes(t *testing.T) {
 
 	bot := applyDeployManifests(t, ctx, admin)
 	t.Logf("storagebot acts as ServiceAccount %s/%s; registry Deployments live in namespace %s", bot.namespace, bot.serviceAccount, bot.registryNamespace)
-	botClient := kubernetes.NewForConfigOrDie(env.ImpersonatingServiceAccount(bot.namespace, bot.serviceAccount))
+	// storagebot's own client, as the binary builds it: client-go's dynamic client (KubeClient).
+	botClient, err := NewKubeClient(env.ImpersonatingServiceAccount(bot.namespace, bot.serviceAccount))
+	if err != nil {
+		t.Fatal(err)
+	}
 	createNamespace(t, ctx, admin, "elsewhere") // a namespace the Role is not bound in
 
 	kl := startKubelet(t, admin, "kubelet-play")
@@ -145,7 +149,7 @@ func TestRealKubernetes(t *testing.T) {
 
 // testRealLeaderElection runs two replicas on the real Lease: exactly one leads and holds the Lease; when it
 // stops, it releases the Lease and the other takes over.
-func testRealLeaderElection(t *testing.T, ctx context.Context, admin, botClient kubernetes.Interface, namespace string) {
+func testRealLeaderElection(t *testing.T, ctx context.Context, admin kubernetes.Interface, botClient LeaseAPI, namespace string) {
 	replicas := newElectors()
 	run := func(ctx context.Context, id string) <-chan struct{} {
 		return replicas.run(ctx, &Election{Client: botClient, Namespace: namespace, Lease: "storagebot", Identity: id,

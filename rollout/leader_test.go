@@ -2,61 +2,64 @@ package rollout
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// enforceResourceVersions makes the fake clientset treat Leases as the API server does: every write gets a
-// new resourceVersion, and an update carrying a stale one is refused with 409 Conflict. Without it two
+// fakeLeaseServer is client-go's dynamic fake, made to treat Leases as the API server does: every write gets
+// a new resourceVersion, and an update carrying a stale one is refused with 409 Conflict. Without that two
 // electors both "acquire" the same Lease.
-func enforceResourceVersions(c *fake.Clientset) {
+func fakeLeaseServer() *KubeClient {
+	c := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
 	var mu sync.Mutex
 	next := 0
-	gvr := coordinationv1.SchemeGroupVersion.WithResource("leases")
 	c.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch a.GetVerb() { // switch on the verb: an UpdateAction also satisfies CreateAction
 		case "create":
 			a := a.(k8stesting.CreateAction)
-			l := a.GetObject().(*coordinationv1.Lease).DeepCopy()
+			l := a.GetObject().(*unstructured.Unstructured).DeepCopy()
 			next++
-			l.ResourceVersion = strconv.Itoa(next)
-			if err := c.Tracker().Create(gvr, l, a.GetNamespace()); err != nil {
+			l.SetResourceVersion(strconv.Itoa(next))
+			if err := c.Tracker().Create(leasesResource, l, a.GetNamespace()); err != nil {
 				return true, nil, err
 			}
 			return true, l, nil
 		case "update":
 			a := a.(k8stesting.UpdateAction)
-			l := a.GetObject().(*coordinationv1.Lease).DeepCopy()
-			cur, err := c.Tracker().Get(gvr, a.GetNamespace(), l.Name)
+			l := a.GetObject().(*unstructured.Unstructured).DeepCopy()
+			cur, err := c.Tracker().Get(leasesResource, a.GetNamespace(), l.GetName())
 			if err != nil {
 				return true, nil, err
 			}
-			if cur.(*coordinationv1.Lease).ResourceVersion != l.ResourceVersion {
-				return true, nil, apierrors.NewConflict(gvr.GroupResource(), l.Name, nil)
+			if cur.(*unstructured.Unstructured).GetResourceVersion() != l.GetResourceVersion() {
+				return true, nil, apierrors.NewConflict(leasesResource.GroupResource(), l.GetName(), nil)
 			}
 			next++
-			l.ResourceVersion = strconv.Itoa(next)
-			return true, l, c.Tracker().Update(gvr, l, a.GetNamespace())
+			l.SetResourceVersion(strconv.Itoa(next))
+			return true, l, c.Tracker().Update(leasesResource, l, a.GetNamespace())
 		}
 		return false, nil, nil
 	})
+	return &KubeClient{Dynamic: c}
 }
 
 // TestElectionOnlyTheLeaderLeads runs two replicas against one Lease: exactly one leads; when it stops, the
 // other takes over.
 func TestElectionOnlyTheLeaderLeads(t *testing.T) {
-	client := fake.NewSimpleClientset()
-	enforceResourceVersions(client)
+	client := fakeLeaseServer()
 	replicas := newElectors()
 	run := func(ctx context.Context, id string) <-chan struct{} {
 		return replicas.run(ctx, &Election{Client: client, Namespace: "storagebot", Lease: "storagebot", Identity: id,
@@ -146,4 +149,127 @@ func (r *electors) mostAtOnce() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.maxAtOnce
+}
+
+// TestElectionTakesOverAnExpiredLease: a Lease whose holder stopped renewing is taken once its duration has
+// passed by this replica's clock, counted as a transition, and released when the replica stops. Fields the
+// election does not set survive its writes.
+func TestElectionTakesOverAnExpiredLease(t *testing.T) {
+	client := fakeLeaseServer()
+	ctx := context.Background()
+	gone, oneSecond, strategy := "gone", int32(1), "OldestEmulationVersion"
+	if _, err := client.CreateLease(ctx, &Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "storagebot", Name: "storagebot"},
+		Spec:       LeaseSpec{HolderIdentity: &gone, LeaseDurationSeconds: &oneSecond, Strategy: &strategy},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var leaders []string
+	started := make(chan time.Time, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	begin := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		e := &Election{Client: client, Namespace: "storagebot", Lease: "storagebot", Identity: "a",
+			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond}
+		done <- e.Run(runCtx, func(ctx context.Context) {
+			started <- time.Now()
+			<-ctx.Done()
+		}, func(id string) {
+			mu.Lock()
+			leaders = append(leaders, id)
+			mu.Unlock()
+		})
+	}()
+	select {
+	case at := <-started:
+		if waited := at.Sub(begin); waited < time.Second {
+			t.Errorf("took the Lease after %v, before its holder's 1s had passed", waited)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the expired Lease was not taken over within 5s")
+	}
+	l, err := client.GetLease(ctx, "storagebot", "storagebot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if holderOf(l) != "a" || deref(l.Spec.LeaseTransitions) != 1 || deref(l.Spec.LeaseDurationSeconds) != 2 || l.Spec.AcquireTime == nil || deref(l.Spec.Strategy) != strategy {
+		t.Errorf("after the takeover the Lease is %+v, want held by a for 2s, 1 transition, an acquire time, its strategy kept", l.Spec)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if l, err = client.GetLease(ctx, "storagebot", "storagebot"); err != nil {
+		t.Fatal(err)
+	}
+	if holderOf(l) != "" || deref(l.Spec.LeaseDurationSeconds) != 1 {
+		t.Errorf("after stopping the Lease is %+v, want released (no holder, 1s)", l.Spec)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"gone", "a"}; !slices.Equal(leaders, want) {
+		t.Errorf("new leaders reported: %q, want %q", leaders, want)
+	}
+}
+
+// TestElectionStopsLeadingWhenItCannotRenew: a leader whose renewals fail for RenewDeadline stops its work,
+// and campaigns again: once the API server answers, it leads again.
+func TestElectionStopsLeadingWhenItCannotRenew(t *testing.T) {
+	client := fakeLeaseServer()
+	var refuse atomic.Bool
+	client.Dynamic.(*dynamicfake.FakeDynamicClient).PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if refuse.Load() {
+			return true, nil, apierrors.NewServiceUnavailable("etcd is down")
+		}
+		return false, nil, nil
+	})
+	started, stopped := make(chan struct{}, 2), make(chan struct{}, 2)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		e := &Election{Client: client, Namespace: "storagebot", Lease: "storagebot", Identity: "a",
+			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond}
+		done <- e.Run(ctx, func(ctx context.Context) {
+			started <- struct{}{}
+			<-ctx.Done()
+			stopped <- struct{}{}
+		}, nil)
+	}()
+	defer func() { stop(); <-done }()
+	within := func(c <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-c:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s within 5s", what)
+		}
+	}
+	within(started, "did not lead")
+	refuse.Store(true)
+	within(stopped, "kept leading though no renewal succeeded")
+	refuse.Store(false)
+	within(started, "did not lead again once renewals succeeded")
+}
+
+// TestElectionRefusesInconsistentTiming: the checks of client-go's NewLeaderElector.
+func TestElectionRefusesInconsistentTiming(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		identity            string
+		lease, renew, retry time.Duration
+	}{
+		{"no identity", "", 0, 0, 0},
+		{"lease under 1s", "a", 900 * time.Millisecond, 500 * time.Millisecond, 100 * time.Millisecond},
+		{"renew deadline not under lease", "a", 10 * time.Second, 10 * time.Second, time.Second},
+		{"renew deadline within jittered retry", "a", 15 * time.Second, 10 * time.Second, 9 * time.Second},
+	} {
+		e := &Election{Client: fakeLeaseServer(), Namespace: "storagebot", Lease: "storagebot", Identity: tc.identity,
+			LeaseDuration: tc.lease, RenewDeadline: tc.renew, RetryPeriod: tc.retry}
+		led := false
+		if err := e.Run(context.Background(), func(context.Context) { led = true }, nil); err == nil || led {
+			t.Errorf("%s: Run = %v (led: %v), want an error before campaigning", tc.name, err, led)
+		}
+	}
 }

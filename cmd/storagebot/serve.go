@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/storagebot/storagebot/handlers"
 	"github.com/storagebot/storagebot/internal/dashboard"
@@ -303,7 +302,13 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 	cache := storage.NewObjectCache(storage.DefaultCacheEntries)
 	cache.SetReadConcurrency(cfg.GitHubReadConcurrency) // validated: at least 1
 	waker := &rollout.Waker{}
-	targets := &rollout.Targets{Wake: waker, Kube: func() (kubernetes.Interface, error) { return rollout.KubernetesClient(os.Getenv("KUBECONFIG")) }}
+	targets := &rollout.Targets{Wake: waker, Kube: func() (rollout.DeploymentAPI, error) {
+		client, err := rollout.KubernetesClient(os.Getenv("KUBECONFIG"))
+		if err != nil {
+			return nil, err // not a nil *KubeClient in a non-nil interface
+		}
+		return client, nil
+	}}
 	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
 	rollouts.Wake = waker
 	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID, WriteSettle: cfg.GitHubWriteSettle})

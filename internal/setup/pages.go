@@ -1,9 +1,16 @@
 package setup
 
-import "html/template"
+import (
+	"html/template"
+	"sync"
+)
 
-// pages are the setup mode's HTML pages: server-rendered, no JavaScript.
-var pages = template.Must(template.New("pages").Parse(`
+// pages are the setup mode's HTML pages: server-rendered, no JavaScript. They are parsed on first use, not at
+// init: every command of the binary would otherwise pay for parsing them (~1.5 ms), and only `serve` in setup
+// mode renders them.
+var pages = sync.OnceValue(func() *template.Template { return template.Must(template.New("pages").Parse(pagesTemplate)) })
+
+const pagesTemplate = `
 {{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.}} · storagebot</title>
@@ -62,4 +69,4 @@ every start. Keep the file safe: it holds the App's private key.</p>
 <p id="next">{{.Next}}</p>
 <p><a href="/">Back to the setup page</a></p>
 </body></html>{{end}}
-`))
+`

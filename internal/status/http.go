@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/storagebot/storagebot/policy"
@@ -37,7 +38,7 @@ func (b *Board) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	now := b.now()
-	if err := page.Execute(w, pageData{Report: rep, Now: now}); err != nil {
+	if err := page().Execute(w, pageData{Report: rep, Now: now}); err != nil {
 		b.Log.Warn().Err(err).Msg("status: render the page")
 	}
 }
@@ -47,16 +48,20 @@ type pageData struct {
 	Now time.Time
 }
 
-var page = template.Must(template.New("status").Funcs(template.FuncMap{
-	"age":   func(now, t time.Time) string { return Age(now, t) },
-	"short": policy.ShortSHA,
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	},
-}).Parse(pageTemplate))
+// page is the status page, parsed on first use rather than at init, which every command of the binary
+// would pay for.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("status").Funcs(template.FuncMap{
+		"age":   func(now, t time.Time) string { return Age(now, t) },
+		"short": policy.ShortSHA,
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return "never"
+			}
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		},
+	}).Parse(pageTemplate))
+})
 
 const pageTemplate = `<!DOCTYPE html>
 <html lang="en">
