@@ -196,12 +196,12 @@ func (e *evaluation) versionOrder(c Change) []Finding {
 	case lineMax != "":
 		msg := fmt.Sprintf("%s@%s is added to %s, but %s is already there on the %d.%d line: versions on a line must only "+
 			"go up, or users of %s never get this one. Publish it as a version above %s (for example %s).",
-			c.Package, c.Version, e.in.Channel, lineMax, added.Major(), added.Minor(), lineMax, lineMax, nextVersion(lineMax))
+			c.Package, c.Version, e.in.Channel, lineMax, added.Major, added.Minor, lineMax, lineMax, nextVersion(lineMax))
 		return []Finding{e.finding(RuleVersionOrder, s.Severity, c, "", msg)}
 	case overallMax != "" && compareVersionKeys(c.Version, overallMax) < 0:
 		msg := fmt.Sprintf("%s@%s is a backport to the %d.%d line: %s is newer and stays the latest version of %s. "+
 			"Nothing to fix if that is intended.",
-			c.Package, c.Version, added.Major(), added.Minor(), overallMax, c.Package)
+			c.Package, c.Version, added.Major, added.Minor, overallMax, c.Package)
 		return []Finding{e.finding(RuleVersionOrder, SeverityNotice, c, "", msg)}
 	}
 	return nil
@@ -507,7 +507,7 @@ func nextVersion(version string) string {
 	if err != nil {
 		return "a higher version"
 	}
-	next := v.IncPatch()
+	next := v.NextPatch()
 	return next.String()
 }
 

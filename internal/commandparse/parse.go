@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/Masterminds/semver/v3"
+	"github.com/storagebot/storagebot/policy"
 )
 
 // MaxCommands is the most commands one comment may hold; more is refused as a whole (ErrTooMany) rather than
@@ -372,7 +372,7 @@ func parseVersionRef(tok string, wildcards bool) (VersionRef, error) {
 	if wildcards && version == Wildcard {
 		return VersionRef{Package: name, Version: Wildcard}, nil
 	}
-	if _, err := semver.StrictNewVersion(version); err != nil {
+	if err := policy.StrictVersionError(version); err != nil {
 		return VersionRef{}, &ParseError{Token: tok, Reason: fmt.Sprintf("version %q is not strict semver (major.minor.patch, e.g. 1.2.3 or 8.1.0-beta.1): %v", version, err)}
 	}
 	return VersionRef{Package: name, Version: version}, nil
@@ -385,7 +385,7 @@ func splitNameVersion(tok string) (name, version string, ok bool) {
 		if tok[i] != '-' || tok[i+1] < '0' || tok[i+1] > '9' {
 			continue
 		}
-		if _, err := semver.StrictNewVersion(tok[i+1:]); err == nil {
+		if policy.IsStrictVersion(tok[i+1:]) {
 			return tok[:i], tok[i+1:], true
 		}
 	}

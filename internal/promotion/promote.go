@@ -458,7 +458,7 @@ func lineMax(existing map[string]string, version string) string {
 	top := ""
 	for raw := range existing {
 		o, err := policy.ParseVersion(raw)
-		if err != nil || o.Major() != v.Major() || o.Minor() != v.Minor() || o.Compare(v) < 0 {
+		if err != nil || o.Major != v.Major || o.Minor != v.Minor || o.Compare(v) < 0 {
 			continue
 		}
 		if top == "" {
@@ -478,7 +478,7 @@ func nextPatch(version string) string {
 	if err != nil {
 		return "a higher version"
 	}
-	return v.IncPatch().String()
+	return v.NextPatch().String()
 }
 
 // holdsVersions reports whether the root tree has each planned version pointing at its planned tree.
