@@ -206,6 +206,14 @@ type GitHub interface {
 	CommentOnce(ctx context.Context, number int, marker, body string) error
 }
 
+// RolloutStarter is implemented by a GitHub that can tell passes racing to roll out one build apart: a
+// GitHub without it leaves every such pass rolling out.
+type RolloutStarter interface {
+	// StartRollout marks deployment id in progress; it reports true to the pass whose mark came first, the
+	// one that rolls the build out.
+	StartRollout(ctx context.Context, id int64, description string) (bool, error)
+}
+
 // Target rolls a built image out and waits until it runs, or fails with a reason a person can act on.
 type Target interface {
 	// Rollout makes the deployment with this id run image, waiting at most until deadline. It is
