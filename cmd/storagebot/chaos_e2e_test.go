@@ -133,6 +133,7 @@ var chaosGroups = flag.Int("chaos-groups", 10, "TestChaos: how many groups of 10
 // chaosStats counts what the scenarios injected and what the bot did, for the benchmark record.
 type chaosStats struct {
 	seeds, faults, faultsHit, late, kills, reconciles, duplicates, delayed, lost, merged, commands int
+	builds, rolloutFaults, failedRuns, rebuilds                                                    int
 	unstarted                                                                                      int // left out to fit -timeout
 }
 
@@ -149,11 +150,15 @@ func (s *chaosStats) add(o chaosStats) {
 	s.lost += o.lost
 	s.merged += o.merged
 	s.commands += o.commands
+	s.builds += o.builds
+	s.rolloutFaults += o.rolloutFaults
+	s.failedRuns += o.failedRuns
+	s.rebuilds += o.rebuilds
 }
 
 func (s chaosStats) String() string {
-	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request; %d of them answers lost to writes landing late); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands",
-		s.seeds, s.faults, s.faultsHit, s.late, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands)
+	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request; %d of them answers lost to writes landing late; %d on rollout requests); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands; rollout: %d builds, %d runs failed on purpose, %d /rebuild comments",
+		s.seeds, s.faults, s.faultsHit, s.late, s.rolloutFaults, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands, s.builds, s.failedRuns, s.rebuilds)
 }
 
 // chaosReplica is one serve process of the pair; it is replaced by a new process (new port, nothing in
@@ -179,6 +184,7 @@ type chaosCluster struct {
 	held     int // delayed deliveries not yet sent (guarded by mu; a WaitGroup would race its Add against settle's Wait)
 	// firstSeed is the group's first seed, for the replay command.
 	firstSeed int64
+	rollouts  *chaosRollouts
 }
 
 type recordedDelivery struct {
@@ -487,6 +493,8 @@ func randomFault(rng *rand.Rand) githubfake.Fault {
 func chaosGroup(t *testing.T, seeds []int64, stopAt time.Time) chaosStats {
 	h := newFakeHarness(t)
 	h.repo.SetPermission("writer", "write")
+	h.repo.SetPermission("maintainer", "maintain")
+	setupChaosRollout(h, servingRegistry(h))
 	stats := chaosStats{}
 	c := &chaosCluster{h: h, config: chaosConfig(t, h.fake), stats: &stats, rng: rand.New(rand.NewSource(0)), firstSeed: seeds[0]}
 	c.startReplica(0)
@@ -497,6 +505,11 @@ func chaosGroup(t *testing.T, seeds []int64, stopAt time.Time) chaosStats {
 	t.Cleanup(func() { h.fake.SetWebhookURL("") })
 	h.fake.SetWebhookURL(router.URL + "/api/github/hook")
 	clients := reconcileClients(t, "--config", c.config)
+	// The replicas' start-up reconciles build and roll out every distribution a first time.
+	c.rollouts = newChaosRollouts(c, clients)
+	if _, why := c.rollouts.settle(h.repo.OpenIssue("Rollouts of the chaos group", "", "alice")); why != "" {
+		t.Fatalf("seeds %d-%d: the first rollouts, nothing failing: %s", seeds[0], seeds[len(seeds)-1], why)
+	}
 
 	for i, seed := range seeds {
 		if !stopAt.IsZero() && time.Now().After(stopAt) {
@@ -508,6 +521,14 @@ func chaosGroup(t *testing.T, seeds []int64, stopAt time.Time) chaosStats {
 		}
 		stats.seeds++
 	}
+	for _, r := range h.repo.WorkflowRuns() {
+		if r.Workflow == "build.yml" {
+			stats.builds++
+		}
+	}
+	c.rollouts.actions.mu.Lock()
+	stats.failedRuns = c.rollouts.actions.failed
+	c.rollouts.actions.mu.Unlock()
 	return stats
 }
 
@@ -537,6 +558,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 		bad, badTo    int // a malformed delivery of this kind (see badDelivery) to this replica
 		stepGaps      []time.Duration
 		promoteMethod string
+		rollout       rolloutPlan
 	}
 	const steps = 5
 	c.random(func(rng *rand.Rand) {
@@ -560,6 +582,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 			plan.stepGaps = append(plan.stepGaps, time.Duration(rng.Intn(15))*time.Millisecond)
 		}
 		plan.promoteMethod = []string{"merge", "squash", "rebase"}[rng.Intn(3)]
+		plan.rollout = drawRolloutPlan(rng, steps) // drawn last: the plans of the seeds before rollout are kept
 	})
 
 	fail := func(format string, args ...any) {
@@ -572,7 +595,8 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 			}
 		}
 		c.mu.Unlock()
-		t.Errorf("seed %d: %s; %s\nplan: kill before step %d, faults %+v at steps %v\n%s", seed, fmt.Sprintf(format, args...), replay, plan.kill, plan.faults, plan.faultAt, logs.String())
+		t.Errorf("seed %d: %s; %s\nplan: kill before step %d, faults %+v at steps %v, rollout faults %+v at steps %v, %d runs failing\n%s",
+			seed, fmt.Sprintf(format, args...), replay, plan.kill, plan.faults, plan.faultAt, plan.rollout.faults, plan.rollout.faultAt, plan.rollout.failRuns, logs.String())
 	}
 	pkg := func(s string) string { return fmt.Sprintf("chaos%d%s", seed, s) }
 	goodFiles := pkgFiles(pkg("a"), "1.0.0", 3, "")
@@ -591,6 +615,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	c.mu.Lock()
 	lostBefore := c.stats.lost
 	c.mu.Unlock()
+	c.rollouts.actions.failRuns(plan.rollout.failRuns)
 
 	var bg sync.WaitGroup
 	start := time.Now()
@@ -623,6 +648,15 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				if f.ApplyAfter > 0 || f.Latency > chaosDeadline {
 					c.stats.late++
 				}
+				c.mu.Unlock()
+			}
+		}
+		for i, f := range plan.rollout.faults {
+			if plan.rollout.faultAt[i] == step {
+				h.fake.InjectFault(f)
+				c.mu.Lock()
+				c.stats.faults++
+				c.stats.rolloutFaults++
 				c.mu.Unlock()
 			}
 		}
@@ -690,7 +724,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	c.mu.Lock()
 	c.stats.merged += len(merged)
 	c.mu.Unlock()
-	hit := len(plan.faults) - h.fake.PendingFaults()
+	hit := len(plan.faults) + len(plan.rollout.faults) - h.fake.PendingFaults()
 	c.mu.Lock()
 	c.stats.faultsHit += hit
 	c.mu.Unlock()
@@ -698,7 +732,15 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	// Faults end; whatever they left undone, one reconcile (every in-progress run counts as abandoned: nothing
 	// is evaluating any more) finishes.
 	h.fake.ClearFaults()
+	c.rollouts.actions.failRuns(0)
 	c.settle()
+	rebuilds, why := c.rollouts.settle(issue)
+	if why != "" {
+		fail("rollouts did not come to rest: %s", why)
+	}
+	c.mu.Lock()
+	c.stats.rebuilds += rebuilds
+	c.mu.Unlock()
 	if err := chaosReconciler(t, h.fake, clients, true).RunOnce(context.Background()); err != nil {
 		fail("final reconcile: %v", err)
 	}
@@ -814,6 +856,8 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 		}
 		fail("a second reconcile wrote %d times (%v); the first left work undone", n, wrote)
 	}
+
+	checkRollouts(h.repo, merged, fail)
 
 	return t.Failed() == failedBefore
 }
