@@ -137,7 +137,7 @@ func (c *Controller) now() time.Time {
 // inactive and not a redundant claim. Redundant claims (a replica lost the race for a build, or died before
 // retiring its claim) are retired on the way, best effort.
 func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) (Deployment, bool) {
-	for _, d := range deps {
+	for i, d := range deps {
 		if d.State == StateInactive {
 			continue
 		}
@@ -145,9 +145,23 @@ func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) 
 			retire(ctx, gh, d, fmt.Sprintf("duplicate of deployment %d", older.ID))
 			continue
 		}
+		if !d.InFlight() {
+			retireStale(ctx, gh, d, deps[i+1:])
+		}
 		return d, true
 	}
 	return Deployment{}, false
+}
+
+// retireStale retires the deployments older than finished that still look in flight: none is rolled out any
+// more (a newer one is claimed only once the older ones finished), yet one can show in progress when a status
+// write whose answer was lost lands late, after it finished.
+func retireStale(ctx context.Context, gh GitHub, finished Deployment, older []Deployment) {
+	for _, o := range older {
+		if o.InFlight() {
+			retire(ctx, gh, o, fmt.Sprintf("superseded by deployment %d, which finished", finished.ID))
+		}
+	}
 }
 
 // retire marks claim dep inactive, saying why: it builds nothing. It runs even when ctx is cancelled (a
@@ -207,21 +221,20 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 		st.Action, st.Detail = ActionStopped, "deployment "+cur.State+"; comment /rebuild "+d.Name+" to retry"
 		return st, Deployment{}, nil
 	}
-	if !resumed { // a resumed step read the head just before
-		head, moved, err := headMoved(ctx, gh, d, want)
+	if !resumed {
+		// The pass read the heads and deployments when it began and may have waited on a rollout since;
+		// another pass may have claimed or built this, or a newer head, meanwhile: claiming from the old
+		// reading would build it again, or roll back to an old head. Decide again on a fresh one.
+		fresh, err := gh.Deployments(ctx, []string{d.Name})
 		if err != nil {
+			return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
+		}
+		if head, moved, err := headMoved(ctx, gh, d, want); err != nil {
 			return st, Deployment{}, err
-		}
-		if moved {
-			// The pass read the heads when it began and may have waited on a rollout since; another pass may
-			// have built the newer head already, and claiming the old one would build it again and roll back.
-			fresh, err := gh.Deployments(ctx, []string{d.Name})
-			if err != nil {
-				return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
-			}
+		} else if moved {
 			want.Ref = head
-			return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
 		}
+		return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
 	}
 	lastOK, _ := lastSuccess(deps)
 	st.Action, st.Deployment, st.Detail = c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, false)

@@ -145,7 +145,10 @@ func supersededBy(c Deployment, deps []Deployment) (Deployment, bool) {
 		if d.ID >= c.ID || d.Payload.Key() != c.Payload.Key() {
 			continue
 		}
-		live := d.InFlight() || (d.State == StateSuccess && !c.Payload.Rebuild)
+		// Only /rebuild builds a Key again: a claim of a Key that went live, or failed, is redundant otherwise
+		// (a pass that decided on a stale listing made it).
+		done := d.State == StateSuccess || d.State == StateFailure || d.State == StateError
+		live := d.InFlight() || (done && !c.Payload.Rebuild)
 		if live && (!found || d.ID < best.ID) {
 			best, found = d, true
 		}
