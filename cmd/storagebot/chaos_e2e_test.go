@@ -430,6 +430,11 @@ var notReconcileWrites = map[string]bool{
 	"POST /graphql":                                     true,
 	"POST /repos/{owner}/{repo}/issues":                 true,
 	"PATCH /repos/{owner}/{repo}/issues/{issue_number}": true,
+	// The rollout's writes: the replicas' passes may still mark a deployment already finished by the other
+	// replica (a pass woken late), and the rollout invariants judge them on their own.
+	"POST /repos/{owner}/{repo}/deployments":                                true,
+	"POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":       true,
+	"POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": true,
 }
 
 // chaosFaultRoutes are the routes faults are injected on: every write the bot makes, and the reads its
