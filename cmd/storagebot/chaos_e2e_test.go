@@ -52,15 +52,29 @@ const (
 // later, as GitHub finishes a request its client gave up on), duplicate, delayed (out-of-order) and repeated
 // deliveries to either replica, malformed deliveries, a replica killed mid-work and restarted, and reconciler
 // runs at random moments. A secondary limit without Retry-After is left out: GitHub then asks for at least a
-// minute's wait, which the client honours (tested on its own in ghclient). After each
-// scenario one reconcile runs with nothing failing; then:
+// minute's wait, which the client honours (tested on its own in ghclient). Every scenario also rolls out: the
+// repository has three distributions (production, staging built on it, snapshot on staging), merges to a
+// channel branch start builds and deploys, the test plays GitHub Actions (failing a run or two in some seeds),
+// and faults hit the rollout's requests too (a claim whose answer is lost is left out: the controller fails
+// it only after runAppearDeadline, 5 minutes). After each scenario the rollouts settle with nothing failing —
+// a reconcile-time rollout pass when nothing moves, /rebuild by a maintainer for the highest distribution that
+// failed — and one reconcile runs with nothing failing; then:
 //
 //   - every merged promotion has exactly one removal PR into the lower channel and one follow-up note;
 //   - no /promote opened two promotion PRs or branches; no command got two replies, and one got none only when
 //     its delivery was lost with a replica (GitHub does not redeliver, and the reconciler runs no commands);
 //   - the newest storage-policy run of this App on every open PR head is completed with the conclusion the
 //     change deserves, and repeats no annotation;
-//   - a second reconcile finds nothing left to write.
+//   - a second reconcile finds nothing left to write (the rollout's writes are judged below);
+//   - each distribution is built at most once per change it must build for: no build key (a claim) is
+//     dispatched twice, a (distribution, head, base deployment) is built again only by /rebuild, across both
+//     replicas and their restarts, and no deployment's deploy workflow is dispatched twice;
+//   - dependents are built in order: a staging or snapshot build is claimed only after the base deployment it
+//     is built on went live;
+//   - nothing is stuck: no claim is in flight and no run unfinished, every live deployment has its build, and
+//     a failed build of a merged promotion PR is reported on it;
+//   - the deployed state matches the newest heads: every distribution is live at its branch head, built on
+//     its base's live deployment.
 //
 // A seed fixes the plan (faults, routes, timings); the goroutine interleaving is the machine's. 200 seeds run
 // in go test ./... (-short leaves them out). A failure prints the commands that replay its seed alone and
