@@ -225,20 +225,9 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 		// The pass read the heads and deployments when it began and may have waited on a rollout since;
 		// another pass may have claimed or built this, or a newer head, meanwhile: claiming from the old
 		// reading would build it again, or roll back to an old head. Decide again on a fresh one.
-		envs := []string{d.Name}
-		if d.Base != "" {
-			envs = append(envs, d.Base)
-		}
-		fresh, err := gh.Deployments(ctx, envs)
+		fresh, err := gh.Deployments(ctx, []string{d.Name})
 		if err != nil {
-			return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", strings.Join(envs, " and "), err)
-		}
-		if d.Base != "" {
-			// Built on a base deployment that is no longer the live one, it would roll the base's change back.
-			if live, ok := c.current(ctx, gh, fresh[d.Base]); !ok || live.ID != want.BaseDeployment || live.State != StateSuccess {
-				st.Action, st.Detail = ActionWaiting, "base "+d.Base+" moved on since the pass began; the next pass builds on it"
-				return st, Deployment{}, nil
-			}
+			return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
 		}
 		if head, moved, err := headMoved(ctx, gh, d, want); err != nil {
 			return st, Deployment{}, err
