@@ -35,6 +35,11 @@ type Controller struct {
 // run within seconds) before the claim is failed: its dispatch was lost, or its creator died before sending it.
 const runAppearDeadline = 5 * time.Minute
 
+// rolloutTakeover is how long a deploy-workflow rollout marked in progress is left to the pass that marked it
+// before another pass resumes it (that pass's replica stopped): far longer than it takes to dispatch the
+// deploy. A Kubernetes rollout, which dispatches nothing, is resumed at once.
+const rolloutTakeover = 15 * time.Second
+
 // retireTimeout bounds withdrawing a claim once the pass that made it was cancelled.
 const retireTimeout = 10 * time.Second
 
@@ -132,7 +137,7 @@ func (c *Controller) now() time.Time {
 // inactive and not a redundant claim. Redundant claims (a replica lost the race for a build, or died before
 // retiring its claim) are retired on the way, best effort.
 func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) (Deployment, bool) {
-	for _, d := range deps {
+	for i, d := range deps {
 		if d.State == StateInactive {
 			continue
 		}
@@ -140,9 +145,23 @@ func (c *Controller) current(ctx context.Context, gh GitHub, deps []Deployment) 
 			retire(ctx, gh, d, fmt.Sprintf("duplicate of deployment %d", older.ID))
 			continue
 		}
+		if !d.InFlight() {
+			retireStale(ctx, gh, d, deps[i+1:])
+		}
 		return d, true
 	}
 	return Deployment{}, false
+}
+
+// retireStale retires the deployments older than finished that still look in flight: none is rolled out any
+// more (a newer one is claimed only once the older ones finished), yet one can show in progress when a status
+// write whose answer was lost lands late, after it finished.
+func retireStale(ctx context.Context, gh GitHub, finished Deployment, older []Deployment) {
+	for _, o := range older {
+		if o.InFlight() {
+			retire(ctx, gh, o, fmt.Sprintf("superseded by deployment %d, which finished", finished.ID))
+		}
+	}
 }
 
 // retire marks claim dep inactive, saying why: it builds nothing. It runs even when ctx is cancelled (a
@@ -176,10 +195,18 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 			cur.State = StateSuccess
 			return st, cur, nil
 		case st.Action == ActionDeployed && !resumed:
-			// An older build went live; the desired one is next, in this same pass.
+			// An older build went live; the desired one is next, in this same pass — at the head as it is now:
+			// the rollout took a while, and the head the pass began with may be built already.
 			fresh, err := gh.Deployments(ctx, []string{d.Name})
 			if err != nil {
 				return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
+			}
+			head, moved, err := headMoved(ctx, gh, d, want)
+			if err != nil {
+				return st, Deployment{}, err
+			}
+			if moved {
+				want.Ref = head
 			}
 			return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
 		}
@@ -194,12 +221,38 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 		st.Action, st.Detail = ActionStopped, "deployment "+cur.State+"; comment /rebuild "+d.Name+" to retry"
 		return st, Deployment{}, nil
 	}
+	if !resumed {
+		// The pass read the heads and deployments when it began and may have waited on a rollout since;
+		// another pass may have claimed or built this, or a newer head, meanwhile: claiming from the old
+		// reading would build it again, or roll back to an old head. Decide again on a fresh one.
+		fresh, err := gh.Deployments(ctx, []string{d.Name})
+		if err != nil {
+			return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
+		}
+		if head, moved, err := headMoved(ctx, gh, d, want); err != nil {
+			return st, Deployment{}, err
+		} else if moved {
+			want.Ref = head
+		}
+		return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
+	}
 	lastOK, _ := lastSuccess(deps)
 	st.Action, st.Deployment, st.Detail = c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, false)
 	if st.Action == ActionError {
 		return st, Deployment{}, errors.New(st.Detail)
 	}
 	return st, Deployment{}, nil
+}
+
+// headMoved reads d's branch head again before a claim: it reports the head and whether it is no longer
+// want's.
+func headMoved(ctx context.Context, gh GitHub, d repoconfig.Distribution, want Key) (string, bool, error) {
+	heads, err := gh.BranchHeads(ctx, []string{d.Branch})
+	if err != nil {
+		return "", false, fmt.Errorf("read the head of %s again before claiming %s: %w", d.Branch, want, err)
+	}
+	head := heads[d.Branch]
+	return head, head != "" && head != want.Ref, nil
 }
 
 // claim records the build of want as a new deployment, then dispatches it unless an older claim of the same
@@ -284,14 +337,31 @@ func (c *Controller) finish(ctx context.Context, repo Repo, d repoconfig.Distrib
 	log := zerolog.Ctx(ctx).With().Str("distribution", d.Name).Int64("deployment", dep.ID).Logger()
 	since := dep.StateSince
 	if dep.State != StateInProgress {
-		if err := gh.SetDeploymentState(ctx, dep.ID, StateInProgress, "rolling out "+dep.Payload.Image, ""); err != nil {
+		first, err := startRollout(ctx, gh, dep)
+		if err != nil {
 			return ActionError, fmt.Sprintf("mark deployment %d in progress: %v", dep.ID, err)
+		}
+		if !first {
+			// Another pass (another replica, whose build event came at the same time) marked it first and
+			// rolls it out: a second rollout would dispatch the deploy workflow twice.
+			return ActionBuilding, fmt.Sprintf("deployment %d is being rolled out by another pass", dep.ID)
 		}
 		since = c.now()
 	}
 	target, err := c.Target(gh, d)
 	if err != nil {
 		return ActionFailed, c.fail(ctx, repo, d, dep, "no rollout target: "+err.Error())
+	}
+	if _, dispatches := target.(*DeployWorkflow); dispatches && dep.State == StateInProgress && c.now().Sub(since) < rolloutTakeover {
+		// The pass that marked it in progress moments ago is rolling it out: its deploy run is followed here
+		// too once listed, but resuming before then could dispatch the deploy workflow a second time.
+		listed, err := deployRunListed(ctx, gh, d, dep.ID)
+		if err != nil {
+			return ActionError, err.Error()
+		}
+		if !listed {
+			return ActionBuilding, fmt.Sprintf("deployment %d is being rolled out by the pass that started it", dep.ID)
+		}
 	}
 	if err := target.Rollout(ctx, d, dep.ID, dep.Payload.Image, since.Add(d.Deploy.Timeout)); err != nil {
 		if ctx.Err() != nil {
@@ -334,6 +404,15 @@ func (c *Controller) finish(ctx context.Context, repo Repo, d repoconfig.Distrib
 	}
 	log.Info().Str("image", dep.Payload.Image).Int("versions", len(versions)).Msg("distribution deployed")
 	return ActionDeployed, dep.Payload.Image
+}
+
+// startRollout marks dep in progress and reports whether this pass is the one to roll it out.
+func startRollout(ctx context.Context, gh GitHub, dep Deployment) (bool, error) {
+	description := "rolling out " + dep.Payload.Image
+	if starter, ok := gh.(RolloutStarter); ok {
+		return starter.StartRollout(ctx, dep.ID, description)
+	}
+	return true, gh.SetDeploymentState(ctx, dep.ID, StateInProgress, description, "")
 }
 
 // versionsByPull splits the versions a deployment added (from..) among the pull requests that brought them,

@@ -261,6 +261,30 @@ func (c *Client) SetDeploymentState(ctx context.Context, id int64, state, descri
 	return nil
 }
 
+var _ RolloutStarter = (*Client)(nil)
+
+// StartRollout marks deployment id in progress and reports whether this pass's status is the deployment's
+// first in-progress one. GitHub numbers statuses in the order it stores them, so of passes racing to roll out
+// one build (each replica finding its build run done), exactly one sees its own status first.
+func (c *Client) StartRollout(ctx context.Context, id int64, description string) (bool, error) {
+	st, _, err := c.GH.Repositories.CreateDeploymentStatus(ctx, c.Owner, c.Repo, id, &github.DeploymentStatusRequest{
+		State: github.String(StateInProgress), Description: github.String(trim(description)), AutoInactive: github.Bool(false)})
+	if err != nil {
+		return false, fmt.Errorf("set deployment %d to %s: %w", id, StateInProgress, err)
+	}
+	statuses, _, err := c.GH.Repositories.ListDeploymentStatuses(ctx, c.Owner, c.Repo, id, &github.ListOptions{PerPage: 100})
+	if err != nil {
+		return false, fmt.Errorf("list the statuses of deployment %d: %w", id, err)
+	}
+	first := st.GetID()
+	for _, s := range statuses {
+		if s.GetState() == StateInProgress && s.GetID() < first {
+			first = s.GetID()
+		}
+	}
+	return first == st.GetID(), nil
+}
+
 // DispatchWorkflow triggers workflow_dispatch. GitHub answers 204 without the run; the run is found later
 // by the build key in its name.
 func (c *Client) DispatchWorkflow(ctx context.Context, workflow, ref string, inputs map[string]string) error {

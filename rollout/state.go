@@ -145,7 +145,10 @@ func supersededBy(c Deployment, deps []Deployment) (Deployment, bool) {
 		if d.ID >= c.ID || d.Payload.Key() != c.Payload.Key() {
 			continue
 		}
-		live := d.InFlight() || (d.State == StateSuccess && !c.Payload.Rebuild)
+		// Only /rebuild builds a Key again: a claim of a Key that went live, or failed, is redundant otherwise
+		// (a pass that decided on a stale listing made it).
+		done := d.State == StateSuccess || d.State == StateFailure || d.State == StateError
+		live := d.InFlight() || (done && !c.Payload.Rebuild)
 		if live && (!found || d.ID < best.ID) {
 			best, found = d, true
 		}
@@ -204,6 +207,14 @@ type GitHub interface {
 	AddedVersions(ctx context.Context, from, to string) ([]Version, error)
 	// CommentOnce posts body on issue or PR number unless a comment of the bot already holds marker.
 	CommentOnce(ctx context.Context, number int, marker, body string) error
+}
+
+// RolloutStarter is implemented by a GitHub that can tell passes racing to roll out one build apart: a
+// GitHub without it leaves every such pass rolling out.
+type RolloutStarter interface {
+	// StartRollout marks deployment id in progress; it reports true to the pass whose mark came first, the
+	// one that rolls the build out.
+	StartRollout(ctx context.Context, id int64, description string) (bool, error)
 }
 
 // Target rolls a built image out and waits until it runs, or fails with a reason a person can act on.

@@ -25,10 +25,29 @@ type DeployWorkflow struct {
 
 var _ Target = (*DeployWorkflow)(nil)
 
+// deployRunName is the name of the run deploying deploymentID.
+func deployRunName(deploymentID int64) string {
+	return "storagebot deploy " + strconv.FormatInt(deploymentID, 10)
+}
+
+// deployRunListed reports whether GitHub lists a run of d's deploy workflow for deploymentID.
+func deployRunListed(ctx context.Context, gh GitHub, d repoconfig.Distribution, deploymentID int64) (bool, error) {
+	runs, err := gh.WorkflowRuns(ctx, d.Deploy.Workflow, d.Branch)
+	if err != nil {
+		return false, fmt.Errorf("list runs of %s: %w", d.Deploy.Workflow, err)
+	}
+	for _, r := range runs {
+		if strings.Contains(r.Title, deployRunName(deploymentID)) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Rollout dispatches the deploy workflow once per deployment id and waits for its run.
 func (w *DeployWorkflow) Rollout(ctx context.Context, d repoconfig.Distribution, deploymentID int64, image string, deadline time.Time) error {
 	workflow := d.Deploy.Workflow
-	want := "storagebot deploy " + strconv.FormatInt(deploymentID, 10)
+	want := deployRunName(deploymentID)
 	poll := w.Poll
 	if poll <= 0 {
 		poll = 10 * time.Second

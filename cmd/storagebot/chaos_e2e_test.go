@@ -52,15 +52,29 @@ const (
 // later, as GitHub finishes a request its client gave up on), duplicate, delayed (out-of-order) and repeated
 // deliveries to either replica, malformed deliveries, a replica killed mid-work and restarted, and reconciler
 // runs at random moments. A secondary limit without Retry-After is left out: GitHub then asks for at least a
-// minute's wait, which the client honours (tested on its own in ghclient). After each
-// scenario one reconcile runs with nothing failing; then:
+// minute's wait, which the client honours (tested on its own in ghclient). Every scenario also rolls out: the
+// repository has three distributions (production, staging built on it, snapshot on staging), merges to a
+// channel branch start builds and deploys, the test plays GitHub Actions (failing a run or two in some seeds),
+// and faults hit the rollout's requests too (a claim whose answer is lost is left out: the controller fails
+// it only after runAppearDeadline, 5 minutes). After each scenario the rollouts settle with nothing failing —
+// a reconcile-time rollout pass when nothing moves, /rebuild by a maintainer for the highest distribution that
+// failed — and one reconcile runs with nothing failing; then:
 //
 //   - every merged promotion has exactly one removal PR into the lower channel and one follow-up note;
 //   - no /promote opened two promotion PRs or branches; no command got two replies, and one got none only when
 //     its delivery was lost with a replica (GitHub does not redeliver, and the reconciler runs no commands);
 //   - the newest storage-policy run of this App on every open PR head is completed with the conclusion the
 //     change deserves, and repeats no annotation;
-//   - a second reconcile finds nothing left to write.
+//   - a second reconcile finds nothing left to write (the rollout's writes are judged below);
+//   - each distribution is built at most once per change it must build for: no build key (a claim) is
+//     dispatched twice, a (distribution, head, base deployment) is built again only by /rebuild, across both
+//     replicas and their restarts, and no deployment's deploy workflow is dispatched twice;
+//   - dependents are built in order: a staging or snapshot build is claimed only after the base deployment it
+//     is built on went live;
+//   - nothing is stuck: no claim is in flight and no run unfinished, every live deployment has its build, and
+//     a failed build of a merged promotion PR is reported on it;
+//   - the deployed state matches the newest heads: every distribution is live at its branch head, built on
+//     its base's live deployment.
 //
 // A seed fixes the plan (faults, routes, timings); the goroutine interleaving is the machine's. 200 seeds run
 // in go test ./... (-short leaves them out). A failure prints the commands that replay its seed alone and
@@ -133,6 +147,7 @@ var chaosGroups = flag.Int("chaos-groups", 10, "TestChaos: how many groups of 10
 // chaosStats counts what the scenarios injected and what the bot did, for the benchmark record.
 type chaosStats struct {
 	seeds, faults, faultsHit, late, kills, reconciles, duplicates, delayed, lost, merged, commands int
+	builds, rolloutFaults, failedRuns, rebuilds                                                    int
 	unstarted                                                                                      int // left out to fit -timeout
 }
 
@@ -149,11 +164,15 @@ func (s *chaosStats) add(o chaosStats) {
 	s.lost += o.lost
 	s.merged += o.merged
 	s.commands += o.commands
+	s.builds += o.builds
+	s.rolloutFaults += o.rolloutFaults
+	s.failedRuns += o.failedRuns
+	s.rebuilds += o.rebuilds
 }
 
 func (s chaosStats) String() string {
-	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request; %d of them answers lost to writes landing late); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands",
-		s.seeds, s.faults, s.faultsHit, s.late, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands)
+	return fmt.Sprintf("%d seeds; %d faults injected (%d hit a request; %d of them answers lost to writes landing late; %d on rollout requests); %d replica kills; %d reconcile runs; deliveries: %d duplicated, %d delayed, %d lost to a dead replica; %d promotions merged; %d /promote commands; rollout: %d builds, %d runs failed on purpose, %d /rebuild comments",
+		s.seeds, s.faults, s.faultsHit, s.late, s.rolloutFaults, s.kills, s.reconciles, s.duplicates, s.delayed, s.lost, s.merged, s.commands, s.builds, s.failedRuns, s.rebuilds)
 }
 
 // chaosReplica is one serve process of the pair; it is replaced by a new process (new port, nothing in
@@ -179,6 +198,7 @@ type chaosCluster struct {
 	held     int // delayed deliveries not yet sent (guarded by mu; a WaitGroup would race its Add against settle's Wait)
 	// firstSeed is the group's first seed, for the replay command.
 	firstSeed int64
+	rollouts  *chaosRollouts
 }
 
 type recordedDelivery struct {
@@ -424,6 +444,11 @@ var notReconcileWrites = map[string]bool{
 	"POST /graphql":                                     true,
 	"POST /repos/{owner}/{repo}/issues":                 true,
 	"PATCH /repos/{owner}/{repo}/issues/{issue_number}": true,
+	// The rollout's writes: the replicas' passes may still mark a deployment already finished by the other
+	// replica (a pass woken late), and the rollout invariants judge them on their own.
+	"POST /repos/{owner}/{repo}/deployments":                                true,
+	"POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":       true,
+	"POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": true,
 }
 
 // chaosFaultRoutes are the routes faults are injected on: every write the bot makes, and the reads its
@@ -487,6 +512,8 @@ func randomFault(rng *rand.Rand) githubfake.Fault {
 func chaosGroup(t *testing.T, seeds []int64, stopAt time.Time) chaosStats {
 	h := newFakeHarness(t)
 	h.repo.SetPermission("writer", "write")
+	h.repo.SetPermission("maintainer", "maintain")
+	setupChaosRollout(h, servingRegistry(h))
 	stats := chaosStats{}
 	c := &chaosCluster{h: h, config: chaosConfig(t, h.fake), stats: &stats, rng: rand.New(rand.NewSource(0)), firstSeed: seeds[0]}
 	c.startReplica(0)
@@ -497,6 +524,11 @@ func chaosGroup(t *testing.T, seeds []int64, stopAt time.Time) chaosStats {
 	t.Cleanup(func() { h.fake.SetWebhookURL("") })
 	h.fake.SetWebhookURL(router.URL + "/api/github/hook")
 	clients := reconcileClients(t, "--config", c.config)
+	// The replicas' start-up reconciles build and roll out every distribution a first time.
+	c.rollouts = newChaosRollouts(c, clients)
+	if _, why := c.rollouts.settle(h.repo.OpenIssue("Rollouts of the chaos group", "", "alice")); why != "" {
+		t.Fatalf("seeds %d-%d: the first rollouts, nothing failing: %s", seeds[0], seeds[len(seeds)-1], why)
+	}
 
 	for i, seed := range seeds {
 		if !stopAt.IsZero() && time.Now().After(stopAt) {
@@ -508,6 +540,14 @@ func chaosGroup(t *testing.T, seeds []int64, stopAt time.Time) chaosStats {
 		}
 		stats.seeds++
 	}
+	for _, r := range h.repo.WorkflowRuns() {
+		if r.Workflow == "build.yml" {
+			stats.builds++
+		}
+	}
+	c.rollouts.actions.mu.Lock()
+	stats.failedRuns = c.rollouts.actions.failed
+	c.rollouts.actions.mu.Unlock()
 	return stats
 }
 
@@ -537,6 +577,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 		bad, badTo    int // a malformed delivery of this kind (see badDelivery) to this replica
 		stepGaps      []time.Duration
 		promoteMethod string
+		rollout       rolloutPlan
 	}
 	const steps = 5
 	c.random(func(rng *rand.Rand) {
@@ -560,6 +601,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 			plan.stepGaps = append(plan.stepGaps, time.Duration(rng.Intn(15))*time.Millisecond)
 		}
 		plan.promoteMethod = []string{"merge", "squash", "rebase"}[rng.Intn(3)]
+		plan.rollout = drawRolloutPlan(rng, steps) // drawn last: the plans of the seeds before rollout are kept
 	})
 
 	fail := func(format string, args ...any) {
@@ -572,7 +614,8 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 			}
 		}
 		c.mu.Unlock()
-		t.Errorf("seed %d: %s; %s\nplan: kill before step %d, faults %+v at steps %v\n%s", seed, fmt.Sprintf(format, args...), replay, plan.kill, plan.faults, plan.faultAt, logs.String())
+		t.Errorf("seed %d: %s; %s\nplan: kill before step %d, faults %+v at steps %v, rollout faults %+v at steps %v, %d runs failing\n%s",
+			seed, fmt.Sprintf(format, args...), replay, plan.kill, plan.faults, plan.faultAt, plan.rollout.faults, plan.rollout.faultAt, plan.rollout.failRuns, logs.String())
 	}
 	pkg := func(s string) string { return fmt.Sprintf("chaos%d%s", seed, s) }
 	goodFiles := pkgFiles(pkg("a"), "1.0.0", 3, "")
@@ -591,6 +634,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	c.mu.Lock()
 	lostBefore := c.stats.lost
 	c.mu.Unlock()
+	c.rollouts.actions.failRuns(plan.rollout.failRuns)
 
 	var bg sync.WaitGroup
 	start := time.Now()
@@ -623,6 +667,15 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 				if f.ApplyAfter > 0 || f.Latency > chaosDeadline {
 					c.stats.late++
 				}
+				c.mu.Unlock()
+			}
+		}
+		for i, f := range plan.rollout.faults {
+			if plan.rollout.faultAt[i] == step {
+				h.fake.InjectFault(f)
+				c.mu.Lock()
+				c.stats.faults++
+				c.stats.rolloutFaults++
 				c.mu.Unlock()
 			}
 		}
@@ -690,7 +743,7 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	c.mu.Lock()
 	c.stats.merged += len(merged)
 	c.mu.Unlock()
-	hit := len(plan.faults) - h.fake.PendingFaults()
+	hit := len(plan.faults) + len(plan.rollout.faults) - h.fake.PendingFaults()
 	c.mu.Lock()
 	c.stats.faultsHit += hit
 	c.mu.Unlock()
@@ -698,7 +751,15 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 	// Faults end; whatever they left undone, one reconcile (every in-progress run counts as abandoned: nothing
 	// is evaluating any more) finishes.
 	h.fake.ClearFaults()
+	c.rollouts.actions.failRuns(0)
 	c.settle()
+	rebuilds, why := c.rollouts.settle(issue)
+	if why != "" {
+		fail("rollouts did not come to rest: %s", why)
+	}
+	c.mu.Lock()
+	c.stats.rebuilds += rebuilds
+	c.mu.Unlock()
 	if err := chaosReconciler(t, h.fake, clients, true).RunOnce(context.Background()); err != nil {
 		fail("final reconcile: %v", err)
 	}
@@ -814,6 +875,8 @@ func chaosSeed(t *testing.T, c *chaosCluster, clients githubapp.ClientCreator, s
 		}
 		fail("a second reconcile wrote %d times (%v); the first left work undone", n, wrote)
 	}
+
+	checkRollouts(h.repo, merged, fail)
 
 	return t.Failed() == failedBefore
 }

@@ -29,6 +29,9 @@ type Deployment struct {
 	Environment string
 	Payload     json.RawMessage
 	States      []string
+	// StatusIDs are the IDs of States, in the same order. Every ID the fake hands out (deployments, their
+	// statuses, workflow runs) comes from one counter, so comparing them orders those writes in time.
+	StatusIDs []int64
 }
 
 type deploymentState struct {
@@ -318,6 +321,7 @@ func (r *Repo) Deployments() []Deployment {
 		x := Deployment{ID: d.id, Ref: d.ref, SHA: d.sha, Environment: d.environment, Payload: append(json.RawMessage(nil), d.payload...)}
 		for _, st := range d.statuses {
 			x.States = append(x.States, st.state)
+			x.StatusIDs = append(x.StatusIDs, st.id)
 		}
 		out = append(out, x)
 	}
