@@ -217,7 +217,10 @@ func (s *Server) getDeployment(c *call) (int, any, error) {
 }
 
 // createDeploymentStatus answers POST …/deployments/{deployment_id}/statuses and emits deployment_status
-// "created". auto_inactive (default true) marks the environment's older deployments inactive on success.
+// "created". auto_inactive (default true) marks the environment's prior deployments (created before this
+// one) inactive on success, as GitHub documents it: "all prior non-transient ... deployments with the same
+// repository and environment name ... only added to deployments that had a success state". A success landing
+// late on an old deployment therefore leaves newer ones as they are.
 func (s *Server) createDeploymentStatus(c *call) (int, any, error) {
 	r := c.repo
 	d, err := r.deploymentParam(c)
@@ -252,7 +255,7 @@ func (s *Server) createDeploymentStatus(c *call) (int, any, error) {
 	d.updated = now
 	if in.State == "success" && (in.AutoInactive == nil || *in.AutoInactive) {
 		for _, other := range r.deployments {
-			if other != d && other.environment == d.environment && !other.transient && len(other.statuses) > 0 &&
+			if other.id < d.id && other.environment == d.environment && !other.transient && len(other.statuses) > 0 &&
 				other.statuses[len(other.statuses)-1].state == "success" {
 				other.statuses = append(other.statuses, &deploymentStatusState{id: s.newID(), state: "inactive",
 					creator: st.creator, created: now})
