@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -287,7 +289,7 @@ func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribu
 		}
 		// A build that cannot even start (missing workflow, bad inputs) fails its claim, so it is reported
 		// once and the chain stops instead of retrying every pass.
-		return ActionFailed, dep.ID, c.fail(ctx, repo, d, dep, "the build could not be started: "+err.Error())
+		return ActionFailed, dep.ID, c.failing(ctx, repo, d, dep, "the build could not be started: "+err.Error(), true)
 	}
 	return ActionDispatched, dep.ID, ""
 }
@@ -445,13 +447,25 @@ func versionsByPull(ctx context.Context, gh GitHub, prs []MergedPull, from strin
 }
 
 // fail marks dep failed, tells the PRs that caused it what to fix, and returns reason.
+//
+// A failure no pull request could be told of because GitHub failed (an error, a timeout, a rate limit — not a
+// refusal) is not made final: dep is left as it is, so the next pass meets the same failure (the failed run,
+// the missed deadline, the rollout that does not come up) and tells it then; the comment carries a marker, so
+// nobody is told twice. A build that could not even be dispatched is marked at once: no run will fail it
+// again, and its claim would wait out runAppearDeadline instead.
 func (c *Controller) fail(ctx context.Context, repo Repo, d repoconfig.Distribution, dep Deployment, reason string) string {
+	return c.failing(ctx, repo, d, dep, reason, false)
+}
+
+func (c *Controller) failing(ctx context.Context, repo Repo, d repoconfig.Distribution, dep Deployment, reason string, markNow bool) string {
 	gh := repo.GitHub
 	log := zerolog.Ctx(ctx).With().Str("distribution", d.Name).Int64("deployment", dep.ID).Logger()
 	log.Warn().Str("reason", reason).Msg("distribution rollout failed")
+	told := true
 	prs, err := gh.MergedPulls(ctx, d.Branch, dep.Payload.PreviousRef, dep.Payload.Ref)
 	if err != nil {
 		log.Warn().Err(err).Msg("find the pull requests a failed deployment brought; none is told")
+		told = !retryable(err)
 	}
 	body := fmt.Sprintf("❌ **%s** was not rolled out: %s.\n\nNothing after it in the chain (%s) was rebuilt. "+
 		"Fix the cause, then comment `/rebuild %s` (needs maintain permission) to build and roll it out again.\n\n%s",
@@ -459,12 +473,32 @@ func (c *Controller) fail(ctx context.Context, repo Repo, d repoconfig.Distribut
 	for _, pr := range prs {
 		if err := gh.CommentOnce(ctx, pr.Number, marker("failed", d.Name, dep.ID), body); err != nil {
 			log.Warn().Err(err).Int("pr", pr.Number).Msg("report a failed rollout on a pull request")
+			told = told && !retryable(err)
 		}
+	}
+	if !told && !markNow {
+		log.Warn().Msg("failure not final until the pull requests are told: the next pass meets it again and tells them")
+		return reason
 	}
 	if err := gh.SetDeploymentState(ctx, dep.ID, StateFailure, trim(reason), ""); err != nil {
 		log.Error().Err(err).Msg("mark deployment failed")
 	}
 	return reason
+}
+
+// retryable reports whether a GitHub error may pass when the request is made again: anything but a refusal
+// (a 4xx other than a rate limit).
+func retryable(err error) bool {
+	var limited *github.RateLimitError
+	var secondary *github.AbuseRateLimitError
+	if errors.As(err, &limited) || errors.As(err, &secondary) {
+		return true
+	}
+	var er *github.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		return er.Response.StatusCode >= http.StatusInternalServerError || er.Response.StatusCode == http.StatusTooManyRequests
+	}
+	return true // no answer: a timeout, a cut connection
 }
 
 func dependentsText(cfg *repoconfig.Config, name string) string {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-github/v50/github"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -313,6 +314,45 @@ func TestControllerBuildFailureStopsTheChainAndReports(t *testing.T) {
 	e.settle()
 	if diff := cmp.Diff([]string{"production", "production", "staging", "snapshot"}, e.gh.builds()); diff != "" {
 		t.Errorf("builds dispatched (-want +got):\n%s", diff)
+	}
+}
+
+// TestControllerFailureToldOnALaterPass: when GitHub fails the comment that tells a PR its build failed
+// (a 502, not a refusal), the failure is not made final; the next pass meets the failed run again, tells the
+// PR once and only then marks the deployment failed. A refusal (403) is final at once: retrying would not
+// pass, and the chain must stop.
+func TestControllerFailureToldOnALaterPass(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		commentErr error
+		wantStates [][]string // production's deployment states after each pass
+		wantTold   bool
+	}{
+		{"server error", &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusBadGateway}, Message: "Bad Gateway"},
+			[][]string{nil, {StateFailure}}, true},
+		{"refused", &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusForbidden}, Message: "Resource not accessible by integration"},
+			[][]string{{StateFailure}, {StateFailure}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "2s")
+			e.settle()
+			e.gh.merge(11, "production", Version{"apm", "9.0.0"})
+			e.pass()
+			e.gh.finishRuns("build.yml", "failure")
+			e.gh.mu.Lock()
+			e.gh.failNext["CommentOnce"] = tc.commentErr
+			e.gh.mu.Unlock()
+			for i, want := range tc.wantStates {
+				e.pass()
+				if _, states := e.gh.lastState("production"); !cmp.Equal(states, want) {
+					t.Fatalf("pass %d: production deployment states = %v, want %v", i+1, states, want)
+				}
+			}
+			c := e.gh.commentsOn(11)
+			if told := len(c) == 1 && strings.Contains(c[0], "ended failure"); told != tc.wantTold || len(c) > 1 {
+				t.Errorf("comments on #11 = %q, want told: %v, at most once", c, tc.wantTold)
+			}
+		})
 	}
 }
 
