@@ -18,38 +18,12 @@ import (
 	"github.com/storagebot/storagebot/internal/githubfake"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 	"github.com/storagebot/storagebot/rollout"
+	"github.com/storagebot/storagebot/rollout/rollouttest"
 )
 
 // The chaos repository's distributions, bases first: production is built on the registry image, staging FROM
 // production's image, snapshot FROM staging's.
 var chaosDistributions = []string{"production", "staging", "snapshot"}
-
-// chaosBuildWorkflow and chaosDeployWorkflow are the workflows the rollout dispatches; each names its run
-// after the build key or deployment, as the controller requires to find it again.
-const chaosBuildWorkflow = `name: distribution
-run-name: storagebot build ${{ inputs.build_key }}
-on:
-  workflow_dispatch:
-    inputs:
-      distribution: {required: true}
-      ref: {required: true}
-      base_image: {required: false}
-      build_key: {required: true}
-jobs:
-  build: {runs-on: ubuntu-latest, steps: [{run: "echo build"}]}
-`
-
-const chaosDeployWorkflow = `name: deploy
-run-name: storagebot deploy ${{ inputs.deployment_id }}
-on:
-  workflow_dispatch:
-    inputs:
-      distribution: {required: true}
-      image: {required: true}
-      deployment_id: {required: true}
-jobs:
-  deploy: {runs-on: ubuntu-latest, steps: [{run: "echo deploy"}]}
-`
 
 // chaosRolloutFaultRoutes are the rollout's requests faults are injected on: its claims and their statuses,
 // the builds and deploys it dispatches, and the listings its decisions rest on.
@@ -78,8 +52,8 @@ func setupChaosRollout(h *harness, registry string) {
 	h.commit("main", "storagebot config", map[string]*githubfake.File{".github/storagebot.yml": {Content: []byte(cfg.String())}})
 	for _, b := range chaosDistributions {
 		h.commit(b, "CI", map[string]*githubfake.File{
-			".github/workflows/build.yml":  {Content: []byte(chaosBuildWorkflow)},
-			".github/workflows/deploy.yml": {Content: []byte(chaosDeployWorkflow)},
+			".github/workflows/build.yml":  {Content: []byte(rollouttest.BuildWorkflow())},
+			".github/workflows/deploy.yml": {Content: []byte(rollouttest.DeployWorkflow)},
 		})
 	}
 }
