@@ -49,37 +49,22 @@ func newPKI(dir string) (*pki, error) {
 		return nil, fmt.Errorf("self-sign CA: %w", err)
 	}
 
-	servingKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate serving key: %w", err)
-	}
-	servingDER, _, err := sign(&x509.Certificate{
+	servingDER, servingKey, err := issueLeaf(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:   now.Add(-time.Hour),
-		NotAfter:    now.Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:    []string{"localhost"},
-	}, caCert, &servingKey.PublicKey, caKey)
+	}, caCert, caKey, now)
 	if err != nil {
-		return nil, fmt.Errorf("sign serving certificate: %w", err)
+		return nil, fmt.Errorf("serving certificate: %w", err)
 	}
-
-	adminKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate admin key: %w", err)
-	}
-	adminDER, _, err := sign(&x509.Certificate{
+	adminDER, adminKey, err := issueLeaf(&x509.Certificate{
 		// Kubernetes takes the user from CN and the groups from O; system:masters passes every authorizer.
 		Subject:     pkix.Name{CommonName: "storagebot-test-admin", Organization: []string{"system:masters"}},
-		NotBefore:   now.Add(-time.Hour),
-		NotAfter:    now.Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, caCert, &adminKey.PublicKey, caKey)
+	}, caCert, caKey, now)
 	if err != nil {
-		return nil, fmt.Errorf("sign admin certificate: %w", err)
+		return nil, fmt.Errorf("admin certificate: %w", err)
 	}
 
 	// RSA, the algorithm every Kubernetes version accepts for service-account tokens.
@@ -128,6 +113,21 @@ func newPKI(dir string) (*pki, error) {
 		}
 	}
 	return p, nil
+}
+
+// issueLeaf generates a P-256 key and issues tmpl for it, signed by the CA and valid for a day around now.
+func issueLeaf(tmpl, caCert *x509.Certificate, caKey crypto.Signer, now time.Time) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, _, err := sign(tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: %w", err)
+	}
+	return der, key, nil
 }
 
 // sign issues tmpl (with a random serial number) signed by parent's key, returning DER and the parsed result.
