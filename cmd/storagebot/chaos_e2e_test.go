@@ -961,18 +961,7 @@ func chaosReconciler(t testing.TB, fake *githubfake.Server, clients githubapp.Cl
 // TestCommandAnsweredOnce: a command comment delivered again (GitHub's Redeliver, the same delivery reaching
 // both replicas) is answered once, and its commands do not run again.
 func TestCommandAnsweredOnce(t *testing.T) {
-	h := newHarness(t)
-	second := h.startReplica()
-	h.repo.SetPermission("writer", "write")
-	h.commit("snapshot", "add foo", pkgFiles("foo", "1.0.0", 2, ""))
-	issue := h.repo.OpenIssue("Promotions", "", "alice")
-	// Every comment delivery reaches both replicas at once.
-	h.routeWebhooks(func(event, action string) []string {
-		if event == "issue_comment" {
-			return []string{h.addr, second.addr}
-		}
-		return []string{h.addr}
-	})
+	h, second, issue := promoteOnTwoReplicas(t)
 	if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
 		t.Fatal(err)
 	}
@@ -990,15 +979,7 @@ func TestCommandAnsweredOnce(t *testing.T) {
 	}
 	h.settleAt(h.addr)
 	h.settleAt(second.addr)
-	var replies []string
-	for _, c := range h.repo.IssueComments(issue) {
-		if strings.HasSuffix(c.User, "[bot]") && strings.Contains(c.Body, "> /promote foo@1.0.0") {
-			replies = append(replies, c.Body)
-		}
-	}
-	if len(replies) != 1 {
-		t.Fatalf("replies = %d, want 1:\n%s", len(replies), strings.Join(replies, "\n----\n"))
-	}
+	replies := h.promoteReplies(issue)
 	prs := h.pullsInto("staging", promotion.PromoteBranchPrefix)
 	if len(prs) != 1 {
 		t.Fatalf("promotion PRs = %s, want 1", prList(prs))
@@ -1007,6 +988,39 @@ func TestCommandAnsweredOnce(t *testing.T) {
 	if !strings.Contains(replies[0], "✅") || !strings.Contains(replies[0], "promotion PR #"+itoa(prs[0].Number)+" ") {
 		t.Errorf("the reply does not link promotion PR #%d:\n%s", prs[0].Number, replies[0])
 	}
+}
+
+// promoteOnTwoReplicas starts two replicas that each get every comment delivery at once, with a writer, a
+// snapshot version foo@1.0.0 to promote and an issue to comment /promote on.
+func promoteOnTwoReplicas(t *testing.T, args ...string) (h *harness, second *replica, issue int) {
+	h = newHarness(t, args...)
+	second = h.startReplica(args...)
+	h.repo.SetPermission("writer", "write")
+	h.commit("snapshot", "add foo", pkgFiles("foo", "1.0.0", 2, ""))
+	issue = h.repo.OpenIssue("Promotions", "", "alice")
+	h.routeWebhooks(func(event, action string) []string {
+		if event == "issue_comment" {
+			return []string{h.addr, second.addr}
+		}
+		return []string{h.addr}
+	})
+	return h, second, issue
+}
+
+// promoteReplies returns the bot's one reply to "/promote foo@1.0.0" on issue, failing the test when there
+// are more or none.
+func (h *harness) promoteReplies(issue int) []string {
+	h.t.Helper()
+	var replies []string
+	for _, c := range h.repo.IssueComments(issue) {
+		if strings.HasSuffix(c.User, "[bot]") && strings.Contains(c.Body, "> /promote foo@1.0.0") {
+			replies = append(replies, c.Body)
+		}
+	}
+	if len(replies) != 1 {
+		h.t.Fatalf("replies = %d, want 1:\n%s", len(replies), strings.Join(replies, "\n----\n"))
+	}
+	return replies
 }
 
 // TestLateReplyAnsweredOnce: a reply whose answer is lost and which GitHub applies late — after the other
@@ -1026,17 +1040,7 @@ func TestLateReplyAnsweredOnce(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"--github-timeout", chaosDeadline.String(), "--github-write-settle", chaosSettle.String()}
-			h := newHarness(t, args...)
-			second := h.startReplica(args...)
-			h.repo.SetPermission("writer", "write")
-			h.commit("snapshot", "add foo", pkgFiles("foo", "1.0.0", 2, ""))
-			issue := h.repo.OpenIssue("Promotions", "", "alice")
-			h.routeWebhooks(func(event, action string) []string {
-				if event == "issue_comment" {
-					return []string{h.addr, second.addr}
-				}
-				return []string{h.addr}
-			})
+			h, second, issue := promoteOnTwoReplicas(t, args...)
 			h.fake.InjectFault(tc.fault)
 			if _, err := h.repo.Comment(issue, "writer", "/promote foo@1.0.0"); err != nil {
 				t.Fatal(err)
@@ -1048,15 +1052,7 @@ func TestLateReplyAnsweredOnce(t *testing.T) {
 			if h.fake.PendingFaults() != 0 {
 				t.Fatalf("the fault on %s hit no request", route)
 			}
-			var replies []string
-			for _, c := range h.repo.IssueComments(issue) {
-				if strings.HasSuffix(c.User, "[bot]") && strings.Contains(c.Body, "> /promote foo@1.0.0") {
-					replies = append(replies, c.Body)
-				}
-			}
-			if len(replies) != 1 {
-				t.Fatalf("replies = %d, want 1:\n%s", len(replies), strings.Join(replies, "\n----\n"))
-			}
+			h.promoteReplies(issue) // exactly one
 		})
 	}
 }
