@@ -145,10 +145,10 @@ const chaosSeedsPerRepo = 10
 
 var chaosGroups = flag.Int("chaos-groups", 10, "TestChaos: how many groups of 10 seeds run at once")
 
-// chaosRollout adds the rollout to every scenario. It is off in the default run: with it, about 1 seed in 100
-// still fails on rollout defects the runs found and that are not fixed yet (a deployment made inactive by a
-// late success of an older one is built again; a failure comment lost to a fault is never retried), and a
-// suite that fails on 1 seed in 100 would fail every CI run. Run it with -chaos-rollout or
+// chaosRollout adds the rollout to every scenario. It is off in the default run: with it, about 1 seed in 150
+// still fails on rollout defects the runs found and that are not fixed yet (a PR not told when both the build's
+// dispatch and the failure comment meet a fault; a deployment left in progress), and a suite that fails on a
+// known defect would fail CI runs at random (docs/benchmarks.md, "Chaos runs"). Run it with -chaos-rollout or
 // STORAGEBOT_CHAOS_ROLLOUT=1.
 var chaosRollout = flag.Bool("chaos-rollout", os.Getenv("STORAGEBOT_CHAOS_ROLLOUT") == "1", "TestChaos: roll out distributions in every scenario, with faults on the rollout's requests")
 
