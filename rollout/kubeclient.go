@@ -1,16 +1,15 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 )
 
 // DeploymentAPI is what the Kubernetes target needs of the API server (the ClusterRole storagebot-rollout
@@ -30,17 +29,16 @@ type LeaseAPI interface {
 	UpdateLease(ctx context.Context, lease *Lease) (*Lease, error)
 }
 
-var (
-	deploymentsResource = deploymentKind.GroupVersion().WithResource("deployments")
-	leasesResource      = leaseKind.GroupVersion().WithResource("leases")
-)
-
-// KubeClient talks to the API server through client-go's dynamic client and converts the two kinds
-// storagebot uses to the structs of kubetypes.go. It does not use the typed clientset on purpose: linking it runs
-// the init of its scheme and of every API group (some 20 ms) in every command of the binary, including
-// `storagebot check`, which never talks to Kubernetes.
+// KubeClient talks to the API server over net/http and encoding/json: five requests on two kinds, in the
+// JSON of kubetypes.go. It does not use client-go: linking client-go and apimachinery runs their init (some
+// 20 ms of CPU and 300 page faults) in every command of the binary, including `storagebot check`, which
+// never talks to Kubernetes and must cost little more than `git diff-tree`.
 type KubeClient struct {
-	Dynamic dynamic.Interface
+	host       string // scheme://host[:port][/path], no trailing slash
+	http       *http.Client
+	creds      *credentials
+	userAgent  string
+	fieldOwner string // the fieldManager of every write
 }
 
 var (
@@ -49,68 +47,226 @@ var (
 )
 
 // NewKubeClient connects to the API server cfg describes.
-func NewKubeClient(cfg *rest.Config) (*KubeClient, error) {
-	d, err := dynamic.NewForConfig(cfg)
+func NewKubeClient(cfg *KubeConfig) (*KubeClient, error) {
+	if cfg.Host == "" {
+		return nil, errors.New("Kubernetes client: no API server address")
+	}
+	transport, err := cfg.transport()
 	if err != nil {
 		return nil, fmt.Errorf("Kubernetes client: %w", err)
 	}
-	return &KubeClient{Dynamic: d}, nil
+	return &KubeClient{
+		host: strings.TrimSuffix(cfg.Host, "/"),
+		// No client-wide timeout, as client-go's default: each call is bounded by its context (the rollout's
+		// deadline, the election's renew deadline); the transport bounds dialling and the TLS handshake.
+		http:       &http.Client{Transport: transport},
+		creds:      cfg.credentials(),
+		userAgent:  "storagebot",
+		fieldOwner: "storagebot",
+	}, nil
 }
 
 func (c *KubeClient) GetDeployment(ctx context.Context, namespace, name string) (*KubeDeployment, error) {
-	u, err := c.Dynamic.Resource(deploymentsResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
-	return fromUnstructured[KubeDeployment](u, err)
+	var d KubeDeployment
+	err := c.do(ctx, http.MethodGet, deploymentPath(namespace, name), "", nil, &d)
+	return orNil(&d, err)
 }
 
 func (c *KubeClient) PatchDeployment(ctx context.Context, namespace, name string, patch []byte) (*KubeDeployment, error) {
-	u, err := c.Dynamic.Resource(deploymentsResource).Namespace(namespace).
-		Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "storagebot"})
-	return fromUnstructured[KubeDeployment](u, err)
+	var d KubeDeployment
+	err := c.do(ctx, http.MethodPatch, deploymentPath(namespace, name), strategicMergePatch, patch, &d)
+	return orNil(&d, err)
 }
 
 func (c *KubeClient) GetLease(ctx context.Context, namespace, name string) (*Lease, error) {
-	u, err := c.Dynamic.Resource(leasesResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
-	return fromUnstructured[Lease](u, err)
+	var l Lease
+	err := c.do(ctx, http.MethodGet, leasePath(namespace, name), "", nil, &l)
+	return orNil(&l, err)
 }
 
 func (c *KubeClient) CreateLease(ctx context.Context, lease *Lease) (*Lease, error) {
-	u, err := toUnstructured(lease, leaseKind)
-	if err != nil {
-		return nil, err
-	}
-	u, err = c.Dynamic.Resource(leasesResource).Namespace(lease.Namespace).Create(ctx, u, metav1.CreateOptions{FieldManager: "storagebot"})
-	return fromUnstructured[Lease](u, err)
+	return c.writeLease(ctx, http.MethodPost, leasePath(lease.Namespace, ""), lease)
 }
 
 func (c *KubeClient) UpdateLease(ctx context.Context, lease *Lease) (*Lease, error) {
-	u, err := toUnstructured(lease, leaseKind)
+	return c.writeLease(ctx, http.MethodPut, leasePath(lease.Namespace, lease.Name), lease)
+}
+
+// writeLease sends lease whole, with its apiVersion and kind set as the API server requires.
+func (c *KubeClient) writeLease(ctx context.Context, method, path string, lease *Lease) (*Lease, error) {
+	body := *lease
+	body.TypeMeta = TypeMeta{APIVersion: leaseAPIVersion, Kind: leaseKind}
+	data, err := json.Marshal(&body)
+	if err != nil {
+		return nil, fmt.Errorf("encode Lease %s/%s: %w", lease.Namespace, lease.Name, err)
+	}
+	var l Lease
+	err = c.do(ctx, method, path, "application/json", data, &l)
+	return orNil(&l, err)
+}
+
+// The content type of PatchDeployment: a strategic merge patch, as `kubectl rollout restart` sends.
+const strategicMergePatch = "application/strategic-merge-patch+json"
+
+func deploymentPath(namespace, name string) string {
+	return objectPath("/apis/"+deploymentAPIVersion, namespace, "deployments", name)
+}
+
+// leasePath is the Lease's path, or with no name the namespace's Lease collection (where creates go).
+func leasePath(namespace, name string) string {
+	return objectPath("/apis/"+leaseAPIVersion, namespace, "leases", name)
+}
+
+func objectPath(groupVersion, namespace, resource, name string) string {
+	p := groupVersion + "/namespaces/" + url.PathEscape(namespace) + "/" + resource
+	if name != "" {
+		p += "/" + url.PathEscape(name)
+	}
+	return p
+}
+
+// do sends one request and decodes the answer into out, or the API server's refusal into an *APIError.
+func (c *KubeClient) do(ctx context.Context, method, path, contentType string, body []byte, out any) error {
+	u := c.host + path
+	if method != http.MethodGet {
+		u += "?fieldManager=" + url.QueryEscape(c.fieldOwner)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body == nil {
+		req.Body, req.ContentLength = nil, 0
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if err := c.creds.authorize(req); err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return fmt.Errorf("%s %s: read the answer: %w", method, path, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		c.creds.rejected() // a rotated token: read the file again on the next request
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return statusError(method, path, resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// maxResponseBytes bounds what is read of an answer: a Deployment or Lease is a few kilobytes.
+const maxResponseBytes = 8 << 20
+
+func orNil[T any](obj *T, err error) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err = c.Dynamic.Resource(leasesResource).Namespace(lease.Namespace).Update(ctx, u, metav1.UpdateOptions{FieldManager: "storagebot"})
-	return fromUnstructured[Lease](u, err)
+	return obj, nil
 }
 
-// fromUnstructured converts what the dynamic client returned to T, passing its error through untouched so
-// that apierrors.IsNotFound and the like still recognise it.
-func fromUnstructured[T any](u *unstructured.Unstructured, err error) (*T, error) {
-	if err != nil {
-		return nil, err
-	}
-	var obj T
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), &obj); err != nil {
-		return nil, fmt.Errorf("decode %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
-	}
-	return &obj, nil
+// APIError is a refusal of the API server: its HTTP status code, and the reason and message of the Status
+// object it answered with (reason derived from the code when the answer was not a Status).
+type APIError struct {
+	Code    int
+	Reason  string // NotFound, Conflict, AlreadyExists, Forbidden, Invalid...
+	Message string // the server's, e.g. `deployments.apps "x" is forbidden: User "..." cannot patch resource ...`
 }
 
-// toUnstructured converts obj for the dynamic client, which sends apiVersion and kind as they are set.
-func toUnstructured(obj any, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
-	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", gvk.Kind, err)
+// Error is the server's message, as client-go's StatusError prints it: it names the object, and for RBAC
+// refusals the user, verb and resource.
+func (e *APIError) Error() string {
+	if e.Message != "" {
+		return e.Message
 	}
-	u := &unstructured.Unstructured{Object: content}
-	u.SetGroupVersionKind(gvk)
-	return u, nil
+	return fmt.Sprintf("the API server answered %d %s", e.Code, e.Reason)
+}
+
+// The reasons of metav1.StatusReason that storagebot acts on, and the code each implies when an answer
+// carries no Status.
+const (
+	ReasonNotFound      = "NotFound"
+	ReasonConflict      = "Conflict"
+	ReasonAlreadyExists = "AlreadyExists"
+	ReasonForbidden     = "Forbidden"
+	ReasonUnauthorized  = "Unauthorized"
+	ReasonInvalid       = "Invalid"
+)
+
+var reasonOfCode = map[int]string{
+	http.StatusBadRequest:           "BadRequest",
+	http.StatusUnauthorized:         ReasonUnauthorized,
+	http.StatusForbidden:            ReasonForbidden,
+	http.StatusNotFound:             ReasonNotFound,
+	http.StatusMethodNotAllowed:     "MethodNotAllowed",
+	http.StatusNotAcceptable:        "NotAcceptable",
+	http.StatusConflict:             ReasonConflict,
+	http.StatusGone:                 "Gone",
+	http.StatusUnsupportedMediaType: "UnsupportedMediaType",
+	http.StatusUnprocessableEntity:  ReasonInvalid,
+	http.StatusTooManyRequests:      "TooManyRequests",
+	http.StatusInternalServerError:  "InternalError",
+	http.StatusServiceUnavailable:   "ServiceUnavailable",
+	http.StatusGatewayTimeout:       "Timeout",
+}
+
+// statusError decodes the Status object of a refusal. An answer that is not one (a proxy's error page) keeps
+// its first line in the message, so that the cause stays visible.
+func statusError(method, path string, code int, body []byte) *APIError {
+	var status struct {
+		Kind    string `json:"kind"`
+		Code    int    `json:"code"`
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	}
+	e := &APIError{Code: code}
+	if json.Unmarshal(body, &status) == nil && status.Kind == "Status" {
+		e.Reason, e.Message = status.Reason, status.Message
+		if status.Code != 0 {
+			e.Code = status.Code
+		}
+	}
+	if e.Reason == "" {
+		e.Reason = reasonOfCode[e.Code]
+	}
+	if e.Message == "" {
+		line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+		e.Message = fmt.Sprintf("%s %s: the API server answered %d %s", method, path, code, http.StatusText(code))
+		if line != "" {
+			e.Message += ": " + truncate(line, 200)
+		}
+	}
+	return e
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// IsNotFound, IsConflict, IsAlreadyExists and IsForbidden tell the API server's refusals apart, as
+// apimachinery's apierrors helpers of the same names do, through any wrapping.
+func IsNotFound(err error) bool      { return hasReason(err, ReasonNotFound) }
+func IsConflict(err error) bool      { return hasReason(err, ReasonConflict) }
+func IsAlreadyExists(err error) bool { return hasReason(err, ReasonAlreadyExists) }
+func IsForbidden(err error) bool     { return hasReason(err, ReasonForbidden) }
+func IsUnauthorized(err error) bool  { return hasReason(err, ReasonUnauthorized) }
+
+func hasReason(err error, reason string) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Reason == reason
 }
