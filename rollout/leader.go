@@ -14,7 +14,8 @@ import (
 // It follows client-go's leaderelection, which the binary does not link (see KubeClient): a replica takes a
 // Lease that is free, or whose holder has not renewed it for the Lease's duration as this replica observed it
 // (local clock only, so clock skew between replicas does not matter); every write carries the resourceVersion
-// read, so of two replicas racing for the Lease the API server lets one win. The leader renews every RetryPeriod and stops leading when it could not renew for RenewDeadline.
+// read, so of two replicas racing for the Lease the API server lets one win. The leader renews every
+// RetryPeriod and stops leading when it could not renew for RenewDeadline.
 type Election struct {
 	Client    LeaseAPI
 	Namespace string
