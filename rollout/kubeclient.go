@@ -9,7 +9,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // DeploymentAPI is what the Kubernetes target needs of the API server (the ClusterRole storagebot-rollout
@@ -39,6 +42,8 @@ type KubeClient struct {
 	creds      *credentials
 	userAgent  string
 	fieldOwner string // the fieldManager of every write
+	// sleep waits between attempts; false when ctx ended first.
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 var (
@@ -48,22 +53,43 @@ var (
 
 // NewKubeClient connects to the API server cfg describes.
 func NewKubeClient(cfg *KubeConfig) (*KubeClient, error) {
-	if cfg.Host == "" {
-		return nil, errors.New("Kubernetes client: no API server address")
+	host, err := serverURL(cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("Kubernetes client: %w", err)
 	}
 	transport, err := cfg.transport()
 	if err != nil {
 		return nil, fmt.Errorf("Kubernetes client: %w", err)
 	}
 	return &KubeClient{
-		host: strings.TrimSuffix(cfg.Host, "/"),
+		host: host,
 		// No client-wide timeout, as client-go's default: each call is bounded by its context (the rollout's
 		// deadline, the election's renew deadline); the transport bounds dialling and the TLS handshake.
 		http:       &http.Client{Transport: transport},
 		creds:      cfg.credentials(),
 		userAgent:  "storagebot",
 		fieldOwner: "storagebot",
+		sleep:      sleep,
 	}, nil
+}
+
+// serverURL is the API server's base URL: https unless said otherwise, as client-go assumes for a bare
+// host:port, and without a trailing slash (a path, as behind a proxy like Rancher's, is kept).
+func serverURL(host string) (string, error) {
+	if host == "" {
+		return "", errors.New("no API server address")
+	}
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	u, err := url.Parse(host)
+	if err != nil {
+		return "", fmt.Errorf("API server address: %w", err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		return "", fmt.Errorf("API server address %q is not an http(s) URL", host)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 func (c *KubeClient) GetDeployment(ctx context.Context, namespace, name string) (*KubeDeployment, error) {
@@ -125,46 +151,91 @@ func objectPath(groupVersion, namespace, resource, name string) string {
 	return p
 }
 
-// do sends one request and decodes the answer into out, or the API server's refusal into an *APIError.
+// do sends one request, again while the API server asks for that, and decodes the answer into out, or the
+// API server's refusal into an *APIError.
 func (c *KubeClient) do(ctx context.Context, method, path, contentType string, body []byte, out any) error {
+	for attempt := 1; ; attempt++ {
+		code, data, retryAfter, err := c.send(ctx, method, path, contentType, body)
+		if retryAfter >= 0 && attempt <= maxRetries && c.sleep(ctx, retryAfter) {
+			continue
+		}
+		switch {
+		case err != nil:
+			return err
+		case code < 200 || code > 299:
+			return statusError(method, path, code, data)
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
+		}
+		return nil
+	}
+}
+
+// maxRetries is how many times a request is sent again, as client-go's default.
+const maxRetries = 10
+
+// send makes one attempt. retryAfter is how long to wait before the next when one is worth it, as client-go
+// decides: the server said so (429 or 5xx with Retry-After: what Priority and Fairness answers under load), or
+// a GET lost its connection; otherwise it is negative.
+func (c *KubeClient) send(ctx context.Context, method, path, contentType string, body []byte) (code int, data []byte, retryAfter time.Duration, err error) {
+	req, err := c.newRequest(ctx, method, path, contentType, body)
+	if err != nil {
+		return 0, nil, -1, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if method == http.MethodGet && connectionLost(err) {
+			return 0, nil, time.Second, err
+		}
+		return 0, nil, -1, err // a *url.Error: it names the method and URL
+	}
+	defer resp.Body.Close()
+	if data, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes)); err != nil {
+		return 0, nil, -1, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		c.creds.rejected() // a rotated token: read the file again on the next request
+	}
+	return resp.StatusCode, data, retryAfterOf(resp), nil
+}
+
+func (c *KubeClient) newRequest(ctx context.Context, method, path, contentType string, body []byte) (*http.Request, error) {
 	u := c.host + path
 	if method != http.MethodGet {
 		u += "?fieldManager=" + url.QueryEscape(c.fieldOwner)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-	if err != nil {
-		return err
+	var content io.Reader
+	if body != nil {
+		content = bytes.NewReader(body)
 	}
-	if body == nil {
-		req.Body, req.ContentLength = nil, 0
+	req, err := http.NewRequestWithContext(ctx, method, u, content)
+	if err != nil {
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if err := c.creds.authorize(req); err != nil {
-		return err
+	return req, c.creds.authorize(req)
+}
+
+// retryAfterOf is the wait a 429 or 5xx answer's Retry-After header asks for in seconds, or -1.
+func retryAfterOf(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests && (resp.StatusCode < 500 || resp.StatusCode > 504) {
+		return -1
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+	seconds, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || seconds < 0 {
+		return -1
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return fmt.Errorf("%s %s: read the answer: %w", method, path, err)
-	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		c.creds.rejected() // a rotated token: read the file again on the next request
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return statusError(method, path, resp.StatusCode, data)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
-	}
-	return nil
+	return time.Duration(seconds) * time.Second
+}
+
+// connectionLost reports a connection the server or a proxy closed under the request.
+func connectionLost(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // maxResponseBytes bounds what is read of an answer: a Deployment or Lease is a few kilobytes.

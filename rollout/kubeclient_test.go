@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,12 @@ func newFakeAPIServer(t *testing.T, clientCAs *x509.CertPool, respond func(w htt
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
+}
+
+func (s *fakeAPIServer) all() []apiRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
 }
 
 func (s *fakeAPIServer) last() apiRequest {
@@ -417,5 +424,90 @@ func TestLeaseDeepCopy(t *testing.T) {
 	c.Spec.RenewTime.Time = time.Unix(2, 0)
 	if orig.Labels["a"] != "1" || string(orig.OwnerReferences[0]) != `{"uid":"u"}` || *orig.Spec.HolderIdentity != "a" || orig.Spec.RenewTime.Unix() != 1 {
 		t.Errorf("the original changed: %+v %+v", orig.ObjectMeta, orig.Spec)
+	}
+}
+
+// TestKubeClientRetriesWhenAskedTo: as client-go, a request answered 429 or 5xx with Retry-After is sent again
+// (a write with the same body) after the wait asked for, at most 10 times; other refusals are final.
+func TestKubeClientRetriesWhenAskedTo(t *testing.T) {
+	var mu sync.Mutex
+	busy := map[string]int{"busy": 2, "overloaded": 20} // how many times each Lease answers 429 before 200
+	dropped := false
+	srv := newFakeAPIServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case name == "dropped" && !dropped: // the connection is lost under the first GET
+			dropped = true
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		case name == "broken":
+			w.WriteHeader(http.StatusInternalServerError) // no Retry-After: final
+		case busy[name] > 0:
+			busy[name]--
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"kind":"Status","message":"too many requests, please try again later","reason":"TooManyRequests","code":429}`)
+		default:
+			io.WriteString(w, `{"metadata":{"name":"`+name+`"}}`)
+		}
+	})
+	client, err := NewKubeClient(&KubeConfig{Host: srv.URL, CAData: srv.caPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	client.sleep = func(_ context.Context, d time.Duration) bool { waits = append(waits, d); return true }
+	ctx := context.Background()
+
+	lease := &Lease{ObjectMeta: ObjectMeta{Namespace: "ns", Name: "busy"}, Spec: LeaseSpec{HolderIdentity: ptr("a")}}
+	if _, err := client.UpdateLease(ctx, lease); err != nil {
+		t.Fatalf("UpdateLease through two 429s: %v", err)
+	}
+	if sent := srv.all(); fmt.Sprint(waits) != "[3s 3s]" || len(sent) != 3 || sent[0].Body != sent[2].Body || !strings.Contains(sent[2].Body, `"holderIdentity":"a"`) {
+		t.Errorf("waited %v over %d requests, the last with body %s", waits, len(sent), srv.last().Body)
+	}
+
+	waits = nil
+	if _, err := client.GetLease(ctx, "ns", "overloaded"); !hasReason(err, "TooManyRequests") || len(waits) != 10 {
+		t.Errorf("GetLease of a server that stays overloaded = %v after %d waits, want TooManyRequests after 10", err, len(waits))
+	}
+	waits = nil
+	if _, err := client.GetLease(ctx, "ns", "broken"); !hasReason(err, "InternalError") || len(waits) != 0 {
+		t.Errorf("GetLease answered 500 without Retry-After = %v after %d waits, want InternalError at once", err, len(waits))
+	}
+
+	waits = nil
+	client.http.CloseIdleConnections() // on a reused connection net/http itself would send the GET again
+	if _, err := client.GetLease(ctx, "ns", "dropped"); err != nil || fmt.Sprint(waits) != "[1s]" {
+		t.Errorf("GetLease whose connection was lost once = %v after waits %v, want success after 1s", err, waits)
+	}
+
+	// A context that ends during the wait ends the retries.
+	busy["busy"] = 1
+	client.sleep = func(context.Context, time.Duration) bool { return false }
+	if _, err := client.GetLease(ctx, "ns", "busy"); !hasReason(err, "TooManyRequests") {
+		t.Errorf("GetLease whose wait was cut short = %v, want the 429", err)
+	}
+}
+
+// TestServerURL: a bare host:port means https; a path behind a proxy is kept; what is not http(s) is refused.
+func TestServerURL(t *testing.T) {
+	for host, want := range map[string]string{
+		"10.0.0.1:6443":                    "https://10.0.0.1:6443",
+		"https://[fd00::1]:443/":           "https://[fd00::1]:443",
+		"https://rancher.example/k8s/c-1/": "https://rancher.example/k8s/c-1",
+		"http://127.0.0.1:8080":            "http://127.0.0.1:8080",
+		"":                                 "error",
+		"unix:///var/run/kube.sock":        "error",
+	} {
+		got, err := serverURL(host)
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("serverURL(%q) = %q (%v), want %q", host, got, err, want)
+		}
 	}
 }
