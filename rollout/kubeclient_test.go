@@ -383,6 +383,11 @@ users: [{name: u, user: {tokenFile: token}}]`)
 	if err != nil || cfg.BearerToken != "file-token" || cfg.TokenFile != filepath.Join(dir, "token") || !cfg.Insecure {
 		t.Errorf("LoadKubeconfig = %+v, %v", cfg, err)
 	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if printed := fmt.Sprintf(verb, cfg); strings.Contains(printed, "file-token") || !strings.Contains(printed, "bearer token") {
+			t.Errorf("%s prints the configuration as %s", verb, printed)
+		}
+	}
 }
 
 // TestKubeTimesJSON: Lease times carry six fractional digits in UTC, other times whole seconds, and the zero

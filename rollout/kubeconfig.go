@@ -37,6 +37,28 @@ type KubeConfig struct {
 	ImpersonateGroups []string // with these groups (kubeconfig as-groups)
 }
 
+// String describes cfg without its secrets, so that logging or printing it (%v, %+v) leaks no token or key.
+func (cfg KubeConfig) String() string {
+	var creds []string
+	if cfg.BearerToken != "" || cfg.TokenFile != "" {
+		creds = append(creds, "bearer token")
+	}
+	if len(cfg.CertData) > 0 {
+		creds = append(creds, "client certificate")
+	}
+	if len(creds) == 0 {
+		creds = append(creds, "no credentials")
+	}
+	s := fmt.Sprintf("API server %s with %s", cfg.Host, strings.Join(creds, " and "))
+	if cfg.Impersonate != "" {
+		s += " as " + cfg.Impersonate
+	}
+	return s
+}
+
+// GoString is String, for %#v.
+func (cfg KubeConfig) GoString() string { return cfg.String() }
+
 // The ServiceAccount's credentials, as the kubelet mounts them in every pod.
 const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
