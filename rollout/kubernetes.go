@@ -9,10 +9,6 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
 
@@ -122,13 +118,16 @@ func rolledOut(d *KubeDeployment) (bool, string, error) {
 	return true, "", nil
 }
 
-// explain turns Kubernetes refusals into what to fix.
+// explain turns Kubernetes refusals into what to fix. The API server's message stays first: for RBAC it
+// names the user, the verb and the resource refused.
 func explain(err error, ref string) error {
 	switch {
-	case apierrors.IsNotFound(err):
+	case IsNotFound(err):
 		return fmt.Errorf("%w (no such Deployment: create it, or fix deploy.kubernetes in .github/storagebot.yml)", err)
-	case apierrors.IsForbidden(err):
+	case IsForbidden(err):
 		return fmt.Errorf("%w (storagebot's service account may not get and patch %s: apply the Role in deploy/kubernetes)", err, ref)
+	case IsUnauthorized(err):
+		return fmt.Errorf("%w (the API server rejected storagebot's credentials: check its ServiceAccount token or kubeconfig)", err)
 	}
 	return err
 }
@@ -137,23 +136,22 @@ func explain(err error, ref string) error {
 var ErrNoCluster = errors.New("no Kubernetes credentials: run in a cluster or pass --kubeconfig")
 
 // KubernetesClient connects to the cluster storagebot runs in, or, when kubeconfig is set, to the one that
-// file names. ErrNoCluster when there is neither.
+// file's current context names. ErrNoCluster when there is neither.
 func KubernetesClient(kubeconfig string) (*KubeClient, error) {
-	var cfg *rest.Config
+	var cfg *KubeConfig
 	var err error
 	switch {
 	case kubeconfig != "":
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		cfg, err = LoadKubeconfig(kubeconfig)
 	default:
-		cfg, err = rest.InClusterConfig()
-		if errors.Is(err, rest.ErrNotInCluster) {
+		cfg, err = InClusterConfig()
+		if errors.Is(err, errNotInCluster) {
 			return nil, ErrNoCluster
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("Kubernetes client configuration: %w", err)
 	}
-	cfg.UserAgent = "storagebot"
 	return NewKubeClient(cfg)
 }
 

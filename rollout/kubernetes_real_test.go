@@ -22,6 +22,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/storagebot/storagebot/internal/kubetestenv"
 	"github.com/storagebot/storagebot/internal/repoconfig"
@@ -44,8 +47,9 @@ func TestRealKubernetes(t *testing.T) {
 
 	bot := applyDeployManifests(t, ctx, admin)
 	t.Logf("storagebot acts as ServiceAccount %s/%s; registry Deployments live in namespace %s", bot.namespace, bot.serviceAccount, bot.registryNamespace)
-	// storagebot's own client, as the binary builds it: client-go's dynamic client (KubeClient).
-	botClient, err := NewKubeClient(env.ImpersonatingServiceAccount(bot.namespace, bot.serviceAccount))
+	// storagebot's own client, as the binary builds it from KUBECONFIG: a kubeconfig with the admin's client
+	// certificate that impersonates the ServiceAccount (as:), so it has exactly that account's RBAC.
+	botClient, err := KubernetesClient(writeKubeconfig(t, env.ImpersonatingServiceAccount(bot.namespace, bot.serviceAccount)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +125,7 @@ func TestRealKubernetes(t *testing.T) {
 		d := registryDistribution(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: bot.registryNamespace, Name: "registry-snapshot"}})
 		target := &Kubernetes{Client: botClient, Poll: 100 * time.Millisecond}
 		err := target.Rollout(ctx, d, 301, "registry.example/distribution:snapshot", time.Now().Add(realWait))
-		if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "no such Deployment") || !strings.Contains(err.Error(), bot.registryNamespace+"/registry-snapshot") {
+		if !IsNotFound(err) || !strings.Contains(err.Error(), "no such Deployment") || !strings.Contains(err.Error(), bot.registryNamespace+"/registry-snapshot") {
 			t.Fatalf("Rollout = %v, want a not-found error naming %s/registry-snapshot and saying there is no such Deployment", err, bot.registryNamespace)
 		}
 		t.Logf("error: %v", err)
@@ -133,7 +137,7 @@ func TestRealKubernetes(t *testing.T) {
 		before := getDeployment(t, ctx, admin, d)
 		target := &Kubernetes{Client: botClient, Poll: 100 * time.Millisecond}
 		err := target.Rollout(ctx, registryDistribution(d), 401, "registry.example/distribution:production", time.Now().Add(realWait))
-		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "apply the Role in deploy/kubernetes") {
+		if !IsForbidden(err) || !strings.Contains(err.Error(), "apply the Role in deploy/kubernetes") || !strings.Contains(err.Error(), "cannot get resource \"deployments\"") {
 			t.Fatalf("Rollout = %v, want a forbidden error saying to apply the Role", err)
 		}
 		t.Logf("error: %v", err)
@@ -145,6 +149,23 @@ func TestRealKubernetes(t *testing.T) {
 	t.Run("LeaderElection", func(t *testing.T) {
 		testRealLeaderElection(t, ctx, admin, botClient, bot.namespace)
 	})
+}
+
+// writeKubeconfig writes cfg (server, CA, client certificate, impersonated user) as a kubeconfig file, the
+// way an operator hands storagebot its credentials outside a cluster.
+func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["bot"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData,
+		Impersonate: cfg.Impersonate.UserName, ImpersonateGroups: cfg.Impersonate.Groups}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "bot"}
+	kc.CurrentContext = "test"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // testRealLeaderElection runs two replicas on the real Lease: exactly one leads and holds the Lease; when it

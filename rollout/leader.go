@@ -6,19 +6,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Election makes one of several replicas the leader through a Kubernetes Lease: only the leader runs the
 // periodic passes (reconcile, rollout), while every replica serves webhooks.
 //
-// It follows client-go's leaderelection (which cannot be linked without the typed clientset, see
-// KubeClient): a replica takes a Lease that is free, or whose holder has not renewed it for the Lease's
-// duration as this replica observed it (local clock only, so clock skew between replicas does not matter);
-// every write carries the resourceVersion read, so of two replicas racing for the Lease the API server lets
-// one win. The leader renews every RetryPeriod and stops leading when it could not renew for RenewDeadline.
+// It follows client-go's leaderelection, which the binary does not link (see KubeClient): a replica takes a
+// Lease that is free, or whose holder has not renewed it for the Lease's duration as this replica observed it
+// (local clock only, so clock skew between replicas does not matter); every write carries the resourceVersion
+// read, so of two replicas racing for the Lease the API server lets one win. The leader renews every
+// RetryPeriod and stops leading when it could not renew for RenewDeadline.
 type Election struct {
 	Client    LeaseAPI
 	Namespace string
@@ -139,9 +136,9 @@ func (c *campaign) renew(ctx context.Context) bool {
 func (c *campaign) tryAcquireOrRenew(ctx context.Context) bool {
 	now := time.Now()
 	cur, err := c.Client.GetLease(ctx, c.Namespace, c.Lease)
-	if apierrors.IsNotFound(err) {
+	if IsNotFound(err) {
 		created, err := c.Client.CreateLease(ctx, c.held(&Lease{
-			ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Lease},
+			ObjectMeta: ObjectMeta{Namespace: c.Namespace, Name: c.Lease},
 		}, now))
 		if err != nil {
 			return false
@@ -166,7 +163,7 @@ func (c *campaign) tryAcquireOrRenew(ctx context.Context) bool {
 
 // held sets lease as held by this replica from now: renewed if it held it already, taken over otherwise.
 func (c *campaign) held(lease *Lease, now time.Time) *Lease {
-	t := metav1.NewMicroTime(now)
+	t := NewMicroTime(now)
 	s := &lease.Spec
 	if holderOf(lease) != c.Identity {
 		transitions := int32(0)
@@ -192,12 +189,12 @@ func (c *campaign) release() {
 		if err != nil || holderOf(cur) != c.Identity {
 			return
 		}
-		now := metav1.NewMicroTime(time.Now())
+		now := NewMicroTime(time.Now())
 		freed := cur.DeepCopy()
 		freed.Spec.HolderIdentity = ptr("")
 		freed.Spec.LeaseDurationSeconds = ptr(int32(1))
 		freed.Spec.AcquireTime, freed.Spec.RenewTime = &now, &now
-		if _, err := c.Client.UpdateLease(ctx, freed); !apierrors.IsConflict(err) {
+		if _, err := c.Client.UpdateLease(ctx, freed); !IsConflict(err) {
 			return
 		}
 	}

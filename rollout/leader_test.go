@@ -10,7 +10,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -20,7 +19,7 @@ import (
 // fakeLeaseServer is client-go's dynamic fake, made to treat Leases as the API server does: every write gets
 // a new resourceVersion, and an update carrying a stale one is refused with 409 Conflict. Without that two
 // electors both "acquire" the same Lease.
-func fakeLeaseServer() *KubeClient {
+func fakeLeaseServer() *dynamicLeases {
 	c := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
 	var mu sync.Mutex
 	next := 0
@@ -53,7 +52,7 @@ func fakeLeaseServer() *KubeClient {
 		}
 		return false, nil, nil
 	})
-	return &KubeClient{Dynamic: c}
+	return &dynamicLeases{Dynamic: c}
 }
 
 // TestElectionOnlyTheLeaderLeads runs two replicas against one Lease: exactly one leads; when it stops, the
@@ -159,7 +158,7 @@ func TestElectionTakesOverAnExpiredLease(t *testing.T) {
 	ctx := context.Background()
 	gone, oneSecond, strategy := "gone", int32(1), "OldestEmulationVersion"
 	if _, err := client.CreateLease(ctx, &Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "storagebot", Name: "storagebot"},
+		ObjectMeta: ObjectMeta{Namespace: "storagebot", Name: "storagebot"},
 		Spec:       LeaseSpec{HolderIdentity: &gone, LeaseDurationSeconds: &oneSecond, Strategy: &strategy},
 	}); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ func (c typedDeployments) PatchDeployment(ctx context.Context, namespace, name s
 // asDeployment converts through JSON, as the API server's answer reaches KubeClient.
 func asDeployment(d *appsv1.Deployment, err error) (*KubeDeployment, error) {
 	if err != nil {
-		return nil, err
+		return nil, asAPIError(err)
 	}
 	data, err := json.Marshal(d)
 	if err != nil {
