@@ -113,3 +113,46 @@ distributions:
 		t.Errorf("staging after a push nobody announced: %s (%s), want a build claimed and its dispatch refused (no build workflow)", steps[1].Action, steps[1].Detail)
 	}
 }
+
+// TestClientFinalStateOutlivesALateInProgress: an in-progress status that lands after the deployment's
+// success (a pass's late write, racing the replica that rolled the build out) does not put the deployment back
+// in flight: the pass reads the final state underneath, so nobody waits on a rollout nobody is doing.
+func TestClientFinalStateOutlivesALateInProgress(t *testing.T) {
+	ctx := context.Background()
+	st := rollouttest.NewStorage(t, t.Logf, []string{"production"}, nil)
+	c := &Client{GH: st.GH, Owner: "storage-org", Repo: "package-storage", States: NewStateCache()}
+	head := st.Repo.BranchSHA("production")
+	p := Payload{Distribution: "production", Ref: head, Image: "r/p:" + head}
+	dep, err := c.CreateDeployment(ctx, "production", "production", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, state := range []string{StateInProgress, StateSuccess, StateInProgress} {
+		if err := c.SetDeploymentState(ctx, dep.ID, state, state, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deps, err := c.Deployments(ctx, []string{"production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := deps["production"]; len(got) != 1 || got[0].State != StateSuccess {
+		t.Fatalf("deployments = %+v, want the one deployment %s", got, StateSuccess)
+	}
+
+	// A deployment only in progress stays in progress.
+	other, err := c.CreateDeployment(ctx, "production", "production", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetDeploymentState(ctx, other.ID, StateInProgress, "rolling out", ""); err != nil {
+		t.Fatal(err)
+	}
+	deps, err = c.Deployments(ctx, []string{"production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := deps["production"]; len(got) != 2 || got[0].ID != other.ID || got[0].State != StateInProgress {
+		t.Fatalf("deployments = %+v, want %d in progress first", got, other.ID)
+	}
+}

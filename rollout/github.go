@@ -169,8 +169,33 @@ func (c *Client) deployment(ctx context.Context, d *github.Deployment, environme
 	if len(statuses) > 0 { // GitHub lists statuses newest first.
 		dep.State, dep.StateSince = statuses[0].GetState(), statuses[0].GetCreatedAt().Time
 	}
+	if dep.InFlight() && dep.State != "" {
+		if dep, err = c.finalUnderneath(ctx, dep); err != nil {
+			return Deployment{}, false, err
+		}
+	}
 	c.States.put(dep.ID, updated, dep.State, dep.StateSince)
 	return dep, true, nil
+}
+
+// finalUnderneath returns dep in the final state one of its statuses set, if any did. A final state is
+// never left (a retry builds under a new claim), but a status write can land on top of it: a pass whose
+// in-progress status reached GitHub late — after its request's deadline, or racing the replica that rolled
+// the build out — leaves the deployment looking in flight for ever, with nobody to finish it. Only an
+// in-flight deployment pays this read.
+func (c *Client) finalUnderneath(ctx context.Context, dep Deployment) (Deployment, error) {
+	statuses, _, err := c.GH.Repositories.ListDeploymentStatuses(ctx, c.Owner, c.Repo, dep.ID, &github.ListOptions{PerPage: 100})
+	if err != nil {
+		return Deployment{}, fmt.Errorf("read the statuses of deployment %d: %w", dep.ID, err)
+	}
+	for _, st := range statuses { // newest first
+		switch st.GetState() {
+		case StateSuccess, StateFailure, StateError, StateInactive:
+			dep.State, dep.StateSince = st.GetState(), st.GetCreatedAt().Time
+			return dep, nil
+		}
+	}
+	return dep, nil
 }
 
 // StateCache remembers the final state (success, failure, error, inactive) of deployments, keyed by the
