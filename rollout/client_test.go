@@ -139,6 +139,12 @@ func TestClientFinalStateOutlivesALateInProgress(t *testing.T) {
 	if got := deps["production"]; len(got) != 1 || got[0].State != StateSuccess {
 		t.Fatalf("deployments = %+v, want the one deployment %s", got, StateSuccess)
 	}
+	// GitHub shows it final again.
+	for _, d := range st.Repo.Deployments() {
+		if d.ID == dep.ID && d.States[len(d.States)-1] != StateSuccess {
+			t.Errorf("deployment %d states on GitHub = %v, want success again last", dep.ID, d.States)
+		}
+	}
 
 	// A deployment only in progress stays in progress.
 	other, err := c.CreateDeployment(ctx, "production", "production", p)

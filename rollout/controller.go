@@ -220,6 +220,10 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 			st.Action = ActionUpToDate
 			return st, cur, nil
 		}
+		if cur.State == StateError {
+			// Failed when its build could not be dispatched, and the PRs could not be told then.
+			c.failing(ctx, repo, d, cur, "its build could not be started (the deployment's status on GitHub says why)", true)
+		}
 		st.Action, st.Detail = ActionStopped, "deployment "+cur.State+"; comment /rebuild "+d.Name+" to retry"
 		return st, Deployment{}, nil
 	}
@@ -452,7 +456,8 @@ func versionsByPull(ctx context.Context, gh GitHub, prs []MergedPull, from strin
 // refusal) is not made final: dep is left as it is, so the next pass meets the same failure (the failed run,
 // the missed deadline, the rollout that does not come up) and tells it then; the comment carries a marker, so
 // nobody is told twice. A build that could not even be dispatched is marked at once: no run will fail it
-// again, and its claim would wait out runAppearDeadline instead.
+// again, and its claim would wait out runAppearDeadline instead; when its PRs could not be told, it is marked
+// error rather than failure, and each pass that finds it so tries to tell them again.
 func (c *Controller) fail(ctx context.Context, repo Repo, d repoconfig.Distribution, dep Deployment, reason string) string {
 	return c.failing(ctx, repo, d, dep, reason, false)
 }
@@ -480,7 +485,12 @@ func (c *Controller) failing(ctx context.Context, repo Repo, d repoconfig.Distri
 		log.Warn().Msg("failure not final until the pull requests are told: the next pass meets it again and tells them")
 		return reason
 	}
-	if err := gh.SetDeploymentState(ctx, dep.ID, StateFailure, trim(reason), ""); err != nil {
+	state := StateFailure
+	if !told {
+		state = StateError
+		log.Warn().Msg("failure marked error until the pull requests are told: the next pass tells them")
+	}
+	if err := gh.SetDeploymentState(ctx, dep.ID, state, trim(reason), ""); err != nil {
 		log.Error().Err(err).Msg("mark deployment failed")
 	}
 	return reason

@@ -356,6 +356,39 @@ func TestControllerFailureToldOnALaterPass(t *testing.T) {
 	}
 }
 
+// TestControllerUndispatchedBuildToldOnALaterPass: a build whose dispatch GitHub refused is failed at once;
+// when the PR cannot be told then either (GitHub failing), the deployment is marked error, and the next pass
+// tells the PR once and marks it failure.
+func TestControllerUndispatchedBuildToldOnALaterPass(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.merge(12, "production", Version{"apm", "9.1.0"})
+	e.gh.mu.Lock()
+	e.gh.failNext["DispatchWorkflow"] = &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusUnprocessableEntity}, Message: "Unexpected inputs provided"}
+	e.gh.failNext["CommentOnce"] = &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusBadGateway}, Message: "Bad Gateway"}
+	e.gh.mu.Unlock()
+	if got := e.pass()["production"]; got != ActionFailed {
+		t.Fatalf("pass with the dispatch refused: production = %q, want %q", got, ActionFailed)
+	}
+	if _, states := e.gh.lastState("production"); !cmp.Equal(states, []string{StateError}) {
+		t.Fatalf("states = %v, want [error] (failed, PR not told yet)", states)
+	}
+	if c := e.gh.commentsOn(12); len(c) != 0 {
+		t.Fatalf("comments on #12 = %q, want none yet", c)
+	}
+	for i := 0; i < 2; i++ {
+		if got := e.pass()["production"]; got != ActionStopped {
+			t.Fatalf("later pass: production = %q, want %q", got, ActionStopped)
+		}
+	}
+	if _, states := e.gh.lastState("production"); !cmp.Equal(states, []string{StateError, StateFailure}) {
+		t.Errorf("states = %v, want [error failure]", states)
+	}
+	if c := e.gh.commentsOn(12); len(c) != 1 || !strings.Contains(c[0], "could not be started") {
+		t.Errorf("comments on #12 = %q, want one saying the build could not be started", c)
+	}
+}
+
 func TestControllerRestartMidChainResumes(t *testing.T) {
 	e := newEnv(t, "2s")
 	e.settle()

@@ -178,11 +178,11 @@ func (c *Client) deployment(ctx context.Context, d *github.Deployment, environme
 	return dep, true, nil
 }
 
-// finalUnderneath returns dep in the final state one of its statuses set, if any did. A final state is
-// never left (a retry builds under a new claim), but a status write can land on top of it: a pass whose
-// in-progress status reached GitHub late — after its request's deadline, or racing the replica that rolled
-// the build out — leaves the deployment looking in flight for ever, with nobody to finish it. Only an
-// in-flight deployment pays this read.
+// finalUnderneath returns dep in the final state one of its statuses set, if any did, and sets that state
+// again on GitHub. A final state is never left (a retry builds under a new claim), but a status write can land
+// on top of it: a pass whose in-progress status reached GitHub late — after its request's deadline, or racing
+// the replica that rolled the build out — leaves the deployment showing in flight, on GitHub and to every
+// pass, with nobody rolling it out. Only an in-flight deployment pays this read.
 func (c *Client) finalUnderneath(ctx context.Context, dep Deployment) (Deployment, error) {
 	statuses, _, err := c.GH.Repositories.ListDeploymentStatuses(ctx, c.Owner, c.Repo, dep.ID, &github.ListOptions{PerPage: 100})
 	if err != nil {
@@ -191,7 +191,16 @@ func (c *Client) finalUnderneath(ctx context.Context, dep Deployment) (Deploymen
 	for _, st := range statuses { // newest first
 		switch st.GetState() {
 		case StateSuccess, StateFailure, StateError, StateInactive:
-			dep.State, dep.StateSince = st.GetState(), st.GetCreatedAt().Time
+			req := &github.DeploymentStatusRequest{State: github.String(st.GetState()), Description: github.String(st.GetDescription()),
+				AutoInactive: github.Bool(false)} // the deployments after it are not this one's to retire
+			if u := st.GetEnvironmentURL(); u != "" {
+				req.EnvironmentURL = github.String(u)
+			}
+			again, _, err := c.GH.Repositories.CreateDeploymentStatus(ctx, c.Owner, c.Repo, dep.ID, req)
+			if err != nil {
+				return Deployment{}, fmt.Errorf("set deployment %d back to %s under a late %s: %w", dep.ID, st.GetState(), dep.State, err)
+			}
+			dep.State, dep.StateSince = st.GetState(), again.GetCreatedAt().Time
 			return dep, nil
 		}
 	}

@@ -443,7 +443,7 @@ func checkNothingStuck(w rolloutWorld, repo *githubfake.Repo, mergedPRs []int, f
 			if d.state() == rollout.StateSuccess && len(w.builds[d.ID]) == 0 {
 				fail("%s deployment %d is live without a build", d.Environment, d.ID)
 			}
-		case rollout.StateFailure:
+		case rollout.StateFailure, rollout.StateError:
 			pr, ok := merges[d.payload.Ref]
 			if !ok || d.payload.PreviousRef == d.payload.Ref {
 				continue
