@@ -162,3 +162,30 @@ func TestClientFinalStateOutlivesALateInProgress(t *testing.T) {
 		t.Fatalf("deployments = %+v, want %d in progress first", got, other.ID)
 	}
 }
+
+// TestStartRolloutAfterTheBuildWentLive: a pass whose in-progress mark lands after another pass finished the
+// rollout is told not to roll out, and the deployment shows its final state again on GitHub.
+func TestStartRolloutAfterTheBuildWentLive(t *testing.T) {
+	ctx := context.Background()
+	st := rollouttest.NewStorage(t, t.Logf, []string{"production"}, nil)
+	c := &Client{GH: st.GH, Owner: "storage-org", Repo: "package-storage", States: NewStateCache()}
+	head := st.Repo.BranchSHA("production")
+	dep, err := c.CreateDeployment(ctx, "production", "production", Payload{Distribution: "production", Ref: head, Image: "r/p:" + head})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := c.StartRollout(ctx, dep.ID, "rolling out"); err != nil || !first {
+		t.Fatalf("first StartRollout = %v, %v; want true", first, err)
+	}
+	if err := c.SetDeploymentState(ctx, dep.ID, StateSuccess, "live", "https://registry.example"); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := c.StartRollout(ctx, dep.ID, "rolling out"); err != nil || first {
+		t.Fatalf("late StartRollout = %v, %v; want false", first, err)
+	}
+	for _, d := range st.Repo.Deployments() {
+		if d.ID == dep.ID && d.States[len(d.States)-1] != StateSuccess {
+			t.Errorf("deployment states on GitHub = %v, want success last again", d.States)
+		}
+	}
+}

@@ -189,18 +189,11 @@ func (c *Client) finalUnderneath(ctx context.Context, dep Deployment) (Deploymen
 		return Deployment{}, fmt.Errorf("read the statuses of deployment %d: %w", dep.ID, err)
 	}
 	for _, st := range statuses { // newest first
-		switch st.GetState() {
-		case StateSuccess, StateFailure, StateError, StateInactive:
-			req := &github.DeploymentStatusRequest{State: github.String(st.GetState()), Description: github.String(st.GetDescription()),
-				AutoInactive: github.Bool(false)} // the deployments after it are not this one's to retire
-			if u := st.GetEnvironmentURL(); u != "" {
-				req.EnvironmentURL = github.String(u)
+		if final(st.GetState()) {
+			if err := c.restate(ctx, dep.ID, st); err != nil {
+				return Deployment{}, fmt.Errorf("under a late %s: %w", dep.State, err)
 			}
-			again, _, err := c.GH.Repositories.CreateDeploymentStatus(ctx, c.Owner, c.Repo, dep.ID, req)
-			if err != nil {
-				return Deployment{}, fmt.Errorf("set deployment %d back to %s under a late %s: %w", dep.ID, st.GetState(), dep.State, err)
-			}
-			dep.State, dep.StateSince = st.GetState(), again.GetCreatedAt().Time
+			dep.State, dep.StateSince = st.GetState(), st.GetCreatedAt().Time
 			return dep, nil
 		}
 	}
@@ -316,7 +309,37 @@ func (c *Client) StartRollout(ctx context.Context, id int64, description string)
 			first = s.GetID()
 		}
 	}
+	// The pass that rolled the build out may have finished it before this mark landed: the deployment is
+	// done, and this mark must not leave it showing in flight (a status in the same second as the final one
+	// does not even move updated_at, which the state cache trusts).
+	for _, s := range statuses { // newest first
+		if final(s.GetState()) && s.GetID() < st.GetID() {
+			return false, c.restate(ctx, id, s)
+		}
+	}
 	return first == st.GetID(), nil
+}
+
+// final reports whether a deployment state is never left.
+func final(state string) bool {
+	switch state {
+	case StateSuccess, StateFailure, StateError, StateInactive:
+		return true
+	}
+	return false
+}
+
+// restate sets deployment id back to the final status st, which a later status covered.
+func (c *Client) restate(ctx context.Context, id int64, st *github.DeploymentStatus) error {
+	req := &github.DeploymentStatusRequest{State: github.String(st.GetState()), Description: github.String(st.GetDescription()),
+		AutoInactive: github.Bool(false)} // the deployments after it are not this one's to retire
+	if u := st.GetEnvironmentURL(); u != "" {
+		req.EnvironmentURL = github.String(u)
+	}
+	if _, _, err := c.GH.Repositories.CreateDeploymentStatus(ctx, c.Owner, c.Repo, id, req); err != nil {
+		return fmt.Errorf("set deployment %d back to %s: %w", id, st.GetState(), err)
+	}
+	return nil
 }
 
 // DispatchWorkflow triggers workflow_dispatch. GitHub answers 204 without the run; the run is found later
