@@ -199,18 +199,7 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 		case st.Action == ActionDeployed && !resumed:
 			// An older build went live; the desired one is next, in this same pass — at the head as it is now:
 			// the rollout took a while, and the head the pass began with may be built already.
-			fresh, err := gh.Deployments(ctx, []string{d.Name})
-			if err != nil {
-				return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
-			}
-			head, moved, err := headMoved(ctx, gh, d, want)
-			if err != nil {
-				return st, Deployment{}, err
-			}
-			if moved {
-				want.Ref = head
-			}
-			return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
+			return c.stepAgain(ctx, repo, d, want, base, st)
 		}
 		return st, Deployment{}, nil
 	}
@@ -231,16 +220,7 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 		// The pass read the heads and deployments when it began and may have waited on a rollout since;
 		// another pass may have claimed or built this, or a newer head, meanwhile: claiming from the old
 		// reading would build it again, or roll back to an old head. Decide again on a fresh one.
-		fresh, err := gh.Deployments(ctx, []string{d.Name})
-		if err != nil {
-			return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
-		}
-		if head, moved, err := headMoved(ctx, gh, d, want); err != nil {
-			return st, Deployment{}, err
-		} else if moved {
-			want.Ref = head
-		}
-		return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
+		return c.stepAgain(ctx, repo, d, want, base, st)
 	}
 	lastOK, _ := lastSuccess(deps)
 	st.Action, st.Deployment, st.Detail = c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, false)
@@ -250,15 +230,23 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 	return st, Deployment{}, nil
 }
 
-// headMoved reads d's branch head again before a claim: it reports the head and whether it is no longer
-// want's.
-func headMoved(ctx context.Context, gh GitHub, d repoconfig.Distribution, want Key) (string, bool, error) {
+// stepAgain takes the step once more on a fresh reading of d's deployments and branch head (want follows the
+// head if it moved), deciding nothing from the reading the pass began with. st is the step so far, returned
+// with an error when the reading fails.
+func (c *Controller) stepAgain(ctx context.Context, repo Repo, d repoconfig.Distribution, want Key, base *Deployment, st Step) (Step, Deployment, error) {
+	gh := repo.GitHub
+	fresh, err := gh.Deployments(ctx, []string{d.Name})
+	if err != nil {
+		return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
+	}
 	heads, err := gh.BranchHeads(ctx, []string{d.Branch})
 	if err != nil {
-		return "", false, fmt.Errorf("read the head of %s again before claiming %s: %w", d.Branch, want, err)
+		return st, Deployment{}, fmt.Errorf("read the head of %s again before claiming %s: %w", d.Branch, want, err)
 	}
-	head := heads[d.Branch]
-	return head, head != "" && head != want.Ref, nil
+	if head := heads[d.Branch]; head != "" {
+		want.Ref = head
+	}
+	return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
 }
 
 // claim records the build of want as a new deployment, then dispatches it unless an older claim of the same
