@@ -163,6 +163,79 @@ func TestClientFinalStateOutlivesALateInProgress(t *testing.T) {
 	}
 }
 
+// TestClientPutsALateInProgressBehindTheLiveOneToRest: a late in-progress status can land on a deployment
+// after a newer one went live. A reading that stopped at the newest success would never see it again, and it
+// would show in flight on GitHub for good; the reader looks a few deployments past that success and puts it
+// back to its final state.
+func TestClientPutsALateInProgressBehindTheLiveOneToRest(t *testing.T) {
+	ctx := context.Background()
+	st := rollouttest.NewStorage(t, t.Logf, []string{"production"}, nil)
+	c := &Client{GH: st.GH, Owner: "storage-org", Repo: "package-storage", States: NewStateCache()}
+	head := st.Repo.BranchSHA("production")
+	p := Payload{Distribution: "production", Ref: head, Image: "r/p:" + head}
+	var ids []int64
+	for i := 0; i < 2; i++ {
+		dep, err := c.CreateDeployment(ctx, "production", "production", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetDeploymentState(ctx, dep.ID, StateSuccess, "live", ""); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, dep.ID)
+	}
+	// The older one went inactive when the newer went live; then a write from its rollout lands.
+	if err := c.SetDeploymentState(ctx, ids[0], StateInProgress, "late", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, envs := range [][]string{{"production"}, {"production", "staging"}} {
+		deps, err := c.Deployments(ctx, envs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := deps["production"]
+		if len(got) != 2 || got[0].ID != ids[1] || got[0].State != StateSuccess || got[1].ID != ids[0] || got[1].State != StateInactive {
+			t.Fatalf("Deployments(%v) = %+v, want %d success then %d inactive", envs, got, ids[1], ids[0])
+		}
+	}
+	for _, d := range st.Repo.Deployments() {
+		if d.ID == ids[0] && d.States[len(d.States)-1] != StateInactive {
+			t.Errorf("deployment %d states on GitHub = %v, want inactive again last", ids[0], d.States)
+		}
+	}
+}
+
+// TestClientFindsTheLiveDeploymentBehindManyFailedClaims: more failed claims than one page of an environment
+// do not hide the deployment that runs.
+func TestClientFindsTheLiveDeploymentBehindManyFailedClaims(t *testing.T) {
+	ctx := context.Background()
+	st := rollouttest.NewStorage(t, t.Logf, []string{"production"}, nil)
+	c := &Client{GH: st.GH, Owner: "storage-org", Repo: "package-storage", States: NewStateCache()}
+	head := st.Repo.BranchSHA("production")
+	p := Payload{Distribution: "production", Ref: head, Image: "r/p:" + head}
+	for i := 0; i < deploymentsRead+5; i++ {
+		dep, err := c.CreateDeployment(ctx, "production", "production", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := StateFailure
+		if i == 0 {
+			state = StateSuccess
+		}
+		if err := c.SetDeploymentState(ctx, dep.ID, state, state, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deps, err := c.Deployments(ctx, []string{"production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := deps["production"]
+	if len(got) != deploymentsRead+5 || got[len(got)-1].State != StateSuccess {
+		t.Fatalf("read %d deployments, the last %+v; want all %d down to the successful one", len(got), got[len(got)-1], deploymentsRead+5)
+	}
+}
+
 // TestStartRolloutAfterTheBuildWentLive: a pass whose in-progress mark lands after another pass finished the
 // rollout is told not to roll out, and the deployment shows its final state again on GitHub.
 func TestStartRolloutAfterTheBuildWentLive(t *testing.T) {

@@ -233,11 +233,25 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 // stepAgain takes the step once more on a fresh reading of d's deployments and branch head (want follows the
 // head if it moved), deciding nothing from the reading the pass began with. st is the step so far, returned
 // with an error when the reading fails.
+//
+// The base is read again too: a dependent built on the base deployment the pass began with, after the base
+// moved on, would be built on an image that no longer runs — and, when that pair was built before, built
+// twice. It waits instead; the pass the base's new deployment triggers builds it on that.
 func (c *Controller) stepAgain(ctx context.Context, repo Repo, d repoconfig.Distribution, want Key, base *Deployment, st Step) (Step, Deployment, error) {
 	gh := repo.GitHub
-	fresh, err := gh.Deployments(ctx, []string{d.Name})
+	envs := []string{d.Name}
+	if base != nil {
+		envs = append(envs, d.Base)
+	}
+	fresh, err := gh.Deployments(ctx, envs)
 	if err != nil {
-		return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", d.Name, err)
+		return st, Deployment{}, fmt.Errorf("list the deployments of %s: %w", strings.Join(envs, " and "), err)
+	}
+	if base != nil {
+		if moved := baseMoved(d.Base, *base, fresh[d.Base]); moved != "" {
+			st.Action, st.Detail = ActionWaiting, moved
+			return st, Deployment{}, nil
+		}
 	}
 	heads, err := gh.BranchHeads(ctx, []string{d.Branch})
 	if err != nil {
@@ -247,6 +261,32 @@ func (c *Controller) stepAgain(ctx context.Context, repo Repo, d repoconfig.Dist
 		want.Ref = head
 	}
 	return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
+}
+
+// baseMoved says why a dependent must not be built on deployment base of distribution name any more: on the
+// fresh reading, the base's newest deployment that counts (not retired, not a redundant claim) is another
+// one. It returns "" while base is still the one that runs.
+func baseMoved(name string, base Deployment, fresh []Deployment) string {
+	for _, b := range fresh {
+		if b.State == StateInactive {
+			continue
+		}
+		if _, redundant := supersededBy(b, fresh); redundant {
+			continue
+		}
+		if b.ID == base.ID {
+			return ""
+		}
+		return fmt.Sprintf("base %s moved on to deployment %d (%s) since the pass began; the pass that follows it builds on it", name, b.ID, stateOrClaimed(b.State))
+	}
+	return fmt.Sprintf("base %s deployment %d no longer runs; the pass that follows its next deployment builds on that", name, base.ID)
+}
+
+func stateOrClaimed(state string) string {
+	if state == "" {
+		return "claimed"
+	}
+	return state
 }
 
 // claim records the build of want as a new deployment, then dispatches it unless an older claim of the same

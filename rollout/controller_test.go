@@ -643,3 +643,58 @@ func (s stoppingGitHub) SetDeploymentState(ctx context.Context, id int64, state,
 	}
 	return s.memGitHub.SetDeploymentState(ctx, id, state, description, url)
 }
+
+// baseMovesGitHub is GitHub while another replica rolls production out again (a /rebuild) during this pass:
+// the move lands just before the pass's second reading of the deployments.
+type baseMovesGitHub struct {
+	*memGitHub
+	readings int
+	move     func()
+}
+
+func (g *baseMovesGitHub) Deployments(ctx context.Context, envs []string) (map[string][]Deployment, error) {
+	if g.readings++; g.readings == 2 {
+		g.move()
+	}
+	return g.memGitHub.Deployments(ctx, envs)
+}
+
+// TestControllerDependentWaitsWhenItsBaseMovedOn: a pass that decided to build staging on production's
+// deployment as it was when the pass began does not claim that build once production went live again in the
+// meantime: the image would be built on a base that no longer runs (and, for a pair built before, twice).
+// It waits; the next pass builds on the new base.
+func TestControllerDependentWaitsWhenItsBaseMovedOn(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	old, _ := e.gh.lastState("production")
+	e.gh.merge(41, "staging", Version{"apm", "9.4.0"})
+	var moved Deployment
+	gh := &baseMovesGitHub{memGitHub: e.gh, move: func() {
+		p := old.Payload
+		p.Rebuild = true
+		d, err := e.gh.CreateDeployment(context.Background(), "production", old.Ref, p)
+		if err == nil {
+			err = e.gh.SetDeploymentState(context.Background(), d.ID, StateSuccess, "live", "")
+		}
+		if err != nil {
+			t.Errorf("roll production out again: %v", err)
+		}
+		moved = d
+	}}
+	steps, err := e.ctrl.Pass(context.Background(), Repo{GitHub: gh, Config: e.cfg})
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if steps[1].Action != ActionWaiting || !strings.Contains(steps[1].Detail, "moved on") {
+		t.Fatalf("staging while production moved on = %s (%s), want %s", steps[1].Action, steps[1].Detail, ActionWaiting)
+	}
+	if cur, _ := e.gh.lastState("staging"); cur.Payload.BaseDeployment == old.ID && cur.Payload.Ref == e.gh.branches["staging"][len(e.gh.branches["staging"])-1] {
+		t.Fatalf("staging deployment %d claimed on production %d, which no longer runs", cur.ID, old.ID)
+	}
+	if got := e.pass()["staging"]; got != ActionDispatched {
+		t.Fatalf("staging on the next pass = %s, want %s", got, ActionDispatched)
+	}
+	if cur, _ := e.gh.lastState("staging"); cur.Payload.BaseDeployment != moved.ID {
+		t.Errorf("staging built on production %d, want %d (the one that runs)", cur.Payload.BaseDeployment, moved.ID)
+	}
+}

@@ -67,10 +67,12 @@ func (c *Client) BranchHeads(ctx context.Context, branches []string) (map[string
 	return out, nil
 }
 
-// Deployments lists the environments' newest deployments with their latest states, newest first, each down
-// to its first successful one (older ones do not matter to a pass). Several environments are read from one
-// page of the repository's deployments; an environment whose successful deployment lies past that page is
-// read on its own.
+// Deployments lists the environments' newest deployments with their latest states, newest first: for each,
+// its deploymentsRead newest ones, and further down to its first successful one. The few past that success
+// are read so that one a late status write left showing in flight (which nobody rolls out any more) is seen
+// and put back to rest (finalUnderneath, retireStale); their final states are cached, so they cost nothing
+// while they do not change. Several environments are read from one page of the repository's deployments; an
+// environment whose successful deployment lies past that page is read on its own.
 func (c *Client) Deployments(ctx context.Context, environments []string) (map[string][]Deployment, error) {
 	out := map[string][]Deployment{}
 	if len(environments) == 1 {
@@ -90,10 +92,10 @@ func (c *Client) Deployments(ctx context.Context, environments []string) (map[st
 	for _, e := range environments {
 		want[e] = true
 	}
-	done := map[string]bool{}
+	succeeded := map[string]bool{}
 	for _, d := range list {
 		env := d.GetEnvironment()
-		if !want[env] || done[env] {
+		if !want[env] || (succeeded[env] && len(out[env]) >= deploymentsRead) {
 			continue
 		}
 		dep, ok, err := c.deployment(ctx, d, env)
@@ -104,10 +106,10 @@ func (c *Client) Deployments(ctx context.Context, environments []string) (map[st
 			continue
 		}
 		out[env] = append(out[env], dep)
-		done[env] = dep.State == StateSuccess
+		succeeded[env] = succeeded[env] || dep.State == StateSuccess
 	}
 	for _, env := range environments {
-		if done[env] || len(list) < deploymentsReadAll {
+		if succeeded[env] || len(list) < deploymentsReadAll {
 			continue // found its last success, or the page held every deployment there is
 		}
 		deps, err := c.environmentDeployments(ctx, env)
@@ -119,25 +121,31 @@ func (c *Client) Deployments(ctx context.Context, environments []string) (map[st
 	return out, nil
 }
 
-// environmentDeployments lists one environment's newest deployments down to its first successful one.
+// environmentDeployments lists one environment's deploymentsRead newest deployments, and further, a page at
+// a time, down to its first successful one (many failed or retired claims must not hide what runs), reading
+// at most deploymentsReadAll.
 func (c *Client) environmentDeployments(ctx context.Context, environment string) ([]Deployment, error) {
-	list, _, err := c.GH.Repositories.ListDeployments(ctx, c.Owner, c.Repo, &github.DeploymentsListOptions{
-		Environment: environment, ListOptions: github.ListOptions{PerPage: deploymentsRead}})
-	if err != nil {
-		return nil, fmt.Errorf("list deployments of %s: %w", environment, err)
-	}
 	var out []Deployment
-	for _, d := range list {
-		dep, ok, err := c.deployment(ctx, d, environment)
+	succeeded := false
+	for page := 1; page*deploymentsRead <= deploymentsReadAll; page++ {
+		list, resp, err := c.GH.Repositories.ListDeployments(ctx, c.Owner, c.Repo, &github.DeploymentsListOptions{
+			Environment: environment, ListOptions: github.ListOptions{PerPage: deploymentsRead, Page: page}})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list deployments of %s: %w", environment, err)
 		}
-		if !ok {
-			continue
+		for _, d := range list {
+			dep, ok, err := c.deployment(ctx, d, environment)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			out = append(out, dep)
+			succeeded = succeeded || dep.State == StateSuccess
 		}
-		out = append(out, dep)
-		if dep.State == StateSuccess {
-			break
+		if succeeded || len(list) < deploymentsRead || resp == nil || resp.NextPage == 0 {
+			return out, nil
 		}
 	}
 	return out, nil

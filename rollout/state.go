@@ -190,7 +190,7 @@ type GitHub interface {
 	// BranchHeads returns the SHA at the head of each branch; a branch that does not exist is absent.
 	BranchHeads(ctx context.Context, branches []string) (map[string]string, error)
 	// Deployments returns, per environment, its newest deployments, newest first, each with its latest
-	// state, down to the newest successful one.
+	// state: at least down to the newest successful one, and a few past it.
 	Deployments(ctx context.Context, environments []string) (map[string][]Deployment, error)
 	// CreateDeployment records a build as a deployment of environment at ref.
 	CreateDeployment(ctx context.Context, environment, ref string, p Payload) (Deployment, error)
