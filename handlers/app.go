@@ -38,6 +38,8 @@ type Deps struct {
 	Rollouts *rollout.Service
 	// WriteSettle is how long a reply or note whose answer was lost may still land; 0 = botcomment.DefaultSettle.
 	WriteSettle time.Duration
+	// Rechecks takes a late look for duplicates after each reply or note (botcomment.Rechecks); nil takes none.
+	Rechecks *botcomment.Rechecks
 }
 
 // GitHub is what the handlers call on GitHub, and hand to the services: githubapi.Client in production, a
@@ -87,7 +89,7 @@ func New(deps Deps) *App {
 	}
 	bot := &botIdentity{clients: deps.Clients}
 	checkSvc := &prcheck.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID}
-	comments := botcomment.Writer{Settle: deps.WriteSettle}
+	comments := botcomment.Writer{Settle: deps.WriteSettle, Rechecks: deps.Rechecks}
 	promotionSvc := &promotion.Service{Cache: deps.Cache, BotLogin: bot.Login, Seal: deps.Seal, AppID: deps.AppID, Notes: comments}
 	executor := &commandrun.Executor{Checks: checkSvc, Promotions: promotionSvc, Seal: deps.Seal, BotLogin: bot.Login, Replies: comments}
 	if deps.Rollouts != nil { // a nil *rollout.Service must not become a non-nil Rebuilder

@@ -395,8 +395,9 @@ func (c *chaosCluster) badDelivery(i, kind int, seed int64) (int, string) {
 	return resp.StatusCode, string(msg)
 }
 
-// settle waits until no delivery is held back, no replica has an event in flight, and the fake saw no request
-// for a while (a replica's start-up reconcile runs outside any event).
+// settle waits until no delivery is held back, no replica has an event in flight or a late look for a
+// duplicate comment pending, and the fake saw no request for a while (a replica's start-up reconcile runs
+// outside any event).
 func (c *chaosCluster) settle() {
 	h := c.h
 	h.t.Helper()
@@ -410,7 +411,7 @@ func (c *chaosCluster) settle() {
 			return false
 		}
 		for _, r := range replicas {
-			if r != nil && !eventsIdle(r.addr) {
+			if r != nil && (!eventsIdle(r.addr) || !rechecksIdle(r.addr)) {
 				quietSince, lastCalls = time.Now(), -1
 				return false
 			}

@@ -206,6 +206,18 @@ func eventsIdle(addr string) bool {
 	return strings.Contains(string(m), "\nstoragebot_events_in_flight 0\n")
 }
 
+// rechecksIdle reports whether the replica at addr has no late look for a duplicate comment pending
+// (botcomment.Rechecks): due the write-settle time after each post.
+func rechecksIdle(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(m), "\nstoragebot_comment_rechecks_pending 0\n")
+}
+
 // repository is the storage repository as GitHub's API answers it, for hand-made webhook payloads.
 func (h *harness) repository() *github.Repository {
 	h.t.Helper()

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/handlers"
+	"github.com/storagebot/storagebot/internal/botcomment"
 	"github.com/storagebot/storagebot/internal/dashboard"
 	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/githubapi"
@@ -311,7 +312,9 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 	}}
 	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
 	rollouts.Wake = waker
-	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey, AppID: cfg.GitHub.App.IntegrationID, WriteSettle: cfg.GitHubWriteSettle})
+	rechecks := &botcomment.Rechecks{OnPending: func(n int) { metrics.CommentRechecks.Set(float64(n)) }}
+	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey,
+		AppID: cfg.GitHub.App.IntegrationID, WriteSettle: cfg.GitHubWriteSettle, Rechecks: rechecks})
 	board, dashboards := statusBoard(ctx, clients, cache, app, markerKey, cfg.PublicURL, logger)
 	reconciler := reconcile.NewRunner(clients, app.Promotions(), app.Checks(), cfg.ReconcileInterval, metrics.Registry)
 	reconciler.Recorder = dashboards
@@ -341,6 +344,9 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 			stopRollouts()
 			rollouts.Wait()
 			dashboards.Close()
+			if n := rechecks.Stop(); n > 0 {
+				logger.Warn().Int("cancelled", n).Msg("stopping before the late looks for duplicate replies were due; a reply posted twice in the last seconds may stay so")
+			}
 		})
 	}, nil
 }

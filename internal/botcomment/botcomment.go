@@ -61,6 +61,16 @@ type Writer struct {
 	Attempts int
 	// Fit shortens a body to GitHub's comment limit (promotion.FitComment); nil leaves it as it is.
 	Fit func(string) (string, error)
+	// Rechecks, when set, looks at the thread once more the settle time after a post of this writer landed,
+	// for a duplicate a killed writer's late post left (see Rechecks).
+	Rechecks *Rechecks
+}
+
+// landed is called once this writer's post, sent at sent, is on GitHub.
+func (w Writer) landed(ctx context.Context, t Thread, sent time.Time) {
+	if w.Rechecks != nil {
+		w.Rechecks.schedule(ctx, time.Until(sent.Add(w.settle())), t)
+	}
 }
 
 func (w Writer) settle() time.Duration {
@@ -108,6 +118,7 @@ func (w Writer) Post(ctx context.Context, t Thread, body string) error {
 		}
 		if postErr == nil {
 			// Applied. Another writer's may be there too: keep the earliest.
+			w.landed(ctx, t, sent)
 			have, err := t.Marked(ctx)
 			if err != nil {
 				return err
@@ -120,6 +131,7 @@ func (w Writer) Post(ctx context.Context, t Thread, body string) error {
 			return errors.Join(postErr, err)
 		}
 		if seen {
+			w.landed(ctx, t, sent)
 			log.Info().Err(postErr).Msg("a post whose answer was lost was applied")
 			return DropLater(ctx, t, have)
 		}

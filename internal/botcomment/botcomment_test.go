@@ -204,3 +204,61 @@ func TestUnanswered(t *testing.T) {
 		})
 	}
 }
+
+// TestRechecksRemoveADeadWritersLatePost: a writer killed while it watched for its unanswered post cannot
+// delete that post when it lands after another writer looked, found nothing and posted. The survivor's late
+// look, the settle time after its own post, deletes it; without Rechecks it stays.
+func TestRechecksRemoveADeadWritersLatePost(t *testing.T) {
+	const settle = 200 * time.Millisecond
+	for _, withRechecks := range []bool{true, false} {
+		th := &thread{}
+		// The dead writer's post was sent just before the survivor looked; GitHub applies it within the settle
+		// time of its sending.
+		late := time.AfterFunc(settle/2, func() { th.land("the dead writer's") })
+		defer late.Stop()
+		r := &Rechecks{}
+		w := Writer{Settle: settle}
+		if withRechecks {
+			w.Rechecks = r
+		}
+		if err := w.Post(context.Background(), th, "the survivor's"); err != nil {
+			t.Fatal(err)
+		}
+		if got := th.ids(); fmt.Sprint(got) != "[1]" {
+			t.Fatalf("comments right after the post = %v, want only the survivor's", got)
+		}
+		if withRechecks && r.Pending() != 1 {
+			t.Errorf("pending looks = %d, want 1", r.Pending())
+		}
+		time.Sleep(settle + 100*time.Millisecond)
+		for r.Pending() > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		want := "[1 2]"
+		if withRechecks {
+			want = "[1]"
+		}
+		if got := th.ids(); fmt.Sprint(got) != want {
+			t.Errorf("rechecks %v: comments after the settle time = %v, want %s", withRechecks, got, want)
+		}
+	}
+}
+
+// TestRechecksStop: a stopping replica cancels the looks not yet due, and schedules none after.
+func TestRechecksStop(t *testing.T) {
+	th := &thread{}
+	r := &Rechecks{}
+	w := Writer{Settle: time.Hour, Rechecks: r}
+	if err := w.Post(context.Background(), th, "a reply"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Stop(); n != 1 {
+		t.Errorf("Stop cancelled %d looks, want 1", n)
+	}
+	if err := w.Post(context.Background(), &thread{}, "another"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Pending(); n != 0 {
+		t.Errorf("pending after Stop = %d, want 0", n)
+	}
+}

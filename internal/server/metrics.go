@@ -32,6 +32,9 @@ type Metrics struct {
 	// RateLimitRemaining is the last X-RateLimit-Remaining GitHub reported, by rate-limit resource (core,
 	// graphql, search…), as GitHub's X-RateLimit-Resource header names it.
 	RateLimitRemaining *prometheus.GaugeVec
+	// CommentRechecks is the number of late looks for a duplicate reply or note not yet done
+	// (botcomment.Rechecks).
+	CommentRechecks prometheus.Gauge
 }
 
 // NewMetrics registers the storagebot series and the Go runtime collectors in a fresh registry.
@@ -75,10 +78,14 @@ func NewMetrics() *Metrics {
 			Name: "storagebot_github_rate_limit_remaining",
 			Help: "Last X-RateLimit-Remaining reported by GitHub, by rate-limit resource (core, graphql, search).",
 		}, []string{"resource"}),
+		CommentRechecks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "storagebot_comment_rechecks_pending",
+			Help: "Late looks for a duplicate of a reply or note this replica posted, not yet done.",
+		}),
 	}
 	m.Registry.MustRegister(
 		m.Deliveries, m.Handled, m.QueueDepth, m.InFlight, m.HandlerSeconds,
-		m.GitHubRequests, m.GitHubRetries, m.RateLimited, m.RateLimitRemaining,
+		m.GitHubRequests, m.GitHubRetries, m.RateLimited, m.RateLimitRemaining, m.CommentRechecks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
