@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-github/v50/github"
 
@@ -42,6 +43,10 @@ distributions:
 		}
 		base = dep.ID
 	}
+	// The idle passes come a while after the last rollout: final states are cached only once their second is
+	// over (stateSettle).
+	later := func() time.Time { return time.Now().Add(stateSettle) }
+	c.States.now = later
 	ctrl := &Controller{Target: func(GitHub, repoconfig.Distribution) (Target, error) {
 		t.Fatal("an idle pass rolled something out")
 		return nil, nil
@@ -81,6 +86,7 @@ distributions:
 		t.Fatal(err)
 	}
 	svc := NewService(ctx, ctrl, nil)
+	svc.States.now = later
 	ghRepo := &github.Repository{Owner: &github.User{Login: github.String("storage-org")}, Name: github.String("package-storage"),
 		FullName: github.String("storage-org/package-storage"), DefaultBranch: github.String("main")}
 	for i, name := range []string{"first service pass", "service pass"} {

@@ -575,6 +575,11 @@ func TestStateCacheTrustsOnlyAnUnchangedFinalState(t *testing.T) {
 	if _, _, ok := c.get(1, t0); ok {
 		t.Error("a state older than stateTTL was trusted")
 	}
+	// A final state set moments ago is not cached: a status in its second would not move updated_at.
+	c.put(4, now, StateSuccess, now.Add(-time.Second))
+	if _, _, ok := c.get(4, now); ok {
+		t.Error("a final state younger than stateSettle was cached")
+	}
 	var none *StateCache
 	none.put(3, t0, StateSuccess, t0)
 	if _, _, ok := none.get(3, t0); ok {

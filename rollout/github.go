@@ -226,6 +226,13 @@ type stateEntry struct {
 // stateTTL bounds how long a cached final state is trusted without reading it again.
 const stateTTL = 10 * time.Minute
 
+// stateSettle is how old a final state must be before it is cached. GitHub's updated_at counts whole
+// seconds, so a status landing in the same second as the final one — a pass's late in-progress mark, racing
+// the replica that finished the rollout — leaves it unchanged: a state cached at once would hide that mark,
+// and the deployment would show in flight on GitHub until stateTTL passed. Once the second is over, every
+// later status moves updated_at; the margin covers the clocks' skew.
+const stateSettle = 5 * time.Second
+
 // stateCacheMax bounds the entries kept; past it the cache starts over (it only saves calls).
 const stateCacheMax = 10_000
 
@@ -253,6 +260,9 @@ func (s *StateCache) put(id int64, updated time.Time, state string, since time.T
 	case StateSuccess, StateFailure, StateError, StateInactive:
 	default:
 		return
+	}
+	if s.now().Sub(since) < stateSettle {
+		return // still in its second: see stateSettle
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
