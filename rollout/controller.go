@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
+	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/repoconfig"
 )
 
@@ -31,7 +32,13 @@ type Controller struct {
 	Registry Registry
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// WriteSettle is how long after it was sent a build dispatch whose answer was lost may still start its
+	// run (GitHub ends a request after 10 s); 0 means DefaultWriteSettle.
+	WriteSettle time.Duration
 }
+
+// DefaultWriteSettle is GitHub's limit on processing one request (10 s) plus a margin for the answer.
+const DefaultWriteSettle = 12 * time.Second
 
 // runAppearDeadline is how long a claimed build may go without GitHub listing its run (it lists a dispatched
 // run within seconds) before the claim is failed: its dispatch was lost, or its creator died before sending it.
@@ -314,16 +321,64 @@ func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribu
 		retire(ctx, gh, dep, fmt.Sprintf("duplicate of deployment %d", older.ID))
 		return ActionBuilding, older.ID, fmt.Sprintf("deployment %d already builds %s", older.ID, want)
 	}
+	sent := c.now()
 	if err := dispatchBuild(ctx, gh, d, want, dep.ID, baseImage); err != nil {
-		if ctx.Err() != nil { // stopping: nothing was refused, the build is withdrawn and claimed again later
+		switch {
+		case ctx.Err() != nil: // stopping: nothing was refused, the build is withdrawn and claimed again later
 			retire(ctx, gh, dep, "withdrawn: the replica stopped before dispatching; the next pass claims again")
 			return ActionError, dep.ID, fmt.Sprintf("dispatch build %s: %v", want, err)
+		case rateLimited(err): // refused for now: nothing started
+			retire(ctx, gh, dep, "withdrawn: the build's dispatch was rate limited; the next pass claims again")
+			return ActionError, dep.ID, fmt.Sprintf("dispatch build %s: %v", want, err)
+		case ghclient.Unanswered(err):
+			// The answer was lost (a timeout, a 5xx): GitHub may have started the build. Its run shows within
+			// the settle time if it did; only a build that did not start fails its claim.
+			if listed, lerr := c.runShows(ctx, repo, d, dep.ID, sent); listed {
+				zerolog.Ctx(ctx).Info().Err(err).Int64("deployment", dep.ID).Msg("a build dispatch whose answer was lost was applied: its run is listed")
+				return ActionDispatched, dep.ID, "the dispatch's answer was lost; its run is listed"
+			} else if lerr != nil {
+				err = errors.Join(err, lerr)
+			}
 		}
 		// A build that cannot even start (missing workflow, bad inputs) fails its claim, so it is reported
 		// once and the chain stops instead of retrying every pass.
 		return ActionFailed, dep.ID, c.failing(ctx, repo, d, dep, "the build could not be started: "+err.Error(), true)
 	}
 	return ActionDispatched, dep.ID, ""
+}
+
+// runShows lists d's build runs until one builds claim, or the write-settle time has passed since its
+// dispatch was sent (GitHub lists a dispatched run within seconds).
+func (c *Controller) runShows(ctx context.Context, repo Repo, d repoconfig.Distribution, claim int64, sent time.Time) (bool, error) {
+	settle := c.WriteSettle
+	if settle <= 0 {
+		settle = DefaultWriteSettle
+	}
+	poll := min(max(settle/12, 10*time.Millisecond), time.Second)
+	for {
+		runs, err := repo.GitHub.WorkflowRuns(ctx, d.Build.Workflow, d.Branch)
+		if err == nil {
+			if _, ok := runOf(runs, claim); ok {
+				return true, nil
+			}
+		}
+		if c.now().Sub(sent) >= settle {
+			return false, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// rateLimited reports whether GitHub refused a request for a rate limit.
+func rateLimited(err error) bool {
+	var limited *github.RateLimitError
+	var secondary *github.AbuseRateLimitError
+	var waited *ghclient.RateLimitError
+	return errors.As(err, &limited) || errors.As(err, &secondary) || errors.As(err, &waited)
 }
 
 // followBuild looks at the build run of claim dep: waiting, failed, or done — then it rolls out.
@@ -527,9 +582,7 @@ func (c *Controller) failing(ctx context.Context, repo Repo, d repoconfig.Distri
 // retryable reports whether a GitHub error may pass when the request is made again: anything but a refusal
 // (a 4xx other than a rate limit).
 func retryable(err error) bool {
-	var limited *github.RateLimitError
-	var secondary *github.AbuseRateLimitError
-	if errors.As(err, &limited) || errors.As(err, &secondary) {
+	if rateLimited(err) {
 		return true
 	}
 	var er *github.ErrorResponse

@@ -3,8 +3,10 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -702,4 +704,78 @@ func TestControllerDependentWaitsWhenItsBaseMovedOn(t *testing.T) {
 	if cur, _ := e.gh.lastState("staging"); cur.Payload.BaseDeployment != moved.ID {
 		t.Errorf("staging built on production %d, want %d (the one that runs)", cur.Payload.BaseDeployment, moved.ID)
 	}
+}
+
+// lostAnswerGitHub applies the next build dispatch but loses its answer, as a timeout does.
+type lostAnswerGitHub struct {
+	*memGitHub
+	lost bool
+}
+
+func (g *lostAnswerGitHub) DispatchWorkflow(ctx context.Context, workflow, ref string, inputs map[string]string) error {
+	if err := g.memGitHub.DispatchWorkflow(ctx, workflow, ref, inputs); err != nil || g.lost {
+		return err
+	}
+	g.lost = true
+	return &url.Error{Op: "Post", URL: "https://api.github.com/repos/o/r/actions/workflows/build.yml/dispatches", Err: context.DeadlineExceeded}
+}
+
+// TestControllerDispatchOutcomes: a build dispatch whose answer was lost is not failed when GitHub applied it
+// (its run shows); one GitHub did not apply fails its claim once the settle time has passed; a rate-limited
+// one withdraws its claim, and the next pass claims and dispatches again. No pull request is told of a
+// failure that did not happen.
+func TestControllerDispatchOutcomes(t *testing.T) {
+	t.Run("answer lost, applied", func(t *testing.T) {
+		e := newEnv(t, "2s")
+		e.settle()
+		e.ctrl.WriteSettle = 2 * time.Second
+		e.gh.merge(50, "production", Version{"apm", "9.5.0"})
+		e.serve("apm@9.5.0")
+		steps, err := e.ctrl.Pass(context.Background(), Repo{GitHub: &lostAnswerGitHub{memGitHub: e.gh}, Config: e.cfg})
+		if err != nil || steps[0].Action != ActionDispatched {
+			t.Fatalf("production = %+v, %v; want %s", steps[0], err, ActionDispatched)
+		}
+		if _, states := e.gh.lastState("production"); len(states) != 0 {
+			t.Errorf("production claim states = %v, want none (building)", states)
+		}
+		e.gh.finishRuns("build.yml", "success")
+		if got := e.pass()["production"]; got != ActionDeployed {
+			t.Errorf("production after its build = %s, want %s", got, ActionDeployed)
+		}
+		if c := e.gh.commentsOn(50); len(c) != 1 || !strings.Contains(c[0], "Now live") {
+			t.Errorf("comments on #50 = %q, want only the live one", c)
+		}
+	})
+	t.Run("answer lost, not applied", func(t *testing.T) {
+		e := newEnv(t, "2s")
+		e.settle()
+		e.ctrl.WriteSettle = 50 * time.Millisecond
+		e.gh.merge(51, "production", Version{"apm", "9.6.0"})
+		e.gh.failNext["DispatchWorkflow"] = &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusBadGateway}, Message: "Bad Gateway"}
+		if got := e.pass()["production"]; got != ActionFailed {
+			t.Fatalf("production = %s, want %s", got, ActionFailed)
+		}
+		if c := e.gh.commentsOn(51); len(c) != 1 || !strings.Contains(c[0], "could not be started") {
+			t.Errorf("comments on #51 = %q, want one saying the build could not be started", c)
+		}
+	})
+	t.Run("rate limited", func(t *testing.T) {
+		e := newEnv(t, "2s")
+		e.settle()
+		e.gh.merge(52, "production", Version{"apm", "9.7.0"})
+		e.gh.failNext["DispatchWorkflow"] = &github.AbuseRateLimitError{Response: &http.Response{StatusCode: http.StatusForbidden}, Message: "secondary rate limit"}
+		steps, err := e.ctrl.Pass(context.Background(), Repo{GitHub: e.gh, Config: e.cfg})
+		if err == nil || steps[0].Action != ActionError {
+			t.Fatalf("production = %+v, %v; want %s with an error", steps[0], err, ActionError)
+		}
+		if _, states := e.gh.lastState("production"); fmt.Sprint(states) != "[inactive]" {
+			t.Errorf("rate-limited claim states = %v, want [inactive] (withdrawn)", states)
+		}
+		if got := e.pass()["production"]; got != ActionDispatched {
+			t.Errorf("production on the next pass = %s, want %s", got, ActionDispatched)
+		}
+		if c := e.gh.commentsOn(52); len(c) != 0 {
+			t.Errorf("comments on #52 = %q, want none", c)
+		}
+	})
 }

@@ -2,12 +2,14 @@ package rollout
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/go-github/v50/github"
 )
 
 // memGitHub is an in-memory GitHub for one repository, holding what the controller reads and writes:
@@ -44,7 +46,8 @@ type memPR struct {
 	branch, mergeSHA string
 }
 
-var errMemNotFound = errors.New("404 Not Found")
+// errMemNotFound is GitHub's 404, as go-github returns it.
+var errMemNotFound = &github.ErrorResponse{Response: &http.Response{StatusCode: http.StatusNotFound}, Message: "Not Found"}
 
 func newMemGitHub(branches ...string) *memGitHub {
 	m := &memGitHub{nextID: 100, branches: map[string][]string{}, versions: map[string]map[Version]bool{},

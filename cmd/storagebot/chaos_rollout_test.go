@@ -280,8 +280,9 @@ func newChaosRollouts(c *chaosCluster, clients githubapp.ClientCreator) *chaosRo
 	h := c.h
 	ctx, cancel := context.WithCancel(context.Background())
 	svc := rollout.NewService(ctx, &rollout.Controller{
-		Target:   (&rollout.Targets{Poll: 20 * time.Millisecond}).For,
-		Registry: &rollout.HTTPRegistry{FirstDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
+		Target:      (&rollout.Targets{Poll: 20 * time.Millisecond}).For,
+		Registry:    &rollout.HTTPRegistry{FirstDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
+		WriteSettle: chaosSettle,
 	}, nil)
 	h.t.Cleanup(func() { cancel(); svc.Wait() })
 	repo := h.repository()

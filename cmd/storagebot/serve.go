@@ -91,7 +91,7 @@ func parseServeFlags(args []string, stderr io.Writer, lookup func(string) (strin
 	grace := fs.Duration("reconcile-grace", cfg.ReconcileGrace, "leave PRs updated more recently than this to their webhook (0 = none)")
 	ghTimeout := fs.Duration("github-timeout", cfg.GitHubTimeout, "deadline of each request to GitHub")
 	ghMaxWait := fs.Duration("github-max-wait", cfg.GitHubMaxWait, "longest one request waits for retries and rate limits; longer limits re-queue the event")
-	ghSettle := fs.Duration("github-write-settle", cfg.GitHubWriteSettle, "how long a comment whose answer was lost may still land on GitHub; watched for that long before posting again")
+	ghSettle := fs.Duration("github-write-settle", cfg.GitHubWriteSettle, "how long a write whose answer was lost may still land on GitHub: a comment is watched for that long before posting again, a build dispatch's run before failing the build")
 	readConcurrency := fs.Int("github-read-concurrency", cfg.GitHubReadConcurrency, "GitHub reads in flight at once per account; independent reads overlap within it (1 = one after another; env STORAGEBOT_GITHUB_READ_CONCURRENCY)")
 	insecure := fs.Bool("insecure-skip-signature", false, "accept unsigned webhooks (local experiments only)")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader through the Kubernetes Lease \"storagebot\" (namespace POD_NAMESPACE); only it runs the periodic passes")
@@ -310,7 +310,8 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 		}
 		return client, nil
 	}}
-	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{}}, cache)
+	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{},
+		WriteSettle: cfg.GitHubWriteSettle}, cache)
 	rollouts.Wake = waker
 	rechecks := &botcomment.Rechecks{OnPending: func(n int) { metrics.CommentRechecks.Set(float64(n)) }}
 	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey,

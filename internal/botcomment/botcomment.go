@@ -20,11 +20,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/google/go-github/v50/github"
 	"github.com/rs/zerolog"
 
 	"github.com/storagebot/storagebot/internal/ghclient"
@@ -113,7 +111,7 @@ func (w Writer) Post(ctx context.Context, t Thread, body string) error {
 		}
 		sent := time.Now()
 		postErr := t.Create(ctx, text)
-		if postErr != nil && !Unanswered(postErr) {
+		if postErr != nil && !ghclient.Unanswered(postErr) {
 			return postErr // GitHub refused it: nothing was written
 		}
 		if postErr == nil {
@@ -193,26 +191,6 @@ func DropLater(ctx context.Context, t Thread, have []Comment) error {
 			Msg("the bot's comment was posted twice (replicas raced, or a post whose answer was lost landed); the later one deleted")
 	}
 	return nil
-}
-
-// Unanswered reports whether err leaves a write's outcome unknown — no answer, or a server error (a proxy's
-// 502, a 500 after the write) — so GitHub may have applied it, or may still. A 4xx or a rate limit is a
-// refusal: nothing was written.
-func Unanswered(err error) bool {
-	if err == nil {
-		return false
-	}
-	var limited *ghclient.RateLimitError
-	var primary *github.RateLimitError
-	var secondary *github.AbuseRateLimitError
-	if errors.As(err, &limited) || errors.As(err, &primary) || errors.As(err, &secondary) {
-		return false
-	}
-	var er *github.ErrorResponse
-	if errors.As(err, &er) && er.Response != nil {
-		return er.Response.StatusCode >= http.StatusInternalServerError
-	}
-	return true
 }
 
 // attemptMarker tells one post apart from every other post of the same comment.

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-github/v50/github"
-
-	"github.com/storagebot/storagebot/internal/ghclient"
 )
 
 // thread is an issue as GitHub keeps it: each post gets the next ID when it lands, which is when the post's
@@ -177,31 +175,6 @@ func TestDropLaterKeepsTheEarliest(t *testing.T) {
 	}
 	if got := th.ids(); fmt.Sprint(got) != "[1]" {
 		t.Errorf("left %v, want [1]", got)
-	}
-}
-
-func TestUnanswered(t *testing.T) {
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"nil", nil, false},
-		{"timeout", errTimeout, true},
-		{"connection cut", &url.Error{Op: "Post", URL: "u", Err: errors.New("EOF")}, true},
-		{"502", err502, true},
-		{"500 wrapped", fmt.Errorf("reply: %w", &github.ErrorResponse{Response: &http.Response{StatusCode: 500}}), true},
-		{"422", err422, false},
-		{"404", &github.ErrorResponse{Response: &http.Response{StatusCode: 404}}, false},
-		{"rate limit (ghclient)", &url.Error{Op: "Post", URL: "u", Err: &ghclient.RateLimitError{Kind: ghclient.SecondaryLimit}}, false},
-		{"abuse limit (go-github)", &github.AbuseRateLimitError{Response: &http.Response{StatusCode: 403}}, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := Unanswered(tc.err); got != tc.want {
-				t.Errorf("Unanswered(%v) = %v, want %v", tc.err, got, tc.want)
-			}
-		})
 	}
 }
 

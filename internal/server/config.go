@@ -49,8 +49,9 @@ type Config struct {
 	// GitHubMaxWait is how long one request may wait for retries and rate limits; a limit lasting longer
 	// fails the event at once, which is queued again for when the limit ends.
 	GitHubMaxWait time.Duration `yaml:"github_max_wait"`
-	// GitHubWriteSettle is how long after it was sent a comment whose answer was lost may still land on
-	// GitHub (which ends a request after 10 s): the bot watches for it that long before posting again.
+	// GitHubWriteSettle is how long after it was sent a write whose answer was lost may still land on GitHub
+	// (which ends a request after 10 s): the bot watches for a comment that long before posting again, and
+	// for the run of a build dispatch before failing the build.
 	GitHubWriteSettle time.Duration `yaml:"github_write_settle"`
 	// GitHubReadConcurrency bounds the GitHub reads in flight at once per account (installation): reads that
 	// do not depend on each other overlap within it (--github-read-concurrency,
