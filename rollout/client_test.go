@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -239,6 +240,45 @@ func TestClientFindsTheLiveDeploymentBehindManyFailedClaims(t *testing.T) {
 	got := deps["production"]
 	if len(got) != deploymentsRead+5 || got[len(got)-1].State != StateSuccess {
 		t.Fatalf("read %d deployments, the last %+v; want all %d down to the successful one", len(got), got[len(got)-1], deploymentsRead+5)
+	}
+}
+
+// TestStartRolloutPutsBackWhatItsLateMarkCovered: a pass whose in-progress mark goes unanswered (its client
+// gave up; GitHub goes on and applies it) while another pass finishes the rollout waits until the mark has
+// landed and sets the final state back: nothing else would, as GitHub sends no event a pass waits for.
+func TestStartRolloutPutsBackWhatItsLateMarkCovered(t *testing.T) {
+	ctx := context.Background()
+	st := rollouttest.NewStorage(t, t.Logf, []string{"production"}, nil)
+	done := &Client{GH: st.GH, Owner: "storage-org", Repo: "package-storage"}
+	head := st.Repo.BranchSHA("production")
+	dep, err := done.CreateDeployment(ctx, "production", "production", Payload{Distribution: "production", Ref: head, Image: "r/p:" + head})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := done.StartRollout(ctx, dep.ID, "rolling out"); err != nil || !first {
+		t.Fatalf("first StartRollout = %v, %v; want true", first, err)
+	}
+	// The late pass's client gives up after 200 ms; GitHub answers, and applies its mark, after 400 ms —
+	// after the first pass marked the deployment successful.
+	impatient := github.NewClient(&http.Client{Transport: st.GH.Client().Transport, Timeout: 200 * time.Millisecond})
+	impatient.BaseURL = st.GH.BaseURL
+	late := &Client{GH: impatient, Owner: "storage-org", Repo: "package-storage", WriteSettle: 800 * time.Millisecond}
+	st.Fake.InjectFault(githubfake.Fault{Route: "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses", Latency: 400 * time.Millisecond, Times: 1})
+	finished := time.AfterFunc(100*time.Millisecond, func() {
+		if err := done.SetDeploymentState(ctx, dep.ID, StateSuccess, "live", ""); err != nil {
+			t.Error(err)
+		}
+	})
+	defer finished.Stop()
+	if first, err := late.StartRollout(ctx, dep.ID, "rolling out"); err == nil || first {
+		t.Fatalf("unanswered StartRollout = %v, %v; want false and the error", first, err)
+	}
+	states := func() []string { return st.Repo.Deployments()[0].States }
+	for deadline := time.Now().Add(2 * time.Second); len(states()) < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // the mark lands
+	}
+	if got := states(); len(got) < 3 || got[len(got)-1] != StateSuccess {
+		t.Errorf("deployment states on GitHub = %v, want the late in_progress, then success again", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-github/v50/github"
 
+	"github.com/storagebot/storagebot/internal/ghclient"
 	"github.com/storagebot/storagebot/internal/storage"
 )
 
@@ -25,6 +26,9 @@ type Client struct {
 	Cache *storage.ObjectCache
 	// States remembers the final states of deployments across passes; nil reads every state.
 	States *StateCache
+	// WriteSettle is how long after it was sent a status write whose answer was lost may still land; 0 means
+	// DefaultWriteSettle.
+	WriteSettle time.Duration
 }
 
 var _ GitHub = (*Client)(nil)
@@ -312,10 +316,15 @@ var _ RolloutStarter = (*Client)(nil)
 // first in-progress one. GitHub numbers statuses in the order it stores them, so of passes racing to roll out
 // one build (each replica finding its build run done), exactly one sees its own status first.
 func (c *Client) StartRollout(ctx context.Context, id int64, description string) (bool, error) {
+	sent := time.Now()
 	st, _, err := c.GH.Repositories.CreateDeploymentStatus(ctx, c.Owner, c.Repo, id, &github.DeploymentStatusRequest{
 		State: github.String(StateInProgress), Description: github.String(trim(description)), AutoInactive: github.Bool(false)})
 	if err != nil {
-		return false, fmt.Errorf("set deployment %d to %s: %w", id, StateInProgress, err)
+		err = fmt.Errorf("set deployment %d to %s: %w", id, StateInProgress, err)
+		if ghclient.Unanswered(err) {
+			err = errors.Join(err, c.settleLateMark(ctx, id, sent))
+		}
+		return false, err
 	}
 	statuses, _, err := c.GH.Repositories.ListDeploymentStatuses(ctx, c.Owner, c.Repo, id, &github.ListOptions{PerPage: 100})
 	if err != nil {
@@ -336,6 +345,38 @@ func (c *Client) StartRollout(ctx context.Context, id int64, description string)
 		}
 	}
 	return first == st.GetID(), nil
+}
+
+// settleLateMark waits until an in-progress mark sent at sent, whose answer was lost, has landed or never will,
+// then sets deployment id back to its final state if the mark landed on top of it. The mark may land after the
+// replica that rolled the build out marked it final; nothing would then put it back (GitHub sends no
+// deployment_status event a pass waits for, and the deployment may no longer be the one a pass reads), and
+// the environment would show a rollout in progress that nobody does.
+func (c *Client) settleLateMark(ctx context.Context, id int64, sent time.Time) error {
+	settle := c.WriteSettle
+	if settle <= 0 {
+		settle = DefaultWriteSettle
+	}
+	wait := time.NewTimer(time.Until(sent.Add(settle)))
+	defer wait.Stop()
+	select {
+	case <-ctx.Done():
+		return nil // stopping: the next pass reads the deployment and puts it back (finalUnderneath)
+	case <-wait.C:
+	}
+	statuses, _, err := c.GH.Repositories.ListDeploymentStatuses(ctx, c.Owner, c.Repo, id, &github.ListOptions{PerPage: 100})
+	if err != nil {
+		return fmt.Errorf("list the statuses of deployment %d after an unanswered in-progress mark: %w", id, err)
+	}
+	if len(statuses) == 0 || final(statuses[0].GetState()) {
+		return nil
+	}
+	for _, st := range statuses[1:] { // newest first
+		if final(st.GetState()) {
+			return c.restate(ctx, id, st)
+		}
+	}
+	return nil
 }
 
 // final reports whether a deployment state is never left.

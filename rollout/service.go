@@ -120,7 +120,8 @@ func (s *Service) PassWithConfig(ctx context.Context, client *github.Client, rep
 }
 
 func (s *Service) repo(client *github.Client, repo *github.Repository, cfg *repoconfig.Config) Repo {
-	return Repo{GitHub: &Client{GH: client, Owner: repo.GetOwner().GetLogin(), Repo: repo.GetName(), Cache: s.Cache, States: s.States}, Config: cfg}
+	return Repo{GitHub: &Client{GH: client, Owner: repo.GetOwner().GetLogin(), Repo: repo.GetName(), Cache: s.Cache, States: s.States,
+		WriteSettle: s.Controller.WriteSettle}, Config: cfg}
 }
 
 // Rebuild answers `/rebuild [<distribution>]`: it starts the build and returns the reply. fallbackBranch is

@@ -213,7 +213,14 @@ func (w rolloutWorld) busy() string {
 	for _, env := range chaosDistributions {
 		for _, d := range w.byEnv[env] {
 			if d.inFlight() {
-				return fmt.Sprintf("deployment %d of %s at %.7s is %q (builds: %d)", d.ID, env, d.payload.Ref, d.state(), len(w.builds[d.ID]))
+				newer := 0
+				for _, o := range w.byEnv[env] {
+					if o.ID > d.ID {
+						newer++
+					}
+				}
+				return fmt.Sprintf("deployment %d of %s at %.7s is %q (states %v; builds: %d; %d newer deployments of %s)",
+					d.ID, env, d.payload.Ref, d.state(), d.States, len(w.builds[d.ID]), newer, env)
 			}
 		}
 	}
