@@ -230,7 +230,7 @@ func (c *Controller) step(ctx context.Context, repo Repo, d repoconfig.Distribut
 		return c.stepAgain(ctx, repo, d, want, base, st)
 	}
 	lastOK, _ := lastSuccess(deps)
-	st.Action, st.Deployment, st.Detail = c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, false)
+	st.Action, st.Deployment, st.Detail = c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, false, newest(deps))
 	if st.Action == ActionError {
 		return st, Deployment{}, errors.New(st.Detail)
 	}
@@ -270,6 +270,28 @@ func (c *Controller) stepAgain(ctx context.Context, repo Repo, d repoconfig.Dist
 	return c.step(ctx, repo, d, want, base, fresh[d.Name], true)
 }
 
+// newest returns the highest deployment ID in deps (0 for none).
+func newest(deps []Deployment) int64 {
+	var id int64
+	for _, d := range deps {
+		id = max(id, d.ID)
+	}
+	return id
+}
+
+// claimedMeanwhile returns a deployment other than claim that was created after the reading the claim was
+// decided on (whose newest deployment was seen) and before the claim, and is not withdrawn: another pass
+// decided, on a newer reading, while this one was on its way. Of passes claiming at once, the oldest claim
+// finds none and goes on.
+func claimedMeanwhile(claim Deployment, fresh []Deployment, seen int64) (Deployment, bool) {
+	for _, d := range fresh {
+		if d.ID > seen && d.ID < claim.ID && d.State != StateInactive {
+			return d, true
+		}
+	}
+	return Deployment{}, false
+}
+
 // baseMoved says why a dependent must not be built on deployment base of distribution name any more: on the
 // fresh reading, the base's newest deployment that counts (not retired, not a redundant claim) is another
 // one. It returns "" while base is still the one that runs.
@@ -298,7 +320,9 @@ func stateOrClaimed(state string) string {
 
 // claim records the build of want as a new deployment, then dispatches it unless an older claim of the same
 // build exists: GitHub decides between replicas racing for one build, and only one of them dispatches.
-func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribution, want Key, base *Deployment, previousRef string, rebuild bool) (Action, int64, string) {
+//
+// seen is the newest deployment of d in the reading the claim was decided on.
+func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribution, want Key, base *Deployment, previousRef string, rebuild bool, seen int64) (Action, int64, string) {
 	gh := repo.GitHub
 	var baseImage string
 	if base != nil {
@@ -311,15 +335,33 @@ func (c *Controller) claim(ctx context.Context, repo Repo, d repoconfig.Distribu
 		return ActionError, 0, fmt.Sprintf("claim the build %s as a deployment: %v", want, err)
 	}
 	dep.State = ""
-	fresh, err := gh.Deployments(ctx, []string{d.Name})
+	envs := []string{d.Name}
+	if base != nil {
+		envs = append(envs, d.Base)
+	}
+	fresh, err := gh.Deployments(ctx, envs)
 	if err != nil {
 		// Whether another replica claimed it too is unknown: withdraw, the next pass claims again.
 		retire(ctx, gh, dep, "withdrawn: the deployments could not be listed after the claim; the next pass claims again")
-		return ActionError, dep.ID, fmt.Sprintf("list the deployments of %s after claiming build %s: %v", d.Name, want, err)
+		return ActionError, dep.ID, fmt.Sprintf("list the deployments of %s after claiming build %s: %v", strings.Join(envs, " and "), want, err)
 	}
 	if older, ok := supersededBy(dep, fresh[d.Name]); ok {
 		retire(ctx, gh, dep, fmt.Sprintf("duplicate of deployment %d", older.ID))
 		return ActionBuilding, older.ID, fmt.Sprintf("deployment %d already builds %s", older.ID, want)
+	}
+	// The decision to claim was taken on a reading that may be seconds old by now (a slow or retried request
+	// in between): another pass may have claimed, and even rolled out, another build meanwhile, or the base
+	// may have moved on. Building this one would roll back to it, or build a Key twice. Withdraw; the next
+	// pass decides on what is there then.
+	if other, ok := claimedMeanwhile(dep, fresh[d.Name], seen); ok {
+		retire(ctx, gh, dep, fmt.Sprintf("withdrawn: deployment %d was claimed after this claim was decided; the next pass decides again", other.ID))
+		return ActionWaiting, other.ID, fmt.Sprintf("deployment %d was claimed meanwhile; %s is decided again", other.ID, d.Name)
+	}
+	if base != nil {
+		if moved := baseMoved(d.Base, *base, fresh[d.Base]); moved != "" {
+			retire(ctx, gh, dep, "withdrawn: "+moved)
+			return ActionWaiting, dep.ID, moved
+		}
 	}
 	sent := c.now()
 	if err := dispatchBuild(ctx, gh, d, want, dep.ID, baseImage); err != nil {
@@ -700,11 +742,11 @@ func (c *Controller) Rebuild(ctx context.Context, repo Repo, name string) (Key, 
 		return want, fmt.Errorf("%w: deployment %d of %s is building or rolling out", ErrBusy, cur.ID, name)
 	}
 	lastOK, _ := lastSuccess(all[d.Name])
-	action, id, detail := c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, true)
+	action, id, detail := c.claim(ctx, repo, d, want, base, lastOK.Payload.Ref, true, newest(all[d.Name]))
 	switch action {
 	case ActionDispatched:
 		return want, nil
-	case ActionBuilding:
+	case ActionBuilding, ActionWaiting:
 		return want, fmt.Errorf("%w: %s", ErrBusy, detail)
 	}
 	return want, fmt.Errorf("deployment %d: %s", id, detail)

@@ -779,3 +779,69 @@ func TestControllerDispatchOutcomes(t *testing.T) {
 		}
 	})
 }
+
+// overtakenGitHub is GitHub while another replica's pass, deciding on a newer reading, claims and rolls out
+// staging just before this pass's claim of staging lands.
+type overtakenGitHub struct {
+	*memGitHub
+	overtake func()
+}
+
+func (g *overtakenGitHub) CreateDeployment(ctx context.Context, env, ref string, p Payload) (Deployment, error) {
+	if g.overtake != nil {
+		g.overtake()
+		g.overtake = nil
+	}
+	return g.memGitHub.CreateDeployment(ctx, env, ref, p)
+}
+
+// TestControllerClaimOvertakenIsWithdrawn: a claim decided on a reading that another pass's claim overtook
+// (the request was slow, or retried) is withdrawn instead of built: built, it would roll the distribution
+// back to what the older reading wanted, or build a Key twice.
+func TestControllerClaimOvertakenIsWithdrawn(t *testing.T) {
+	e := newEnv(t, "2s")
+	e.settle()
+	e.gh.merge(60, "staging", Version{"apm", "9.8.0"})
+	var theirs Deployment
+	gh := &overtakenGitHub{memGitHub: e.gh, overtake: func() {
+		// Production was rebuilt (/rebuild) and staging followed it, all on the other replica.
+		old, _ := e.gh.lastState("production")
+		p := old.Payload
+		p.Rebuild = true
+		prod, err := e.gh.CreateDeployment(context.Background(), "production", old.Ref, p)
+		if err == nil {
+			err = e.gh.SetDeploymentState(context.Background(), prod.ID, StateSuccess, "live", "")
+		}
+		if err != nil {
+			t.Errorf("the other replica's production rollout: %v", err)
+			return
+		}
+		head := e.gh.branches["staging"][len(e.gh.branches["staging"])-1]
+		d, err := e.gh.CreateDeployment(context.Background(), "staging", head,
+			Payload{Distribution: "staging", Ref: head, Base: "production", BaseDeployment: prod.ID, Image: "ghcr.io/o/staging:" + head})
+		if err == nil {
+			err = e.gh.SetDeploymentState(context.Background(), d.ID, StateSuccess, "live", "")
+		}
+		if err != nil {
+			t.Errorf("the other replica's rollout: %v", err)
+		}
+		theirs = d
+	}}
+	dispatched := len(e.gh.builds())
+	steps, err := e.ctrl.Pass(context.Background(), Repo{GitHub: gh, Config: e.cfg})
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if steps[1].Action != ActionWaiting || steps[1].Deployment != theirs.ID {
+		t.Fatalf("staging = %+v, want %s naming deployment %d", steps[1], ActionWaiting, theirs.ID)
+	}
+	if got := len(e.gh.builds()); got != dispatched {
+		t.Errorf("builds dispatched = %d, want %d (none for the overtaken claim)", got, dispatched)
+	}
+	if mine, states := e.gh.lastState("staging"); mine.ID == theirs.ID || fmt.Sprint(states) != "[inactive]" {
+		t.Errorf("the overtaken claim %d has states %v, want [inactive] (withdrawn)", mine.ID, states)
+	}
+	if got := e.pass()["staging"]; got != ActionUpToDate {
+		t.Errorf("staging on the next pass = %s, want %s (the other replica's build)", got, ActionUpToDate)
+	}
+}

@@ -193,6 +193,29 @@ func readRolloutWorld(repo *githubfake.Repo) (rolloutWorld, error) {
 	return w, nil
 }
 
+// history lists env's deployments from deployment from on, oldest first, each with its key, its statuses
+// (with the IDs that order them among every write) and its build runs.
+func (w rolloutWorld) history(env string, from int64) string {
+	var parts []string
+	deps := w.byEnv[env]
+	for i := len(deps) - 1; i >= 0; i-- {
+		d := deps[i]
+		if d.ID < from {
+			continue
+		}
+		var states []string
+		for j, st := range d.States {
+			states = append(states, fmt.Sprintf("%s#%d", st, d.StatusIDs[j]))
+		}
+		var runs []string
+		for _, r := range w.builds[d.ID] {
+			runs = append(runs, fmt.Sprintf("run#%d %s", r.ID, r.Conclusion))
+		}
+		parts = append(parts, fmt.Sprintf("%d %s [%s] %v", d.ID, d.payload.Key(), strings.Join(states, " "), runs))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // current is where env's rollout stands: its newest deployment not retired (as the controller's current).
 func (w rolloutWorld) current(env string) (chaosDeployment, bool) {
 	for _, d := range w.byEnv[env] {
@@ -406,7 +429,8 @@ func checkBuiltOnce(w rolloutWorld, fail func(string, ...any)) {
 			d := w.byID[claim]
 			earlier := w.byID[claims[i]]
 			if !d.payload.Rebuild {
-				fail("%s was built twice without /rebuild: claims %v (claim %d after claim %d, which ended %q)", key, claims, claim, earlier.ID, earlier.state())
+				fail("%s was built twice without /rebuild: claims %v (claim %d after claim %d, which ended %q); %s since: %s",
+					key, claims, claim, earlier.ID, earlier.state(), key.Distribution, w.history(key.Distribution, earlier.ID))
 			}
 		}
 	}
