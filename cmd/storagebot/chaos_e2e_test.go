@@ -52,12 +52,11 @@ const (
 // later, as GitHub finishes a request its client gave up on), duplicate, delayed (out-of-order) and repeated
 // deliveries to either replica, malformed deliveries, a replica killed mid-work and restarted, and reconciler
 // runs at random moments. A secondary limit without Retry-After is left out: GitHub then asks for at least a
-// minute's wait, which the client honours (tested on its own in ghclient). With -chaos-rollout (off by default,
-// see chaosRollout) every scenario also rolls out: the
-// repository has three distributions (production, staging built on it, snapshot on staging), merges to a
-// channel branch start builds and deploys, the test plays GitHub Actions (failing a run or two in some seeds),
-// and faults hit the rollout's requests too (a claim whose answer is lost is left out: the controller fails
-// it only after runAppearDeadline, 5 minutes). After each scenario the rollouts settle with nothing failing —
+// minute's wait, which the client honours (tested on its own in ghclient). Every scenario also rolls out
+// (see chaosRollout): the repository has three distributions (production, staging built on it, snapshot on
+// staging), merges to a channel branch start builds and deploys, the test plays GitHub Actions (failing a run
+// or two in some seeds), and faults hit the rollout's requests too (a claim whose answer is lost is left out:
+// the controller fails it only after runAppearDeadline, 5 minutes). After each scenario the rollouts settle with nothing failing —
 // a reconcile-time rollout pass when nothing moves, /rebuild by a maintainer for the highest distribution that
 // failed — and one reconcile runs with nothing failing; then:
 //
@@ -145,12 +144,9 @@ const chaosSeedsPerRepo = 10
 
 var chaosGroups = flag.Int("chaos-groups", 10, "TestChaos: how many groups of 10 seeds run at once")
 
-// chaosRollout adds the rollout to every scenario. It is off in the default run: seeds 1-1,000 passed twice
-// with it, but a 2,000-seed run then failed 5 of about 1,000 seeds (a build built twice after its claim went
-// inactive; a deployment left in progress), so a known, timing-dependent rollout defect remains, and a suite
-// that fails on one would fail CI runs at random (docs/benchmarks.md, "Chaos runs"). Run it with
-// -chaos-rollout or STORAGEBOT_CHAOS_ROLLOUT=1.
-var chaosRollout = flag.Bool("chaos-rollout", os.Getenv("STORAGEBOT_CHAOS_ROLLOUT") == "1", "TestChaos: roll out distributions in every scenario, with faults on the rollout's requests")
+// chaosRollout adds the rollout to every scenario; on by default. -chaos-rollout=false (or
+// STORAGEBOT_CHAOS_ROLLOUT=0) leaves it out, to tell a rollout failure from one of the rest.
+var chaosRollout = flag.Bool("chaos-rollout", os.Getenv("STORAGEBOT_CHAOS_ROLLOUT") != "0", "TestChaos: roll out distributions in every scenario, with faults on the rollout's requests")
 
 // chaosStats counts what the scenarios injected and what the bot did, for the benchmark record.
 type chaosStats struct {
