@@ -3,8 +3,10 @@ package rollout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,5 +308,24 @@ func TestStartRolloutAfterTheBuildWentLive(t *testing.T) {
 		if d.ID == dep.ID && d.States[len(d.States)-1] != StateSuccess {
 			t.Errorf("deployment states on GitHub = %v, want success last again", d.States)
 		}
+	}
+}
+
+// TestServiceReportsPassesRunning: OnRunning follows the pass loop of each repository (the metric an
+// operator, and the chaos test, reads to know the rollouts idle).
+func TestServiceReportsPassesRunning(t *testing.T) {
+	st := rollouttest.NewStorage(t, rollouttest.Quiet, nil, nil)
+	var mu sync.Mutex
+	var seen []int
+	svc := NewService(context.Background(), &Controller{}, nil)
+	svc.OnRunning = func(n int) { mu.Lock(); seen = append(seen, n); mu.Unlock() }
+	repo := &github.Repository{Owner: &github.User{Login: github.String("storage-org")}, Name: github.String("package-storage"),
+		FullName: github.String("storage-org/package-storage"), DefaultBranch: github.String("main")}
+	svc.Trigger(st.GH, repo)
+	svc.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(seen) != "[1 0]" {
+		t.Errorf("passes running reported %v, want [1 0]", seen)
 	}
 }

@@ -31,11 +31,22 @@ type Service struct {
 	Wake *Waker
 	// States remembers deployments' final states between passes, so an idle pass does not read them again.
 	States *StateCache
+	// OnRunning, when set, is told how many repositories have a triggered pass running (or due right after
+	// the one running) whenever that changes: a metric, and what a test waits on to know the rollouts idle.
+	OnRunning func(n int)
 
-	ctx   context.Context // the server's lifetime: passes outlive the event that triggered them
-	mu    sync.Mutex
-	repos map[string]*repoPasses
-	wg    sync.WaitGroup
+	ctx     context.Context // the server's lifetime: passes outlive the event that triggered them
+	mu      sync.Mutex
+	repos   map[string]*repoPasses
+	running int // repositories whose pass loop runs (guarded by mu)
+	wg      sync.WaitGroup
+}
+
+// runningChanged reports the count to OnRunning; s.mu is held.
+func (s *Service) runningChanged() {
+	if s.OnRunning != nil {
+		s.OnRunning(s.running)
+	}
 }
 
 type repoPasses struct {
@@ -70,6 +81,8 @@ func (s *Service) Trigger(client *github.Client, repo *github.Repository) {
 		return
 	}
 	rp.running = true
+	s.running++
+	s.runningChanged()
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -87,6 +100,8 @@ func (s *Service) Trigger(client *github.Client, repo *github.Repository) {
 			s.mu.Lock()
 			if !rp.again || s.ctx.Err() != nil {
 				rp.running = false
+				s.running--
+				s.runningChanged()
 				s.mu.Unlock()
 				return
 			}

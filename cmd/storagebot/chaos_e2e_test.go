@@ -391,8 +391,8 @@ func (c *chaosCluster) badDelivery(i, kind int, seed int64) (int, string) {
 	return resp.StatusCode, string(msg)
 }
 
-// settle waits until no delivery is held back, no replica has an event in flight, and the fake saw no request
-// for a while (a replica's start-up reconcile runs outside any event).
+// settle waits until no delivery is held back, no replica has an event or a rollout pass in flight, and the
+// fake saw no request for a while (a replica's start-up reconcile runs outside any event).
 func (c *chaosCluster) settle() { c.settleAll(false) }
 
 // settleAll settles; with rechecks, it also waits until no replica has a late look for a duplicate comment
@@ -410,7 +410,7 @@ func (c *chaosCluster) settleAll(rechecks bool) {
 			return false
 		}
 		for _, r := range replicas {
-			if r != nil && (!eventsIdle(r.addr) || (rechecks && !rechecksIdle(r.addr))) {
+			if r != nil && (!eventsIdle(r.addr) || !rolloutsIdle(r.addr) || (rechecks && !rechecksIdle(r.addr))) {
 				quietSince, lastCalls = time.Now(), -1
 				return false
 			}

@@ -208,14 +208,21 @@ func eventsIdle(addr string) bool {
 
 // rechecksIdle reports whether the replica at addr has no late look for a duplicate comment pending
 // (botcomment.Rechecks): due the write-settle time after each post.
-func rechecksIdle(addr string) bool {
+func rechecksIdle(addr string) bool { return metricIs(addr, "storagebot_comment_rechecks_pending 0") }
+
+// rolloutsIdle reports whether the replica at addr runs no rollout pass: a pass runs outside any event, and
+// may still be writing (putting back what a late status covered) when every event is done.
+func rolloutsIdle(addr string) bool { return metricIs(addr, "storagebot_rollout_passes_running 0") }
+
+// metricIs reports whether the replica at addr exposes the series line (name and value) in /metrics.
+func metricIs(addr, line string) bool {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return false
 	}
 	defer resp.Body.Close()
 	m, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(m), "\nstoragebot_comment_rechecks_pending 0\n")
+	return strings.Contains(string(m), "\n"+line+"\n")
 }
 
 // repository is the storage repository as GitHub's API answers it, for hand-made webhook payloads.

@@ -313,6 +313,7 @@ func startApp(ctx context.Context, cfg server.Config, logger zerolog.Logger, met
 	rollouts := rollout.NewService(rolloutCtx, &rollout.Controller{Target: targets.For, Registry: &rollout.HTTPRegistry{},
 		WriteSettle: cfg.GitHubWriteSettle}, cache)
 	rollouts.Wake = waker
+	rollouts.OnRunning = func(n int) { metrics.RolloutPasses.Set(float64(n)) }
 	rechecks := &botcomment.Rechecks{OnPending: func(n int) { metrics.CommentRechecks.Set(float64(n)) }}
 	app := handlers.New(handlers.Deps{Clients: clients, Cache: cache, Rollouts: rollouts, Seal: markerKey,
 		AppID: cfg.GitHub.App.IntegrationID, WriteSettle: cfg.GitHubWriteSettle, Rechecks: rechecks})

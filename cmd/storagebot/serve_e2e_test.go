@@ -56,6 +56,7 @@ func TestServeEndToEnd(t *testing.T) {
 		`storagebot_handler_duration_seconds_count{event="pull_request"} 1`,
 		`storagebot_queue_depth 0`,
 		`storagebot_comment_rechecks_pending 0`,
+		`storagebot_rollout_passes_running 0`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -35,6 +35,8 @@ type Metrics struct {
 	// CommentRechecks is the number of late looks for a duplicate reply or note not yet done
 	// (botcomment.Rechecks).
 	CommentRechecks prometheus.Gauge
+	// RolloutPasses is the number of repositories whose triggered rollout pass is running (rollout.Service).
+	RolloutPasses prometheus.Gauge
 }
 
 // NewMetrics registers the storagebot series and the Go runtime collectors in a fresh registry.
@@ -82,10 +84,14 @@ func NewMetrics() *Metrics {
 			Name: "storagebot_comment_rechecks_pending",
 			Help: "Late looks for a duplicate of a reply or note this replica posted, not yet done.",
 		}),
+		RolloutPasses: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "storagebot_rollout_passes_running",
+			Help: "Repositories whose triggered rollout pass is running.",
+		}),
 	}
 	m.Registry.MustRegister(
 		m.Deliveries, m.Handled, m.QueueDepth, m.InFlight, m.HandlerSeconds,
-		m.GitHubRequests, m.GitHubRetries, m.RateLimited, m.RateLimitRemaining, m.CommentRechecks,
+		m.GitHubRequests, m.GitHubRetries, m.RateLimited, m.RateLimitRemaining, m.CommentRechecks, m.RolloutPasses,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
