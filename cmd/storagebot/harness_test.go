@@ -196,15 +196,7 @@ func (h *harness) settleAt(addr string) {
 }
 
 // eventsIdle reports whether the serve at addr has no event in flight, as its metrics say.
-func eventsIdle(addr string) bool {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	m, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(m), "\nstoragebot_events_in_flight 0\n")
-}
+func eventsIdle(addr string) bool { return metricIs(addr, "storagebot_events_in_flight 0") }
 
 // rechecksIdle reports whether the replica at addr has no late look for a duplicate comment pending
 // (botcomment.Rechecks): due the write-settle time after each post.
